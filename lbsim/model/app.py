@@ -1,0 +1,170 @@
+"""A PHP-FPM node: ``workers`` (pm.max_children) take connections from a listen
+backlog; each runs one request's phases — CPU bursts on the node's shared CPU
+and database queries, during which the worker holds no CPU."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import simpy
+
+from lbsim.model.cpu import Cpu
+from lbsim.model.engine import later
+from lbsim.model.request import Request
+from lbsim.stats.timeweighted import TimeWeighted
+
+if TYPE_CHECKING:
+    from lbsim.model.database import DatabaseTier
+
+#: what the node answers the balancer with
+OK = 200
+RESET = 502  # worker killed or node crashed: nginx/HAProxy answer 502
+
+Respond = Callable[[tuple[Request, int, int]], None]
+
+
+class AppNode:
+    def __init__(
+        self,
+        env: simpy.Environment,
+        index: int,
+        name: str,
+        workers: int,
+        backlog: int,
+        cpu: Cpu,
+        request_timeout: float | None,
+        database: DatabaseTier,
+    ):
+        self.env = env
+        self.index = index
+        self.name = name
+        self.workers = workers
+        self.backlog_limit = backlog
+        self.cpu = cpu
+        self.request_timeout = request_timeout
+        self.database = database
+        self.up = True
+        self.busy = 0
+        self.backlog: deque[tuple[Request, int]] = deque()
+        self.running: dict[Request, int] = {}  # request -> balancer attempt
+        self.respond: Respond = _unwired
+        self.busy_tw = TimeWeighted()
+        self.backlog_tw = TimeWeighted()
+        self.refused = 0
+        self.killed = 0
+        self.served = 0
+
+    # -- the balancer side ------------------------------------------------------------
+    def accept(self, request: Request, attempt: int) -> bool:
+        """A connection from the balancer arrives; False means refused."""
+        if not self.up:
+            self.refused += 1
+            return False
+        if self.busy < self.workers:
+            self._start(request, attempt)
+            return True
+        if len(self.backlog) < self.backlog_limit:
+            self.backlog.append((request, attempt))
+            self.backlog_tw.set(self.env.now, len(self.backlog))
+            return True
+        self.refused += 1
+        return False
+
+    def check_ok(self) -> bool:
+        """A layer-4 health check: the node is up and its listen queue has room."""
+        return self.up and (self.busy < self.workers or len(self.backlog) < self.backlog_limit)
+
+    def load(self) -> float:
+        """Busy workers plus queued connections, as a fraction of workers (capped at 1)."""
+        return min(1.0, (self.busy + len(self.backlog)) / self.workers)
+
+    # -- a worker's life ----------------------------------------------------------------
+    def _start(self, request: Request, attempt: int) -> None:
+        now = self.env.now
+        self.busy += 1
+        self.busy_tw.set(now, self.busy)
+        self.running[request] = attempt
+        request.node = self
+        request.phase = 0
+        request.worker_token += 1
+        if self.request_timeout is not None:
+            later(self.env, self.request_timeout, self._terminate, (request, request.worker_token))
+        self._next_phase(request)
+
+    def _next_phase(self, request: Request) -> None:
+        phases = request.phases
+        i = request.phase
+        if i >= len(phases):
+            self._finish(request, OK)
+            return
+        request.phase = i + 1
+        step = phases[i]
+        if step.__class__ is float:
+            request.job = self.cpu.submit(step, self._cpu_done, request)
+        else:
+            self.database.execute(request, step, self, self._query_done)
+
+    def _cpu_done(self, request: Request) -> None:
+        request.job = None
+        self._next_phase(request)
+
+    def _query_done(self, request: Request, error: int | None) -> None:
+        if request.node is not self or request not in self.running:
+            return  # the worker was killed meanwhile
+        if error is not None:
+            self._finish(request, error)
+        else:
+            self._next_phase(request)
+
+    def _finish(self, request: Request, status: int) -> None:
+        attempt = self.running.pop(request)
+        request.node = None
+        now = self.env.now
+        self.busy -= 1
+        if status == OK:
+            self.served += 1
+        self.respond((request, attempt, status))
+        backlog = self.backlog
+        if backlog and self.up:
+            nxt, nxt_attempt = backlog.popleft()
+            self.backlog_tw.set(now, len(backlog))
+            self._start(nxt, nxt_attempt)
+        else:
+            self.busy_tw.set(now, self.busy)
+
+    def _terminate(self, arg: tuple[Request, int]) -> None:
+        """request_terminate_timeout: php-fpm kills the worker; the balancer sees a reset."""
+        request, token = arg
+        if request.node is not self or request.worker_token != token:
+            return
+        self.killed += 1
+        self._abort(request)
+        self._finish(request, RESET)
+
+    def _abort(self, request: Request) -> None:
+        if request.job is not None:
+            self.cpu.cancel(request.job)
+            request.job = None
+        self.database.abandon(request)
+
+    # -- outages ------------------------------------------------------------------------
+    def go_down(self, _: Any = None) -> None:
+        """The node crashes: running and queued connections are reset."""
+        now = self.env.now
+        self.up = False
+        for request in list(self.running):
+            self._abort(request)
+            self._finish(request, RESET)
+        while self.backlog:
+            request, attempt = self.backlog.popleft()
+            self.respond((request, attempt, RESET))
+        self.backlog_tw.set(now, 0)
+
+    def come_up(self, _: Any = None) -> None:
+        self.up = True
+
+
+def _unwired(_: tuple[Request, int, int]) -> None:
+    raise RuntimeError("app node not wired to a balancer")

@@ -1,0 +1,195 @@
+"""Processor-shared CPUs: a container's CPU allocation, and hosts that share cores.
+
+A :class:`Cpu` runs jobs (CPU bursts, in core-seconds) under egalitarian
+processor sharing capped by its ``cores`` (Docker ``cpus``): with n jobs each
+runs at rate min(1, cores/n). A job never uses more than one core (a PHP
+worker is one thread).
+
+When CPUs are placed on a :class:`Host`, the host's cores are split among
+its containers like CFS with equal ``cpu.shares``: each container gets
+min(its demand, a common level) — water-filling — where its demand is
+min(jobs, cores cap); inside a container its jobs share equally.
+
+Implementation: the virtual-time form of processor sharing. All jobs of one
+CPU receive service at the same rate, so a single clock ``V`` (service
+attained per job) advances at that rate and a job finishes when ``V``
+reaches its tag ``V_start + work``. Jobs wait in a heap by tag; one pending
+wake-up event per CPU, re-planned only when the rate or the earliest tag
+changes. O(log n) per job event.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable
+from typing import Any
+
+import simpy
+
+from lbsim.model.engine import later
+from lbsim.stats.timeweighted import TimeWeighted
+
+_EPS = 1e-9
+
+
+class Job:
+    __slots__ = ("arg", "callback", "cancelled", "tag")
+
+    def __init__(self, tag: float, callback: Callable[[Any], None], arg: Any):
+        self.tag = tag
+        self.callback = callback
+        self.arg = arg
+        self.cancelled = False
+
+
+class Cpu:
+    """One container's CPU: ``cores`` may be fractional (a CFS quota)."""
+
+    def __init__(self, env: simpy.Environment, name: str, cores: float, host: Host | None = None):
+        self.env = env
+        self.name = name
+        self.cores = cores
+        self.host = host
+        self.n = 0  # jobs running (not cancelled)
+        self.alloc = 0.0  # cores in use now
+        self.rate = 1.0  # service rate of each job (core-seconds per second)
+        self._v = 0.0
+        self._t = 0.0
+        self._heap: list[tuple[float, int, Job]] = []
+        self._seq = 0
+        self._wake_gen = 0
+        self._wake_tag = math.inf
+        self.busy = TimeWeighted()  # cores in use
+        if host is not None:
+            host.attach(self)
+
+    # -- public -------------------------------------------------------------------------
+    def submit(self, work: float, callback: Callable[[Any], None], arg: Any) -> Job:
+        """Run ``work`` core-seconds; call ``callback(arg)`` when done."""
+        now = self.env.now
+        self._advance(now)
+        if self.n == 0:
+            # rebase the virtual clock whenever the CPU empties (keeps tags small)
+            self._v = 0.0
+            self._heap.clear()
+        job = Job(self._v + work, callback, arg)
+        self._seq += 1
+        heapq.heappush(self._heap, (job.tag, self._seq, job))
+        self.n += 1
+        self._load_changed(now)
+        if job.tag < self._wake_tag:
+            self._plan()
+        return job
+
+    def cancel(self, job: Job) -> None:
+        """Stop ``job`` (its worker was killed); its callback is never called."""
+        if job.cancelled:
+            return
+        job.cancelled = True
+        now = self.env.now
+        self._advance(now)
+        self.n -= 1
+        self._load_changed(now)
+        self._plan()
+
+    def utilisation(self, now: float) -> float:
+        """Mean fraction of ``cores`` busy since the last reset."""
+        return self.busy.mean(now) / self.cores
+
+    # -- internals ----------------------------------------------------------------------
+    def _advance(self, now: float) -> None:
+        if self.n:
+            self._v += (now - self._t) * self.rate
+        self._t = now
+
+    def _load_changed(self, now: float) -> None:
+        if self.host is None:
+            self._set_alloc(now, min(float(self.n), self.cores))
+        else:
+            self.host.rebalance(now)
+
+    def _set_alloc(self, now: float, alloc: float) -> None:
+        """Called with the cores this CPU may use now; re-plans if the per-job rate moved."""
+        rate = alloc / self.n if self.n else 1.0
+        if alloc != self.alloc:
+            self.busy.set(now, alloc)
+            self.alloc = alloc
+        if rate != self.rate:
+            self._advance(now)
+            self.rate = rate
+            self._plan()
+
+    def _plan(self) -> None:
+        heap = self._heap
+        while heap and heap[0][2].cancelled:
+            heapq.heappop(heap)
+        self._wake_gen += 1
+        if not heap:
+            self._wake_tag = math.inf
+            return
+        tag = heap[0][0]
+        self._wake_tag = tag
+        delay = (tag - self._v) / self.rate
+        later(self.env, delay if delay > 0 else 0.0, self._wake, self._wake_gen)
+
+    def _wake(self, gen: int) -> None:
+        if gen != self._wake_gen:
+            return  # superseded by a later plan
+        now = self.env.now
+        self._advance(now)
+        heap = self._heap
+        limit = self._v + _EPS + 1e-12 * self._v
+        done: list[Job] = []
+        while heap and heap[0][0] <= limit:
+            job = heapq.heappop(heap)[2]
+            if not job.cancelled:
+                done.append(job)
+        if done:
+            self.n -= len(done)
+            self._load_changed(now)
+        self._plan()
+        for job in done:
+            job.callback(job.arg)
+
+
+class Host:
+    """A machine whose ``cores`` its containers share (CFS, equal shares)."""
+
+    def __init__(self, name: str, cores: float):
+        self.name = name
+        self.cores = cores
+        self.members: list[Cpu] = []
+        self.busy = TimeWeighted()
+
+    def attach(self, cpu: Cpu) -> None:
+        self.members.append(cpu)
+
+    def rebalance(self, now: float) -> None:
+        demands = [min(float(c.n), c.cores) for c in self.members]
+        total = sum(demands)
+        if total <= self.cores:
+            allocs = demands
+        else:
+            allocs = _water_fill(demands, self.cores)
+        self.busy.set(now, min(total, self.cores))
+        for cpu, alloc in zip(self.members, allocs, strict=True):
+            cpu._set_alloc(now, alloc)
+
+    def utilisation(self, now: float) -> float:
+        return self.busy.mean(now) / self.cores
+
+
+def _water_fill(demands: list[float], capacity: float) -> list[float]:
+    """Equal shares: each gets min(demand, level) with the allocations summing to capacity."""
+    order = sorted(range(len(demands)), key=demands.__getitem__)
+    allocs = [0.0] * len(demands)
+    left = capacity
+    remaining = len(demands)
+    for i in order:
+        share = left / remaining
+        give = min(demands[i], share)
+        allocs[i] = give
+        left -= give
+        remaining -= 1
+    return allocs

@@ -1,0 +1,205 @@
+"""What a run measures, in constant memory: counts, latency summaries,
+time-weighted utilisation and queue lengths, and one row per report interval.
+
+Requests are counted by *arrival cohort*: those that arrived after the
+warm-up. So ``arrived = completed + failed + in_flight`` holds exactly.
+Throughput counts completions that happened inside the measured window
+(whatever their arrival time), which is what a load test measures.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from lbsim.model.request import Request
+from lbsim.stats.latency import LatencySummary
+from lbsim.stats.timeweighted import TimeWeighted
+
+if TYPE_CHECKING:
+    from lbsim.model.app import AppNode
+    from lbsim.model.balancer import Balancer
+    from lbsim.model.cpu import Host
+
+OK = 200
+BASE_REASONS = ("timeout", "http_502", "http_503", "http_504")
+
+
+def reason(status: int) -> str:
+    """The name under ``requests.failed`` of a non-OK answer."""
+    if status < 0:
+        return "timeout"
+    if status >= 1000:
+        return f"db_{status}"
+    return f"http_{status}"
+
+
+class Observer:
+    def __init__(
+        self,
+        class_names: Sequence[str],
+        warmup: float,
+        interval: float,
+        relative_error: float,
+    ):
+        self.class_names = list(class_names)
+        self.warmup = warmup
+        self.interval = interval
+        self.measuring = warmup <= 0
+        k = len(class_names)
+        self.arrived_n = 0
+        self.completed_n = 0
+        self.failed: dict[str, int] = dict.fromkeys(BASE_REASONS, 0)
+        self.class_completed = [0] * k
+        self.window_completions = 0
+        self.class_window_completions = [0] * k
+        self.latency = LatencySummary(relative_error)
+        self.class_latency = [LatencySummary(relative_error) for _ in range(k)]
+        self.sojourn_sum = 0.0  # all answered measured requests, for Little's law
+        self.sojourn_n = 0
+        self.in_system = TimeWeighted()
+        self.nodes: list[AppNode] = []
+        self.hosts: list[Host] = []
+        self.balancer: Balancer | None = None
+        # interval series
+        self.rows: list[dict[str, float]] = []
+        self._iv_arrivals = 0
+        self._iv_done = 0
+        self._iv_failed = 0
+        self._iv_lat_sum = 0.0
+        self._iv_lat_max = 0.0
+        self._iv_t = 0.0
+        self._iv_marks: dict[str, float] = {}
+
+    def watch(self, nodes: Sequence[AppNode], hosts: Sequence[Host], balancer: Balancer) -> None:
+        self.nodes = list(nodes)
+        self.hosts = list(hosts)
+        self.balancer = balancer
+
+    # -- events -------------------------------------------------------------------------
+    def arrived(self, request: Request, now: float) -> None:
+        self.in_system.add(now, 1)
+        self._iv_arrivals += 1
+        if request.measured:
+            self.arrived_n += 1
+
+    def answered(self, request: Request, status: int, now: float) -> None:
+        self.in_system.add(now, -1)
+        sojourn = now - request.t_arrival
+        if status == OK:
+            self._iv_done += 1
+            self._iv_lat_sum += sojourn
+            if sojourn > self._iv_lat_max:
+                self._iv_lat_max = sojourn
+            if self.measuring:
+                self.window_completions += 1
+                self.class_window_completions[request.cls] += 1
+        else:
+            self._iv_failed += 1
+        if not request.measured:
+            return
+        self.sojourn_sum += sojourn
+        self.sojourn_n += 1
+        if status == OK:
+            self.completed_n += 1
+            self.class_completed[request.cls] += 1
+            self.latency.add(sojourn)
+            self.class_latency[request.cls].add(sojourn)
+        else:
+            key = reason(status)
+            self.failed[key] = self.failed.get(key, 0) + 1
+
+    def start_measuring(self, now: float) -> None:
+        """End of warm-up: time averages restart here."""
+        self.measuring = True
+        self.in_system.reset(now)
+        for node in self.nodes:
+            node.busy_tw.reset(now)
+            node.backlog_tw.reset(now)
+            node.cpu.busy.reset(now)
+            node.refused = node.killed = node.served = 0
+        for host in self.hosts:
+            host.busy.reset(now)
+        if self.balancer is not None:
+            self.balancer.queue_tw.reset(now)
+
+    def tick(self, now: float) -> None:
+        """Close one report interval."""
+        span = now - self._iv_t
+        if span <= 0:
+            return
+        row: dict[str, float] = {
+            "time": now,
+            "arrival_rate": self._iv_arrivals / span,
+            "throughput": self._iv_done / span,
+            "failure_rate": self._iv_failed / span,
+            "latency_mean": self._iv_lat_sum / self._iv_done if self._iv_done else math.nan,
+            "latency_max": self._iv_lat_max if self._iv_done else math.nan,
+            "in_system": self._delta("in_system", self.in_system.integral(now)) / span,
+        }
+        if self.balancer is not None:
+            row["balancer_queue"] = self._delta("lbq", self.balancer.queue_tw.integral(now)) / span
+        for node in self.nodes:
+            n = node.name
+            row[f"{n}.workers"] = (
+                self._delta(f"{n}.w", node.busy_tw.integral(now)) / span / node.workers
+            )
+            row[f"{n}.cpu"] = self._delta(f"{n}.c", node.cpu.busy.integral(now)) / span / node.cpu.cores
+            row[f"{n}.backlog"] = self._delta(f"{n}.b", node.backlog_tw.integral(now)) / span
+        for host in self.hosts:
+            row[f"host.{host.name}.cpu"] = (
+                self._delta(f"h.{host.name}", host.busy.integral(now)) / span / host.cores
+            )
+        self.rows.append(row)
+        self._iv_arrivals = self._iv_done = self._iv_failed = 0
+        self._iv_lat_sum = self._iv_lat_max = 0.0
+        self._iv_t = now
+
+    def _delta(self, key: str, value: float) -> float:
+        last = self._iv_marks.get(key, 0.0)
+        self._iv_marks[key] = value
+        return value - last
+
+    # -- summary ------------------------------------------------------------------------
+    def results(self, now: float, duration: float) -> dict[str, Any]:
+        failed_total = sum(self.failed.values())
+        in_flight = self.arrived_n - self.completed_n - failed_total
+        classes = {}
+        for i, name in enumerate(self.class_names):
+            classes[name] = {
+                "completed": self.class_completed[i],
+                "throughput": self.class_window_completions[i] / duration,
+                "latency": self.class_latency[i].summary(),
+            }
+        util: dict[str, Any] = {"app": {}, "hosts": {}}
+        queues: dict[str, Any] = {"app": {}}
+        app: dict[str, Any] = {}
+        for node in self.nodes:
+            util["app"][node.name] = {
+                "workers": node.busy_tw.mean(now) / node.workers,
+                "cpu": node.cpu.utilisation(now),
+            }
+            queues["app"][node.name] = {"backlog": node.backlog_tw.mean(now)}
+            app[node.name] = {"served": node.served, "refused": node.refused, "killed": node.killed}
+        for host in self.hosts:
+            util["hosts"][host.name] = {"cpu": host.utilisation(now)}
+        if self.balancer is not None:
+            queues["balancer"] = self.balancer.queue_tw.mean(now)
+        lam = self.arrived_n / duration
+        w = self.sojourn_sum / self.sojourn_n if self.sojourn_n else math.nan
+        return {
+            "requests": {
+                "arrived": self.arrived_n,
+                "completed": self.completed_n,
+                "in_flight": in_flight,
+                "failed": {**self.failed, "total": failed_total},
+            },
+            "throughput": self.window_completions / duration,
+            "latency": self.latency.summary(),
+            "classes": classes,
+            "utilisation": util,
+            "queues": queues,
+            "app": app,
+            "little": {"L": self.in_system.mean(now), "lambda": lam, "W": w},
+        }

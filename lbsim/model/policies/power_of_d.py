@@ -1,0 +1,120 @@
+"""Power of d choices: nginx ``random two least_conn`` and Envoy ``LEAST_REQUEST``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from lbsim.model.policies.base import (
+    Backend,
+    Eligibility,
+    Policy,
+    RequestView,
+    Uniforms,
+    register,
+)
+from lbsim.model.policies.random import MAX_TRIES, WeightedPeek
+from lbsim.model.policies.smooth_wrr import smooth_wrr
+
+
+class PowerOfDOptions(BaseModel):
+    """Options of ``power_of_d``.
+
+    With equal weights the two flavours differ only in sampling (nginx
+    without replacement, Envoy with) and in the tie rule (nginx: the later
+    draw wins; Envoy: the first). Envoy's weighted variant (EDF over
+    ``weight / (active + 1)``) is not modelled: Envoy here draws ∝ weight.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    choices: int = Field(default=2, ge=2, description="d: backends sampled per request")
+    flavour: Literal["nginx", "envoy"] = Field(
+        default="nginx", description="whose sampling and tie rule to reproduce"
+    )
+
+
+@register("power_of_d")
+class PowerOfD(Policy):
+    """Sample ``choices`` backends, send to the least loaded of them.
+
+    - nginx: weighted draws over all peers, rejecting unavailable and
+      already-drawn ones, until ``choices`` distinct available peers are
+      found (``min(choices, available)``); keeps fewer ``conns / weight``
+      (cross-multiplied), a tie goes to the later draw. After 20 rejected
+      draws, smooth WRR, as nginx does.
+    - envoy: ``choices`` draws with replacement among available hosts;
+      keeps fewer ``conns``, a tie goes to the first draw.
+    """
+
+    Options = PowerOfDOptions
+
+    def __init__(self, backends: Sequence[Backend], options: BaseModel, rng: np.random.Generator):
+        super().__init__(backends, options, rng)
+        assert isinstance(options, PowerOfDOptions)
+        self._d = options.choices
+        self._envoy = options.flavour == "envoy"
+        self._u = Uniforms(rng)
+        self._peek = WeightedPeek(self.backends, self._u)
+
+    def choose(self, request: RequestView, available: Eligibility, now: float) -> Backend | None:
+        avail = [b for b in self.backends if available(b)]
+        if len(avail) <= 1:
+            if not avail or self._envoy:
+                return avail[0] if avail else None
+            # nginx ends in its round-robin fallback here; the step only
+            # lets effective_weight recover.
+            return smooth_wrr(avail)
+        if self._envoy:
+            return self._envoy_pick(avail)
+        return self._nginx_pick(avail, available)
+
+    def _nginx_pick(self, avail: list[Backend], available: Eligibility) -> Backend | None:
+        if self._peek.total <= 0:
+            return smooth_wrr(avail)
+        want = min(self._d, len(avail))
+        drawn: list[Backend] = []
+        best: Backend | None = None
+        tries = 0
+        while True:
+            b = self._peek.draw()
+            if b not in drawn and available(b):
+                drawn.append(b)
+                # nginx keeps the earlier peer only if the later one is
+                # strictly more loaded: ties go to the later draw.
+                if best is None or not b.conns * best.weight > best.conns * b.weight:
+                    best = b
+                if len(drawn) == want:
+                    return best
+            # nginx counts every draw but the last, accepted ones included
+            # (``++rp->tries`` after ``prev = peer``).
+            tries += 1
+            if tries > MAX_TRIES:
+                return smooth_wrr(avail)
+
+    def _envoy_pick(self, avail: list[Backend]) -> Backend:
+        n = len(avail)
+        u = self._u.next
+        w0 = avail[0].weight
+        if all(b.weight == w0 for b in avail):
+            picks = [avail[int(u() * n)] for _ in range(self._d)]
+        else:
+            picks = [_weighted(avail, u()) for _ in range(self._d)]
+        best = picks[0]
+        for b in picks[1:]:
+            if b.conns < best.conns:  # strict: ties keep the first draw
+                best = b
+        return best
+
+
+def _weighted(avail: list[Backend], u: float) -> Backend:
+    """The backend at fraction ``u`` of the cumulative weight of ``avail``."""
+    x = u * sum(b.weight for b in avail)
+    for b in avail:
+        x -= b.weight
+        if x < 0:
+            return b
+    return avail[-1]

@@ -1,0 +1,70 @@
+"""A request as it travels client → balancer → app node (→ database) → client."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class Request:
+    """One HTTP request. Times are simulated seconds.
+
+    ``phases`` is the work the PHP worker does, in order: a float is a CPU
+    burst (core-seconds), an int ``i`` is query ``i`` of the class.
+    """
+
+    __slots__ = (
+        "answered",
+        "attempt",
+        "backend",
+        "client",
+        "client_ip",
+        "cls",
+        "cpu",
+        "id",
+        "job",
+        "measured",
+        "node",
+        "on_answer",
+        "phase",
+        "phases",
+        "queued_at",
+        "sent_to_backend",
+        "t_arrival",
+        "tries",
+        "tried",
+        "upstream_done",
+        "worker_token",
+    )
+
+    def __init__(
+        self,
+        rid: int,
+        cls: int,
+        client: int,
+        client_ip: tuple[int, int, int, int],
+        t_arrival: float,
+        cpu: float,
+        phases: tuple[Any, ...],
+        measured: bool,
+    ):
+        self.id = rid
+        self.cls = cls
+        self.client = client
+        self.client_ip = client_ip
+        self.t_arrival = t_arrival
+        self.cpu = cpu
+        self.phases = phases
+        self.measured = measured
+        self.answered = False  # the client has its answer (or gave up)
+        self.on_answer: Any = None  # closed-loop user waiting for this request
+        self.attempt = 0  # balancer attempts so far (each try of an upstream)
+        self.tries = 0
+        self.tried: int = 0  # bitmask of backend indices already tried
+        self.backend: Any = None
+        self.sent_to_backend = 0.0
+        self.upstream_done = True
+        self.queued_at = 0.0
+        self.node: Any = None
+        self.phase = 0
+        self.worker_token = 0
+        self.job: Any = None  # the CPU job running now, if any

@@ -1,0 +1,127 @@
+"""Wiring: build the component tree of a scenario and run it.
+
+workload → client edge → balancer → app nodes (on CPUs, possibly on shared
+hosts) → database tier. Every connection is made here, explicitly; a
+component that is not wired fails loudly on first use.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import simpy
+
+from lbsim.model.app import AppNode
+from lbsim.model.balancer import Balancer
+from lbsim.model.client import ClientEdge
+from lbsim.model.cpu import Cpu, Host
+from lbsim.model.database import DatabaseTier, NoDatabase
+from lbsim.model.distributions import Sampler
+from lbsim.model.engine import every, later
+from lbsim.model.observer import Observer
+from lbsim.model.policies import Backend, make_policy
+from lbsim.model.streams import RandomStreams
+from lbsim.model.workload import (
+    ClientPopulation,
+    ClosedLoopSource,
+    OpenLoopSource,
+    RequestFactory,
+    arrival_trace,
+)
+from lbsim.scenario import schema
+
+Progress = Callable[[float, float], None]  # (simulated now, horizon)
+
+
+def build_database(scenario: schema.Scenario, env: simpy.Environment,
+                   streams: RandomStreams) -> DatabaseTier:
+    if scenario.database.engine == "none":
+        return NoDatabase()
+    raise ValueError(f"unknown database engine {scenario.database.engine!r}")  # pragma: no cover
+
+
+class Stack:
+    """One replication of a scenario, built and ready to run."""
+
+    def __init__(self, scenario: schema.Scenario, replication: int = 0):
+        self.scenario = scenario
+        self.replication = replication
+        self.env = env = simpy.Environment()
+        streams = RandomStreams(scenario.seed, replication)
+        net = scenario.network
+        self.hosts = {h.name: Host(h.name, h.cores) for h in scenario.hosts}
+        self.database = build_database(scenario, env, streams)
+        self.nodes: list[AppNode] = []
+        backends: list[Backend] = []
+        for i, spec in enumerate(scenario.app.resolved_nodes()):
+            cpu = Cpu(env, spec.name, spec.cores, self.hosts.get(spec.host) if spec.host else None)
+            node = AppNode(env, i, spec.name, spec.workers, spec.backlog, cpu,
+                           spec.request_timeout, self.database)
+            self.nodes.append(node)
+            backends.append(Backend(index=i, name=spec.name, address=f"10.0.1.{i + 1}:9000",
+                                    weight=spec.weight, max_conns=spec.max_conns))
+            for outage in spec.outages:
+                later(env, outage.start, node.go_down)
+                later(env, outage.start + outage.duration, node.come_up)
+        bal = scenario.balancer
+        policy = make_policy(bal.policy, backends, bal.policy_options, streams.generator("policy"))
+        self.balancer = Balancer(
+            env, bal, backends, self.nodes, policy,
+            processing=Sampler(bal.latency, streams.generator("balancer-latency")),
+            lb_app=Sampler(net.lb_app, streams.generator("net:lb_app")),
+            rng=streams.generator("health"),
+        )
+        interval = scenario.report.interval or scenario.horizon / 100
+        self.observer = Observer(scenario.workload.class_names, scenario.warmup, interval,
+                                 scenario.report.percentile_error)
+        self.observer.watch(self.nodes, list(self.hosts.values()), self.balancer)
+        self.clients = ClientEdge(env, self.observer,
+                                  Sampler(net.client_lb, streams.generator("net:client_lb")),
+                                  scenario.workload.timeout)
+        self.clients.connect(self.balancer.receive)
+        self.balancer.answer_client = self.clients.answer
+        wl = scenario.workload
+        population = ClientPopulation(wl.clients, wl.class_names, streams)
+        factory = RequestFactory(scenario, streams, population)
+        self.source: OpenLoopSource | ClosedLoopSource
+        if wl.closed is not None:
+            self.source = ClosedLoopSource(env, scenario, streams, factory, self.clients.send)
+        else:
+            self.source = OpenLoopSource(env, arrival_trace(scenario, replication), factory,
+                                         self.clients.send)
+        self._interval = interval
+
+    def _end_warmup(self, _: Any) -> None:
+        self.observer.start_measuring(self.env.now)
+        self.database.reset_stats(self.env.now)
+
+    def run(self, progress: Progress | None = None) -> dict[str, Any]:
+        sc = self.scenario
+        env = self.env
+        started = time.perf_counter()
+        self.source.start()
+        if sc.warmup > 0:
+            later(env, sc.warmup, self._end_warmup)
+        every(env, self._interval, self.observer.tick, first=self._interval)
+        horizon = sc.horizon
+        if progress is None:
+            env.run(until=horizon)
+        else:
+            step = horizon / 200
+            t = 0.0
+            while t < horizon:
+                t = min(t + step, horizon)
+                env.run(until=t)
+                progress(t, horizon)
+        self.observer.tick(env.now)
+        out = self.observer.results(env.now, sc.duration)
+        out.update(self.database.results(env.now))
+        out["run"] = {
+            "replication": self.replication,
+            "seed": sc.seed,
+            "wall_time": time.perf_counter() - started,
+            "simulated_time": horizon,
+        }
+        return out

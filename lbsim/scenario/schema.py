@@ -1,0 +1,470 @@
+"""The scenario schema: every key a scenario file may hold, its type and default.
+
+Validation happens once, here, at the boundary; inside the model the typed,
+frozen objects are trusted. Times are in seconds, rates per second.
+Defaults live in this module only (never ``config.get(key, default)`` in
+components).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from lbsim.model.policies import POLICIES
+from lbsim.scenario.distributions import Deterministic, DistSpec, coerce_distribution
+
+Dist = Annotated[DistSpec, BeforeValidator(coerce_distribution)]
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+PositiveInt = Annotated[int, Field(ge=1)]
+NonNegInt = Annotated[int, Field(ge=0)]
+Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+
+def _zero() -> Deterministic:
+    return Deterministic(value=0.0)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- workload
+
+
+class OpenLoop(Strict):
+    """Open-loop arrivals: Poisson ``rate``, a renewal ``interarrival``
+    distribution, or a rate ``schedule`` of ``[time, rate]`` points."""
+
+    rate: PositiveFloat | None = None
+    interarrival: Dist | None = None
+    schedule: tuple[tuple[NonNegFloat, NonNegFloat], ...] | None = None
+    #: how the rate moves between schedule points: held (step) or interpolated (linear)
+    shape: Literal["step", "linear"] = "step"
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> OpenLoop:
+        given = [k for k in ("rate", "interarrival", "schedule") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of rate, interarrival, schedule"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        if self.schedule is not None:
+            if not self.schedule:
+                raise ValueError("schedule needs at least one [time, rate] point")
+            times = [t for t, _ in self.schedule]
+            if times[0] != 0:
+                raise ValueError("schedule must start at time 0")
+            if any(b <= a for a, b in zip(times, times[1:], strict=False)):
+                raise ValueError("schedule times must increase strictly")
+            if max(r for _, r in self.schedule) <= 0:
+                raise ValueError("schedule needs a rate > 0 somewhere")
+        if self.interarrival is not None and self.interarrival.mean <= 0:
+            raise ValueError("interarrival mean must be > 0")
+        return self
+
+    def mean_rate(self, horizon: float) -> float:
+        """Mean arrival rate over [0, horizon] (1/s)."""
+        if self.rate is not None:
+            return self.rate
+        if self.interarrival is not None:
+            return 1.0 / self.interarrival.mean
+        assert self.schedule is not None
+        return _schedule_integral(self.schedule, self.shape, horizon) / horizon
+
+    def peak_rate(self, horizon: float) -> float:
+        if self.schedule is None:
+            return self.mean_rate(horizon)
+        return max(r for t, r in self.schedule if t <= horizon)
+
+
+def _schedule_integral(
+    schedule: tuple[tuple[float, float], ...], shape: str, horizon: float
+) -> float:
+    total = 0.0
+    pts = [*schedule, (math.inf, schedule[-1][1])]
+    for (t0, r0), (t1, r1) in zip(pts, pts[1:], strict=False):
+        if t0 >= horizon:
+            break
+        end = min(t1, horizon)
+        if shape == "linear" and math.isfinite(t1):
+            r_end = r0 + (r1 - r0) * (end - t0) / (t1 - t0)
+            total += 0.5 * (r0 + r_end) * (end - t0)
+        else:
+            total += r0 * (end - t0)
+    return total
+
+
+class ClosedLoop(Strict):
+    """``users`` each think, send one request, wait for its answer (or time out)."""
+
+    users: PositiveInt
+    think_time: Dist
+
+
+class TraceReplay(Strict):
+    """Arrivals read from a CSV file with columns ``time,class[,client]``
+    (a header line is allowed; times in seconds from the start, non-decreasing)."""
+
+    file: Path
+    _rows: tuple[tuple[float, str, int | None], ...] = PrivateAttr(default=())
+
+    @model_validator(mode="after")
+    def _read(self, info: ValidationInfo) -> TraceReplay:
+        path = self.file
+        base = (info.context or {}).get("base_dir")
+        if not path.is_absolute() and base is not None:
+            path = Path(base) / path
+        self._rows = read_trace(path)
+        return self
+
+    @property
+    def rows(self) -> tuple[tuple[float, str, int | None], ...]:
+        return self._rows
+
+
+def read_trace(path: Path) -> tuple[tuple[float, str, int | None], ...]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"cannot read trace {path}: {exc.strerror}") from None
+    rows: list[tuple[float, str, int | None]] = []
+    last = 0.0
+    for n, line in enumerate(csv.reader(io.StringIO(text)), start=1):
+        if not line or not "".join(line).strip() or line[0].lstrip().startswith("#"):
+            continue
+        if n == 1 and line[0].strip().lower() == "time":
+            continue
+        if len(line) not in (2, 3):
+            raise ValueError(f"{path}:{n}: expected time,class[,client], got {len(line)} fields")
+        try:
+            t = float(line[0])
+        except ValueError:
+            raise ValueError(f"{path}:{n}: time {line[0]!r} is not a number") from None
+        if not math.isfinite(t) or t < 0 or t < last:
+            raise ValueError(f"{path}:{n}: times must be finite, >= 0 and non-decreasing")
+        client: int | None = None
+        if len(line) == 3 and line[2].strip():
+            try:
+                client = int(line[2])
+            except ValueError:
+                raise ValueError(f"{path}:{n}: client {line[2]!r} is not an integer") from None
+            if client < 0:
+                raise ValueError(f"{path}:{n}: client must be >= 0")
+        rows.append((t, line[1].strip(), client))
+        last = t
+    if not rows:
+        raise ValueError(f"trace {path} has no arrivals")
+    return tuple(rows)
+
+
+class Query(Strict):
+    """One database query of a request class (run by the database tier)."""
+
+    kind: Literal["read", "write"]
+    time: Dist
+    keys: PositiveInt = 1
+    hot_keys: NonNegInt = 0
+
+
+class RequestClass(Strict):
+    name: Name
+    weight: NonNegFloat = 1.0
+    cpu: Dist = Field(default_factory=_zero)
+    queries: tuple[Query, ...] = ()
+
+
+class HeavyUsers(Strict):
+    """A ``fraction`` of clients send ``share`` of the requests of the heavy ``classes``."""
+
+    fraction: Annotated[float, Field(gt=0, lt=1)]
+    share: Annotated[float, Field(ge=0, le=1)]
+    classes: tuple[Name, ...] = Field(min_length=1)
+
+
+class Clients(Strict):
+    count: PositiveInt = 1000
+    #: number of distinct /24 networks the client addresses come from
+    #: (None: each client has its own random address)
+    subnets: PositiveInt | None = None
+    heavy: HeavyUsers | None = None
+
+
+class Workload(Strict):
+    open: OpenLoop | None = None
+    closed: ClosedLoop | None = None
+    trace: TraceReplay | None = None
+    #: the client gives up after this many seconds (None: waits forever)
+    timeout: PositiveFloat | None = None
+    classes: tuple[RequestClass, ...] = Field(min_length=1)
+    clients: Clients = Clients()
+
+    @model_validator(mode="after")
+    def _check(self) -> Workload:
+        given = [k for k in ("open", "closed", "trace") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of open, closed, trace"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        names = [c.name for c in self.classes]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"class names must be unique (repeated: {', '.join(sorted(dup))})")
+        if sum(c.weight for c in self.classes) <= 0:
+            raise ValueError("the total weight of the classes must be > 0")
+        if self.trace is not None:
+            for t, cls, _ in self.trace.rows:
+                if cls not in names:
+                    raise ValueError(
+                        f"trace {self.trace.file}: arrival at t={t:g} has unknown class {cls!r} "
+                        f"(classes are: {', '.join(names)})"
+                    )
+        heavy = self.clients.heavy
+        if heavy is not None:
+            unknown = [c for c in heavy.classes if c not in names]
+            if unknown:
+                raise ValueError(
+                    f"clients.heavy.classes: unknown class {unknown[0]!r} "
+                    f"(classes are: {', '.join(names)})"
+                )
+            if self.closed is not None:
+                total = sum(c.weight for c in self.classes)
+                p_heavy = sum(c.weight for c in self.classes if c.name in heavy.classes) / total
+                if heavy.share * p_heavy > heavy.fraction + 1e-12:
+                    raise ValueError(
+                        "clients.heavy: with a closed workload every user sends at the same pace, "
+                        f"so heavy users ({heavy.fraction:g} of users) cannot send "
+                        f"{heavy.share:g} of the heavy requests ({p_heavy:.3g} of all requests); "
+                        "raise fraction or lower share"
+                    )
+        return self
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.classes)
+
+
+# --------------------------------------------------------------------------- balancer
+
+
+class HealthCheck(Strict):
+    """Active health checks (HAProxy ``inter``/``fall``/``rise``; a layer-4 connect)."""
+
+    interval: PositiveFloat = 2.0
+    fall: PositiveInt = 3
+    rise: PositiveInt = 2
+
+
+class Balancer(Strict):
+    policy: str = "round_robin"
+    #: options of the policy, checked against the policy's own schema
+    policy_options: dict[str, Any] = Field(default_factory=dict)
+    #: balancer processing time per request (s)
+    latency: Dist = Field(default_factory=_zero)
+    health_check: HealthCheck | None = None
+    #: passive checks (nginx max_fails / fail_timeout); max_fails 0 disables them
+    max_fails: NonNegInt = 1
+    fail_timeout: PositiveFloat = 10.0
+    #: upstreams tried per request (nginx proxy_next_upstream_tries); 0 = every upstream once
+    next_upstream_tries: NonNegInt = 0
+    #: answer 504 when the upstream has not answered after this long (proxy_read_timeout)
+    upstream_timeout: PositiveFloat = 60.0
+    #: a request waiting for a free max_conns slot gives 503 after this long (timeout queue)
+    queue_timeout: PositiveFloat = 30.0
+
+    @field_validator("policy")
+    @classmethod
+    def _known_policy(cls, v: str) -> str:
+        if v not in POLICIES:
+            raise ValueError(
+                f"unknown policy {v!r}; valid policies: {', '.join(sorted(POLICIES))}"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _options(self) -> Balancer:
+        options_model = POLICIES[self.policy].Options
+        validated = options_model.model_validate(self.policy_options)
+        object.__setattr__(self, "policy_options", validated.model_dump())
+        return self
+
+
+# --------------------------------------------------------------------------- app tier
+
+
+class Outage(Strict):
+    """The node is down (refuses connections, drops what it holds) for ``duration`` s."""
+
+    start: NonNegFloat
+    duration: PositiveFloat
+
+
+class AppNodeSpec(Strict):
+    """One PHP-FPM node; keys left out take the values of the enclosing ``app``."""
+
+    name: Name | None = None
+    workers: PositiveInt | None = None
+    cores: PositiveFloat | None = None
+    backlog: NonNegInt | None = None
+    request_timeout: PositiveFloat | None = None
+    weight: PositiveInt | None = None
+    max_conns: NonNegInt | None = None
+    host: Name | None = None
+    outages: tuple[Outage, ...] = ()
+
+
+class AppNode(Strict):
+    """A resolved PHP-FPM node."""
+
+    name: Name
+    workers: PositiveInt
+    cores: PositiveFloat
+    backlog: NonNegInt
+    request_timeout: PositiveFloat | None
+    weight: PositiveInt
+    max_conns: NonNegInt
+    host: Name | None
+    outages: tuple[Outage, ...]
+
+
+class App(Strict):
+    """PHP-FPM tier: ``nodes`` is a count of identical nodes or a list of nodes."""
+
+    nodes: PositiveInt | tuple[AppNodeSpec, ...] = 1
+    #: pm.max_children
+    workers: PositiveInt = 8
+    #: CPU cores of each node (Docker cpus); busy workers share them
+    cores: PositiveFloat = 2.0
+    #: listen.backlog: connections waiting for a free worker; beyond it → refused
+    backlog: NonNegInt = 511
+    #: request_terminate_timeout (s); None = off
+    request_timeout: PositiveFloat | None = None
+    weight: PositiveInt = 1
+    #: per-node connection limit at the balancer (nginx max_conns / HAProxy maxconn); 0 = none
+    max_conns: NonNegInt = 0
+    host: Name | None = None
+
+    @field_validator("nodes")
+    @classmethod
+    def _non_empty(cls, v: Any) -> Any:
+        if isinstance(v, tuple) and not v:
+            raise ValueError("nodes must be a count >= 1 or a non-empty list")
+        return v
+
+    def resolved_nodes(self) -> tuple[AppNode, ...]:
+        specs = (
+            tuple(AppNodeSpec() for _ in range(self.nodes))
+            if isinstance(self.nodes, int)
+            else self.nodes
+        )
+        out = []
+        for i, s in enumerate(specs):
+            out.append(
+                AppNode(
+                    name=s.name or f"app{i + 1}",
+                    workers=s.workers or self.workers,
+                    cores=s.cores or self.cores,
+                    backlog=self.backlog if s.backlog is None else s.backlog,
+                    request_timeout=s.request_timeout or self.request_timeout,
+                    weight=s.weight or self.weight,
+                    max_conns=self.max_conns if s.max_conns is None else s.max_conns,
+                    host=s.host or self.host,
+                    outages=s.outages,
+                )
+            )
+        names = [n.name for n in out]
+        if len(set(names)) != len(names):
+            raise ValueError("app node names must be unique")
+        return tuple(out)
+
+
+class Host(Strict):
+    """A machine whose cores are shared by the containers placed on it."""
+
+    name: Name
+    cores: PositiveFloat
+
+
+class Network(Strict):
+    """One-way network delay of each hop (s)."""
+
+    client_lb: Dist = Field(default_factory=_zero)
+    lb_app: Dist = Field(default_factory=_zero)
+    app_db: Dist = Field(default_factory=_zero)
+
+
+class Database(Strict):
+    """The database tier. ``none``: requests do no queries."""
+
+    engine: Literal["none"] = "none"
+
+
+class Report(Strict):
+    #: length of one time-series interval (s); None: duration / 100
+    interval: PositiveFloat | None = None
+    #: relative error of the latency percentiles
+    percentile_error: Annotated[float, Field(gt=0, le=0.05)] = 0.005
+
+
+# --------------------------------------------------------------------------- scenario
+
+
+class Scenario(Strict):
+    name: Name = "scenario"
+    description: str = ""
+    seed: NonNegInt = 1
+    #: measured simulated time after warm-up (s)
+    duration: PositiveFloat = 300.0
+    warmup: NonNegFloat = 0.0
+    replications: PositiveInt = 1
+    workload: Workload
+    balancer: Balancer = Balancer()
+    app: App = App()
+    hosts: tuple[Host, ...] = ()
+    network: Network = Network()
+    database: Database = Database()
+    report: Report = Report()
+
+    @model_validator(mode="after")
+    def _wiring(self, info: ValidationInfo) -> Scenario:
+        nodes = self.app.resolved_nodes()
+        host_names = [h.name for h in self.hosts]
+        if len(set(host_names)) != len(host_names):
+            raise ValueError("hosts: names must be unique")
+        for i, n in enumerate(nodes):
+            if n.host is not None and n.host not in host_names:
+                where = f"app.nodes[{i}].host" if not isinstance(self.app.nodes, int) else "app.host"
+                raise ValueError(
+                    f"{where}: unknown host {n.host!r} "
+                    f"(hosts: {', '.join(host_names) if host_names else 'none defined'})"
+                )
+        if self.database.engine == "none":
+            for c in self.workload.classes:
+                if c.queries:
+                    raise ValueError(
+                        f"workload.classes[{c.name}].queries: class {c.name!r} has queries but "
+                        "database.engine is 'none'; set a database engine or remove the queries"
+                    )
+        return self
+
+    @property
+    def horizon(self) -> float:
+        """Total simulated time: warm-up plus measured duration (s)."""
+        return self.warmup + self.duration
