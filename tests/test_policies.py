@@ -15,9 +15,10 @@ import pytest
 from pydantic import ValidationError
 
 from lbsim.model.policies import POLICIES, Backend, Policy, make_policy
-from lbsim.model.policies.consistent_hash import POINTS_PER_WEIGHT
+from lbsim.model.policies.consistent_hash import POINTS_PER_WEIGHT, ConsistentHash
+from lbsim.model.policies.least_load import LeastLoad
 from lbsim.model.policies.leastconn_haproxy import SRV_EWGHT_MAX, fwlc_key
-from lbsim.model.policies.peak_ewma import PENALTY
+from lbsim.model.policies.peak_ewma import PENALTY, PeakEwma
 from lbsim.model.policies.smooth_wrr import record_failure, smooth_wrr
 
 
@@ -240,8 +241,9 @@ def _ketama_owner(bs: list[Backend], key: str) -> Backend:
 def test_consistent_hash_ring_size_and_known_key() -> None:
     bs = backends(1, 2, 1)
     p = policy("consistent_hash", bs)
+    assert isinstance(p, ConsistentHash)
     assert p.sticky is True
-    owners = Counter(p.ring_owners)  # type: ignore[attr-defined]
+    owners = Counter(p.ring_owners)
     assert owners == {b.address: POINTS_PER_WEIGHT * b.weight for b in bs}
     assert zlib.crc32(b"10.1.2.3") == 4128529761
     assert _ketama_owner(bs, "10.1.2.3") is bs[2]
@@ -305,6 +307,18 @@ def test_power_of_d_envoy_tie_goes_to_first_draw() -> None:
 
 
 @pytest.mark.unit
+def test_power_of_d_envoy_draws_proportional_to_weight() -> None:
+    bs = backends(1, 3)
+    bs[1].conns = 1
+    # u * 4: 0.8 -> a, 2.0 -> b; a has fewer active requests
+    p = policy("power_of_d", bs, {"flavour": "envoy"}, ScriptedRng([0.2, 0.5]))
+    assert p.choose(Req(), up, 0.0) is bs[0]
+    # 2.8 and 3.6 -> b twice (with replacement): b although busier
+    q = policy("power_of_d", bs, {"flavour": "envoy"}, ScriptedRng([0.7, 0.9]))
+    assert q.choose(Req(), up, 0.0) is bs[1]
+
+
+@pytest.mark.unit
 def test_power_of_d_single_available_and_none() -> None:
     bs = backends(1, 1, 1)
     bs[0].up = bs[2].up = False
@@ -336,13 +350,14 @@ def test_random_weighted_draw_and_redraw_of_unavailable() -> None:
 def test_least_load_agent_weights_and_exact_split() -> None:
     bs = backends(1, 1)
     p = policy("least_load", bs, {"interval": 0.5})
-    assert p.agent_interval == 0.5  # type: ignore[attr-defined]
-    assert p.agent_metric == "workers"  # type: ignore[attr-defined]
-    assert p.weights == [100, 100]  # type: ignore[attr-defined]
+    assert isinstance(p, LeastLoad)
+    assert p.agent_interval == 0.5
+    assert p.agent_metric == "workers"
+    assert p.weights == [100, 100]
     for b, load in zip(bs, (0.9, 0.1), strict=True):
         b.sampled_load = load
         p.on_sample(b, 2.0)
-    assert p.weights == [10, 90]  # type: ignore[attr-defined]  # 10 % and 90 % of weight 1
+    assert p.weights == [10, 90]  # 10 % and 90 % of weight 1 (percent units)
     assert Counter(picks(p, 100)) == {"a": 10, "b": 90}
 
 
@@ -350,9 +365,10 @@ def test_least_load_agent_weights_and_exact_split() -> None:
 def test_least_load_min_idle_floor_and_leastconn() -> None:
     bs = backends(2, 2)
     p = policy("least_load", bs, {"algorithm": "leastconn", "min_idle": 0.05})
+    assert isinstance(p, LeastLoad)
     bs[0].sampled_load = 1.0  # idle clamped to 5 %
     p.on_sample(bs[0], 2.0)
-    assert p.weights == [2 * 5, 2 * 100]  # type: ignore[attr-defined]
+    assert p.weights == [2 * 5, 2 * 100]
     bs[0].conns, bs[1].conns = 1, 10
     # keys: (1+1)*4096*100//(10*16) = 5120 vs (10+1)*4096*100//(200*16) = 1408
     assert p.choose(Req(), up, 0.0) is bs[1]
@@ -364,7 +380,8 @@ def test_least_load_min_idle_floor_and_leastconn() -> None:
 @pytest.mark.unit
 def test_peak_ewma_jumps_up_decays_down() -> None:
     bs = backends(1, 1)
-    p: Any = policy("peak_ewma", bs, {"decay_time": 10.0})
+    p = policy("peak_ewma", bs, {"decay_time": 10.0})
+    assert isinstance(p, PeakEwma)
     p.on_response(bs[0], 1.0, 0.0)
     assert p.cost[0] == 1.0
     p.on_response(bs[0], 0.2, 10.0)  # w = exp(-10/10)
@@ -382,7 +399,8 @@ def test_peak_ewma_jumps_up_decays_down() -> None:
 @pytest.mark.unit
 def test_peak_ewma_picks_lower_cost_times_pending_and_tie_to_first() -> None:
     bs = backends(1, 1)
-    p: Any = policy("peak_ewma", bs)
+    p = policy("peak_ewma", bs)
+    assert isinstance(p, PeakEwma)
     p.on_response(bs[0], 1.0, 0.0)
     p.on_response(bs[1], 0.3, 0.0)
     bs[1].conns = 2  # 0.3 * 3 = 0.9 < 1.0 * 1
@@ -432,5 +450,6 @@ def test_registry_and_make_policy_validation() -> None:
     with pytest.raises(ValueError, match="unknown policy"):
         policy("nope", backends(1))
     opts = POLICIES["peak_ewma"].Options(decay_time=3.0)
-    p: Any = make_policy("peak_ewma", backends(1), opts, np.random.default_rng(0))
+    p = make_policy("peak_ewma", backends(1), opts, np.random.default_rng(0))
+    assert isinstance(p, PeakEwma)
     assert p.tau == 3.0

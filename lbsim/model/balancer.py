@@ -81,8 +81,10 @@ class Balancer:
         self._queue_deadlines = Deadlines(
             env, spec.queue_timeout, self._queue_pending, self._queue_expired
         )
+        # a zero-delay hop calls straight through instead of via the calendar
+        respond = self._upstream_answer if lb_app.constant == 0.0 else self._from_upstream
         for node in self.nodes:
-            node.respond = self._from_upstream
+            node.respond = respond
         self._hc_ok = [0] * len(self.backends)
         self._hc_bad = [0] * len(self.backends)
         self._cpu_marks = [0.0] * len(self.backends)

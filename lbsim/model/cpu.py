@@ -46,8 +46,19 @@ class Job:
 class Cpu:
     """One container's CPU: ``cores`` may be fractional (a CFS quota)."""
 
-    def __init__(self, env: simpy.Environment, name: str, cores: float, host: Host | None = None):
+    def __init__(
+        self,
+        env: simpy.Environment,
+        name: str,
+        cores: float,
+        host: Host | None = None,
+        max_jobs: int | None = None,
+    ):
         self.env = env
+        #: every job always gets a whole core (no host, and never more jobs
+        #: than cores): each finishes exactly ``work`` seconds after it starts,
+        #: so it gets its own timer instead of the shared-clock machinery.
+        self.dedicated = host is None and max_jobs is not None and max_jobs <= cores
         self.name = name
         self.cores = cores
         self.host = host
@@ -68,6 +79,13 @@ class Cpu:
     def submit(self, work: float, callback: Callable[[Any], None], arg: Any) -> Job:
         """Run ``work`` core-seconds; call ``callback(arg)`` when done."""
         now = self.env.now
+        if self.dedicated:
+            self.n += 1
+            self.alloc = float(self.n)
+            self.busy.set(now, self.alloc)
+            job = Job(now + work, callback, arg)
+            later(self.env, work, self._dedicated_done, job)
+            return job
         self._advance(now)
         if self.n == 0:
             # rebase the virtual clock whenever the CPU empties (keeps tags small)
@@ -88,6 +106,11 @@ class Cpu:
             return
         job.cancelled = True
         now = self.env.now
+        if self.dedicated:
+            self.n -= 1
+            self.alloc = float(self.n)
+            self.busy.set(now, self.alloc)
+            return
         self._advance(now)
         self.n -= 1
         self._load_changed(now)
@@ -98,6 +121,15 @@ class Cpu:
         return self.busy.mean(now) / self.cores
 
     # -- internals ----------------------------------------------------------------------
+    def _dedicated_done(self, job: Job) -> None:
+        if job.cancelled:
+            return
+        job.cancelled = True  # finished: a later cancel() is a no-op
+        self.n -= 1
+        self.alloc = float(self.n)
+        self.busy.set(self.env.now, self.alloc)
+        job.callback(job.arg)
+
     def _advance(self, now: float) -> None:
         if self.n:
             self._v += (now - self._t) * self.rate

@@ -23,15 +23,17 @@ class Call(Event):
 
     def __init__(self, env: simpy.Environment, delay: float, fn: Callable[[Any], None], arg: Any):
         self.env = env
-        self.callbacks = [self._fire]
+        self.callbacks = [_fire]
         self._value = None
         self._ok = True
         self.fn = fn
         self.arg = arg
         env.schedule(self, NORMAL, delay)
 
-    def _fire(self, _event: Event) -> None:
-        self.fn(self.arg)
+
+def _fire(event: Call) -> None:
+    # a module-level function: no bound method to build per event
+    event.fn(event.arg)
 
 
 def later(env: simpy.Environment, delay: float, fn: Callable[[Any], None], arg: Any = None) -> None:

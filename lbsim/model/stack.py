@@ -56,7 +56,8 @@ class Stack:
         self.nodes: list[AppNode] = []
         backends: list[Backend] = []
         for i, spec in enumerate(scenario.app.resolved_nodes()):
-            cpu = Cpu(env, spec.name, spec.cores, self.hosts.get(spec.host) if spec.host else None)
+            cpu = Cpu(env, spec.name, spec.cores,
+                      self.hosts.get(spec.host) if spec.host else None, max_jobs=spec.workers)
             node = AppNode(env, i, spec.name, spec.workers, spec.backlog, cpu,
                            spec.request_timeout, self.database)
             self.nodes.append(node)

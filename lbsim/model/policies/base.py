@@ -78,7 +78,7 @@ class RequestView(Protocol):
 
 
 class Eligibility(Protocol):
-    def __call__(self, backend: Backend) -> bool: ...
+    def __call__(self, backend: Backend, /) -> bool: ...
 
 
 class Policy:

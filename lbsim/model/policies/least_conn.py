@@ -20,17 +20,21 @@ class LeastConn(Policy):
 
     def choose(self, request: RequestView, available: Eligibility, now: float) -> Backend | None:
         avail = [b for b in self.backends if available(b)]
-        best: Backend | None = None
+        if not avail:
+            return None
+        best = avail[0]
+        bc, bw = best.conns, best.weight
         pos = 0
         many = False
-        for i, b in enumerate(avail):
-            if best is None or b.conns * best.weight < best.conns * b.weight:
-                best, pos, many = b, i, False
-            elif b.conns * best.weight == best.conns * b.weight:
+        for i in range(1, len(avail)):
+            b = avail[i]
+            lhs, rhs = b.conns * bw, bc * b.weight
+            if lhs < rhs:
+                best, bc, bw, pos, many = b, b.conns, b.weight, i, False
+            elif lhs == rhs:
                 many = True
-        if best is None or not many:
+        if not many:
             return best
         # nginx's second pass starts at the first tied peer and visits only
         # peers with the same ratio.
-        bc, bw = best.conns, best.weight
         return smooth_wrr(b for b in avail[pos:] if b.conns * bw == bc * b.weight)

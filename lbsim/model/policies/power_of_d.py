@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
+from itertools import accumulate
 from typing import Literal
 
 import numpy as np
@@ -59,6 +61,7 @@ class PowerOfD(Policy):
         self._envoy = options.flavour == "envoy"
         self._u = Uniforms(rng)
         self._peek = WeightedPeek(self.backends, self._u)
+        self._equal_weights = len({b.weight for b in self.backends}) <= 1
 
     def choose(self, request: RequestView, available: Eligibility, now: float) -> Backend | None:
         avail = [b for b in self.backends if available(b)]
@@ -96,25 +99,16 @@ class PowerOfD(Policy):
                 return smooth_wrr(avail)
 
     def _envoy_pick(self, avail: list[Backend]) -> Backend:
-        n = len(avail)
         u = self._u.next
-        w0 = avail[0].weight
-        if all(b.weight == w0 for b in avail):
+        if self._equal_weights:
+            n = len(avail)
             picks = [avail[int(u() * n)] for _ in range(self._d)]
         else:
-            picks = [_weighted(avail, u()) for _ in range(self._d)]
+            ends = list(accumulate(b.weight for b in avail))
+            total = ends[-1]
+            picks = [avail[bisect_right(ends, u() * total)] for _ in range(self._d)]
         best = picks[0]
         for b in picks[1:]:
             if b.conns < best.conns:  # strict: ties keep the first draw
                 best = b
         return best
-
-
-def _weighted(avail: list[Backend], u: float) -> Backend:
-    """The backend at fraction ``u`` of the cumulative weight of ``avail``."""
-    x = u * sum(b.weight for b in avail)
-    for b in avail:
-        x -= b.weight
-        if x < 0:
-            return b
-    return avail[-1]

@@ -44,10 +44,27 @@ def smooth_wrr(candidates: Iterable[Backend]) -> Backend | None:
 def smooth_wrr_available(backends: Sequence[Backend], available: Eligibility) -> Backend | None:
     """:func:`smooth_wrr` over the available ones of ``backends``.
 
-    This is nginx's ``get_round_robin_peer``; a generator keeps it from
-    building a list per request.
+    This is nginx's ``get_round_robin_peer``, the default policy's hot
+    path, so the loop is repeated inline rather than fed a generator.
     """
-    return smooth_wrr(b for b in backends if available(b))
+    best: Backend | None = None
+    best_cw = 0
+    total = 0
+    for b in backends:
+        if not available(b):
+            continue
+        ew = b.effective_weight
+        cw = b.current_weight + ew
+        b.current_weight = cw
+        total += ew
+        if ew < b.weight:
+            b.effective_weight = ew + 1
+        if best is None or cw > best_cw:
+            best = b
+            best_cw = cw
+    if best is not None:
+        best.current_weight = best_cw - total
+    return best
 
 
 def smooth_wrr_weights(

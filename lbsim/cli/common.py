@@ -1,0 +1,55 @@
+"""What every command shares: loading a scenario with clear errors, the consoles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+from lbsim.scenario import Scenario, ScenarioError, load_scenario
+
+console = Console()
+err_console = Console(stderr=True)
+
+ScenarioFile = Annotated[
+    Path, typer.Argument(help="Scenario YAML file.", show_default=False)
+]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set", "-s", help="Override a key: dotted.key=value (value as YAML). Repeatable.",
+        show_default=False,
+    ),
+]
+SeedOption = Annotated[int | None, typer.Option(help="Override the scenario seed.")]
+ReplicationsOption = Annotated[
+    int | None, typer.Option(help="Override the number of replications.")
+]
+DurationOption = Annotated[
+    float | None, typer.Option(help="Override the measured duration (simulated seconds).")
+]
+
+
+def fail(message: str) -> NoReturn:
+    err_console.print(f"[bold red]error:[/bold red] {message}", markup=True, highlight=False)
+    raise typer.Exit(code=2)
+
+
+def load_or_exit(
+    path: Path,
+    overrides: list[str] | None = None,
+    seed: int | None = None,
+    replications: int | None = None,
+    duration: float | None = None,
+) -> Scenario:
+    try:
+        return load_scenario(
+            path, overrides or (), seed=seed, replications=replications, duration=duration
+        )
+    except ScenarioError as exc:
+        err_console.print(f"[bold red]error:[/bold red] invalid scenario", highlight=False)
+        for line in str(exc).splitlines():
+            err_console.print(f"  {line}", markup=False, highlight=False)
+        raise typer.Exit(code=2) from None

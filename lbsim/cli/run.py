@@ -1,0 +1,99 @@
+"""``lbsim run FILE``: simulate a scenario and report."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from lbsim.cli.common import (
+    DurationOption,
+    ReplicationsOption,
+    ScenarioFile,
+    SeedOption,
+    SetOption,
+    console,
+    err_console,
+    fail,
+    load_or_exit,
+)
+from lbsim.experiment.offered_load import arrival_rate, offered_load
+from lbsim.experiment.run import simulate
+from lbsim.report.files import write_outputs
+from lbsim.report.jsonout import write_json
+from lbsim.report.table import print_offered_load, print_result
+
+PROGRESS_AFTER = 2.0  # s of wall time before a progress bar appears
+
+
+def run(
+    file: ScenarioFile,
+    set_: SetOption = None,
+    seed: SeedOption = None,
+    replications: ReplicationsOption = None,
+    duration: DurationOption = None,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Write the results (contract keys) as JSON.")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Write summary.json, timeseries.csv and PNG plots to this directory."),
+    ] = None,
+    jobs: Annotated[
+        int, typer.Option(help="Worker processes for replications (0: all cores).")
+    ] = 1,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print no tables.")] = False,
+) -> None:
+    """Simulate FILE and print latency, throughput, failures and utilisation."""
+    scenario = load_or_exit(file, set_, seed, replications, duration)
+    for target in (json_path, out):
+        if target is not None and target.exists() and target.is_dir() != (target is out):
+            fail(f"{target}: exists and is {'not ' if target is out else ''}a directory")
+    if not quiet:
+        mean, peak, how = arrival_rate(scenario)
+        use_peak = peak > mean
+        print_offered_load(console, offered_load(scenario, use_peak),
+                           f"{how}, {peak if use_peak else mean:.4g} requests/s"
+                           + (" at peak" if use_peak else ""))
+    n_jobs = jobs if jobs > 0 else (os.cpu_count() or 1)
+    started = time.perf_counter()
+    bar: Progress | None = None
+    task = None
+
+    def progress(fraction: float) -> None:
+        nonlocal bar, task
+        if quiet or not err_console.is_terminal:
+            return
+        if bar is None:
+            if time.perf_counter() - started < PROGRESS_AFTER:
+                return
+            bar = Progress(TextColumn("simulating"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                           TimeRemainingColumn(), console=err_console, transient=True)
+            bar.start()
+            task = bar.add_task("run", total=1.0)
+        assert task is not None
+        bar.update(task, completed=fraction)
+
+    try:
+        result = simulate(scenario, jobs=n_jobs, progress=progress)
+    finally:
+        if bar is not None:
+            bar.stop()
+    if not quiet:
+        print_result(console, result)
+    if json_path is not None:
+        write_json(json_path, result.to_dict())
+        if not quiet:
+            console.print(f"wrote {json_path}")
+    if out is not None:
+        paths = write_outputs(result, out)
+        if not quiet:
+            console.print("wrote " + ", ".join(str(p) for p in paths))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)

@@ -1,0 +1,32 @@
+"""The ``--out DIR`` of a run: summary.json, timeseries.csv and PNG plots."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from lbsim.experiment.result import Result
+from lbsim.report.jsonout import write_json
+from lbsim.report.plots import write_all
+
+
+def write_timeseries(result: Result, path: Path) -> None:
+    rows = result.timeseries
+    if not rows:
+        path.write_text("")
+        return
+    fields = list(rows[0])
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: f"{v:.9g}" for k, v in row.items()})
+
+
+def write_outputs(result: Result, out_dir: Path) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = out_dir / "summary.json"
+    write_json(summary, result.to_dict())
+    series = out_dir / "timeseries.csv"
+    write_timeseries(result, series)
+    return [summary, series, *write_all(result, out_dir)]

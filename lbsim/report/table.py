@@ -1,0 +1,115 @@
+"""Terminal tables (rich) for a run: offered load, latency per class, failures, utilisation."""
+
+from __future__ import annotations
+
+import math
+
+from rich.console import Console
+from rich.table import Table
+
+from lbsim.experiment.offered_load import ResourceLoad, bottleneck
+from lbsim.experiment.result import Result
+
+
+def _num(value: float, digits: int = 4, ci: float | None = None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    text = f"{value:.{digits}g}"
+    if ci is not None and not math.isnan(ci):
+        text += f" ± {ci:.2g}"
+    return text
+
+
+def _ms(value: float, ci: float | None = None) -> str:
+    if math.isnan(value):
+        return "—"
+    text = f"{value * 1000:.1f}"
+    if ci is not None and not math.isnan(ci):
+        text += f" ± {ci * 1000:.1f}"
+    return text
+
+
+def print_offered_load(console: Console, loads: list[ResourceLoad], rate_note: str) -> None:
+    table = Table(title=f"Offered load ({rate_note})", title_justify="left")
+    table.add_column("resource")
+    table.add_column("utilisation", justify="right")
+    table.add_column("from", style="dim")
+    for r in loads:
+        style = "bold red" if r.utilisation >= 1 else ("yellow" if r.utilisation >= 0.85 else "")
+        table.add_row(r.resource, f"{r.utilisation:.3f}", r.detail, style=style)
+    console.print(table)
+    top = bottleneck(loads)
+    console.print(f"bottleneck: [bold]{top.resource}[/bold] at {top.utilisation:.3f}")
+    if top.utilisation >= 1:
+        console.print(
+            f"[bold red]warning:[/bold red] offered load of {top.resource} is "
+            f"{top.utilisation:.2f} ≥ 1: its queue grows without bound, so results depend "
+            "on the run length (and failures on the limits)"
+        )
+
+
+def print_result(console: Console, result: Result) -> None:
+    r = result
+    ci = r.replications > 1
+
+    def c(key: str) -> float | None:
+        return r.ci95(key) if ci else None
+
+    names = ["all", *r.scenario.workload.class_names]
+    lat = Table(
+        title=f"Latency (ms) — {r.scenario.name}, {r.replications} replication(s)"
+        + (", mean ± 95 % CI" if ci else ""),
+        title_justify="left",
+    )
+    for col in ("class", "throughput/s", "mean", "p50", "p95", "p99", "max"):
+        lat.add_column(col, justify="left" if col == "class" else "right")
+    for name in names:
+        base = "" if name == "all" else f"classes.{name}."
+        tkey = "throughput" if name == "all" else f"classes.{name}.throughput"
+        row = [name, _num(r.value(tkey), 4, c(tkey))]
+        for q in ("mean", "p50", "p95", "p99", "max"):
+            key = f"{base}latency.{q}"
+            row.append(_ms(r.value(key), c(key)))
+        lat.add_row(*row, style="bold" if name == "all" else "")
+    console.print(lat)
+
+    req = Table(title="Requests (arrived after warm-up)", title_justify="left")
+    for col in ("arrived", "completed", "in flight", "failed"):
+        req.add_column(col, justify="right")
+    failed = {
+        k.removeprefix("requests.failed."): v
+        for k, v in r.metrics().items()
+        if k.startswith("requests.failed.") and k != "requests.failed.total" and v > 0
+    }
+    failed_text = ", ".join(f"{k} {v:.6g}" for k, v in failed.items()) or "0"
+    req.add_row(
+        _num(r.value("requests.arrived"), 8),
+        _num(r.value("requests.completed"), 8),
+        _num(r.value("requests.in_flight"), 8),
+        failed_text,
+    )
+    console.print(req)
+
+    util = Table(title="Utilisation", title_justify="left")
+    for col in ("resource", "workers", "cpu", "backlog (mean)", "served"):
+        util.add_column(col, justify="left" if col == "resource" else "right")
+    for node in (n.name for n in r.scenario.app.resolved_nodes()):
+        w = f"utilisation.app.{node}.workers"
+        cpu = f"utilisation.app.{node}.cpu"
+        bl = f"queues.app.{node}.backlog"
+        util.add_row(
+            f"app {node}",
+            _num(r.value(w), 3, c(w)),
+            _num(r.value(cpu), 3, c(cpu)),
+            _num(r.value(bl), 3, c(bl)),
+            _num(r.value(f"app.{node}.served"), 8),
+        )
+    for host in r.scenario.hosts:
+        key = f"utilisation.hosts.{host.name}.cpu"
+        if key in r.metrics():
+            util.add_row(f"host {host.name}", "", _num(r.value(key), 3, c(key)), "", "")
+    console.print(util)
+    wall = r.meta.get("wall_time", math.nan)
+    n = r.value("requests.arrived") * r.replications
+    console.print(f"[dim]simulated {n:.0f} requests in {wall:.2f} s wall time "
+                  f"({n / wall if wall else math.nan:,.0f} requests/s)[/dim]")
