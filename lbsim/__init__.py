@@ -7,9 +7,9 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+source"
 
-from lbsim.experiment.result import Result  # noqa: E402
-from lbsim.experiment.run import simulate  # noqa: E402
-from lbsim.scenario import Scenario, ScenarioError, load_scenario, loads_scenario  # noqa: E402
+from lbsim.experiment.result import Result
+from lbsim.experiment.run import simulate
+from lbsim.scenario import Scenario, ScenarioError, load_scenario, loads_scenario
 
 __all__ = [
     "Result",

@@ -14,9 +14,12 @@ def check(file: ScenarioFile, set_: SetOption = None) -> None:
     scenario = load_or_exit(file, set_)
     mean, peak, how = arrival_rate(scenario)
     console.print(f"[green]ok[/green] {file}: scenario '{scenario.name}' is valid")
-    print_offered_load(console, offered_load(scenario, use_peak=peak > mean),
-                       f"{how}, {peak if peak > mean else mean:.4g} requests/s"
-                       + (" at peak" if peak > mean else ""))
+    print_offered_load(
+        console,
+        offered_load(scenario, use_peak=peak > mean),
+        f"{how}, {peak if peak > mean else mean:.4g} requests/s"
+        + (" at peak" if peak > mean else ""),
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -13,13 +13,13 @@ from lbsim.scenario import Scenario, ScenarioError, load_scenario
 console = Console()
 err_console = Console(stderr=True)
 
-ScenarioFile = Annotated[
-    Path, typer.Argument(help="Scenario YAML file.", show_default=False)
-]
+ScenarioFile = Annotated[Path, typer.Argument(help="Scenario YAML file.", show_default=False)]
 SetOption = Annotated[
     list[str] | None,
     typer.Option(
-        "--set", "-s", help="Override a key: dotted.key=value (value as YAML). Repeatable.",
+        "--set",
+        "-s",
+        help="Override a key: dotted.key=value (value as YAML). Repeatable.",
         show_default=False,
     ),
 ]
@@ -49,7 +49,7 @@ def load_or_exit(
             path, overrides or (), seed=seed, replications=replications, duration=duration
         )
     except ScenarioError as exc:
-        err_console.print(f"[bold red]error:[/bold red] invalid scenario", highlight=False)
+        err_console.print("[bold red]error:[/bold red] invalid scenario", highlight=False)
         for line in str(exc).splitlines():
             err_console.print(f"  {line}", markup=False, highlight=False)
         raise typer.Exit(code=2) from None

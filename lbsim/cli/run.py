@@ -56,9 +56,12 @@ def run(
     if not quiet:
         mean, peak, how = arrival_rate(scenario)
         use_peak = peak > mean
-        print_offered_load(console, offered_load(scenario, use_peak),
-                           f"{how}, {peak if use_peak else mean:.4g} requests/s"
-                           + (" at peak" if use_peak else ""))
+        print_offered_load(
+            console,
+            offered_load(scenario, use_peak),
+            f"{how}, {peak if use_peak else mean:.4g} requests/s"
+            + (" at peak" if use_peak else ""),
+        )
     n_jobs = jobs if jobs > 0 else (os.cpu_count() or 1)
     started = time.perf_counter()
     bar: Progress | None = None
@@ -71,8 +74,14 @@ def run(
         if bar is None:
             if time.perf_counter() - started < PROGRESS_AFTER:
                 return
-            bar = Progress(TextColumn("simulating"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                           TimeRemainingColumn(), console=err_console, transient=True)
+            bar = Progress(
+                TextColumn("simulating"),
+                BarColumn(),
+                TextColumn("{task.percentage:>3.0f}%"),
+                TimeRemainingColumn(),
+                console=err_console,
+                transient=True,
+            )
             bar.start()
             task = bar.add_task("run", total=1.0)
         assert task is not None

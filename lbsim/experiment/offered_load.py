@@ -65,22 +65,31 @@ def offered_load(scenario: Scenario, use_peak: bool = False) -> list[ResourceLoa
     host_work: dict[str, float] = {}
     for n in nodes:
         lam_i = lam * n.weight / total_weight
-        out.append(ResourceLoad(
-            f"app {n.name} cpu", lam_i * cpu / n.cores,
-            f"{lam_i:.4g}/s × {cpu:.4g} s / {n.cores:g} cores",
-        ))
-        out.append(ResourceLoad(
-            f"app {n.name} workers", lam_i * hold / n.workers,
-            f"{lam_i:.4g}/s × {hold:.4g} s / {n.workers} workers",
-        ))
+        out.append(
+            ResourceLoad(
+                f"app {n.name} cpu",
+                lam_i * cpu / n.cores,
+                f"{lam_i:.4g}/s × {cpu:.4g} s / {n.cores:g} cores",
+            )
+        )
+        out.append(
+            ResourceLoad(
+                f"app {n.name} workers",
+                lam_i * hold / n.workers,
+                f"{lam_i:.4g}/s × {hold:.4g} s / {n.workers} workers",
+            )
+        )
         if n.host is not None:
             host_work[n.host] = host_work.get(n.host, 0.0) + lam_i * cpu
     for h in scenario.hosts:
         if h.name in host_work:
-            out.append(ResourceLoad(
-                f"host {h.name} cpu", host_work[h.name] / h.cores,
-                f"{host_work[h.name]:.4g} core-s/s / {h.cores:g} cores",
-            ))
+            out.append(
+                ResourceLoad(
+                    f"host {h.name} cpu",
+                    host_work[h.name] / h.cores,
+                    f"{host_work[h.name]:.4g} core-s/s / {h.cores:g} cores",
+                )
+            )
     return out
 
 

@@ -68,7 +68,9 @@ class Result:
         """One row per replication, one column per metric."""
         import pandas as pd
 
-        return pd.DataFrame([flatten({k: v for k, v in r.items() if k != "run"}) for r in self.runs])
+        return pd.DataFrame(
+            [flatten({k: v for k, v in r.items() if k != "run"}) for r in self.runs]
+        )
 
     def timeseries_frame(self) -> Any:
         import pandas as pd

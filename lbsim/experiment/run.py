@@ -51,6 +51,7 @@ def simulate(
     outputs: list[tuple[dict[str, Any], dict[str, Any]]] = []
     if jobs <= 1 or reps == 1:
         for r in range(reps):
+
             def rep_progress(now: float, horizon: float, r: int = r) -> None:
                 if progress is not None:
                     progress((r + now / horizon) / reps)

@@ -95,7 +95,9 @@ class Balancer:
         agent_interval = getattr(policy, "agent_interval", None)
         if agent_interval is not None:
             for b in self.backends:
-                every(env, agent_interval, self._agent(b), first=float(rng.uniform(0, agent_interval)))
+                every(
+                    env, agent_interval, self._agent(b), first=float(rng.uniform(0, agent_interval))
+                )
 
     # -- entry ------------------------------------------------------------------------
     def receive(self, request: Request) -> None:

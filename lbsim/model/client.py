@@ -46,7 +46,7 @@ class ClientEdge:
         """The balancer answers ``request`` with HTTP ``status`` (or a DB error code)."""
         net = self._net
         if net.constant == 0.0:
-            self._deliver((request, status))  # noqa: SIM114
+            self._deliver((request, status))
         else:
             later(self.env, net(), self._deliver, (request, status))
 

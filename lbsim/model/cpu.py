@@ -200,10 +200,7 @@ class Host:
     def rebalance(self, now: float) -> None:
         demands = [min(float(c.n), c.cores) for c in self.members]
         total = sum(demands)
-        if total <= self.cores:
-            allocs = demands
-        else:
-            allocs = _water_fill(demands, self.cores)
+        allocs = demands if total <= self.cores else _water_fill(demands, self.cores)
         self.busy.set(now, min(total, self.cores))
         for cpu, alloc in zip(self.members, allocs, strict=True):
             cpu._set_alloc(now, alloc)

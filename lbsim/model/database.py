@@ -34,7 +34,9 @@ class NoDatabase:
     """``engine: none``: requests make no queries (the schema refuses classes with queries)."""
 
     def execute(self, request: Request, query: int, node: AppNode, done: QueryDone) -> None:
-        raise RuntimeError("engine 'none' cannot run queries; the scenario check should refuse them")
+        raise RuntimeError(
+            "engine 'none' cannot run queries; the scenario check should refuse them"
+        )
 
     def abandon(self, request: Request) -> None:
         return None

@@ -19,8 +19,17 @@ BLOCK = 4096
 Draw = Callable[[np.random.Generator, int], np.ndarray]
 
 
-def _drawer(d: spec.Deterministic | spec.Exponential | spec.Lognormal | spec.Gamma | spec.Erlang
-            | spec.Hyperexponential | spec.Uniform | spec.Pareto | spec.Empirical) -> Draw | float:
+def _drawer(
+    d: spec.Deterministic
+    | spec.Exponential
+    | spec.Lognormal
+    | spec.Gamma
+    | spec.Erlang
+    | spec.Hyperexponential
+    | spec.Uniform
+    | spec.Pareto
+    | spec.Empirical,
+) -> Draw | float:
     """A block-drawing function for ``d``, or a constant for degenerate ones."""
     if isinstance(d, spec.Deterministic):
         return d.value
@@ -48,7 +57,8 @@ def _drawer(d: spec.Deterministic | spec.Exponential | spec.Lognormal | spec.Gam
 
         def hyper(g: np.random.Generator, n: int) -> np.ndarray:
             phase = g.choice(len(probs), size=n, p=probs)
-            return g.exponential(1.0, n) * means[phase]
+            out: np.ndarray = g.exponential(1.0, n) * means[phase]
+            return out
 
         return hyper
     if isinstance(d, spec.Uniform):
@@ -99,7 +109,7 @@ class Sampler:
             buf = self._buf = self._draw(self._gen, BLOCK).tolist()
             i = 0
         self._i = i + 1
-        return buf[i]  # type: ignore[no-any-return]
+        return buf[i]
 
     def sample(self, n: int) -> np.ndarray:
         """``n`` values at once (for tests and analysis)."""

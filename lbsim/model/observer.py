@@ -145,7 +145,9 @@ class Observer:
             row[f"{n}.workers"] = (
                 self._delta(f"{n}.w", node.busy_tw.integral(now)) / span / node.workers
             )
-            row[f"{n}.cpu"] = self._delta(f"{n}.c", node.cpu.busy.integral(now)) / span / node.cpu.cores
+            row[f"{n}.cpu"] = (
+                self._delta(f"{n}.c", node.cpu.busy.integral(now)) / span / node.cpu.cores
+            )
             row[f"{n}.backlog"] = self._delta(f"{n}.b", node.backlog_tw.integral(now)) / span
         for host in self.hosts:
             row[f"host.{host.name}.cpu"] = (

@@ -30,8 +30,8 @@ class Request:
         "queued_at",
         "sent_to_backend",
         "t_arrival",
-        "tries",
         "tried",
+        "tries",
         "upstream_done",
         "worker_token",
     )

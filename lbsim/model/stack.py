@@ -35,8 +35,9 @@ from lbsim.scenario import schema
 Progress = Callable[[float, float], None]  # (simulated now, horizon)
 
 
-def build_database(scenario: schema.Scenario, env: simpy.Environment,
-                   streams: RandomStreams) -> DatabaseTier:
+def build_database(
+    scenario: schema.Scenario, env: simpy.Environment, streams: RandomStreams
+) -> DatabaseTier:
     if scenario.database.engine == "none":
         return NoDatabase()
     raise ValueError(f"unknown database engine {scenario.database.engine!r}")  # pragma: no cover
@@ -56,31 +57,62 @@ class Stack:
         self.nodes: list[AppNode] = []
         backends: list[Backend] = []
         for i, spec in enumerate(scenario.app.resolved_nodes()):
-            cpu = Cpu(env, spec.name, spec.cores,
-                      self.hosts.get(spec.host) if spec.host else None, max_jobs=spec.workers)
-            node = AppNode(env, i, spec.name, spec.workers, spec.backlog, cpu,
-                           spec.request_timeout, self.database)
+            cpu = Cpu(
+                env,
+                spec.name,
+                spec.cores,
+                self.hosts.get(spec.host) if spec.host else None,
+                max_jobs=spec.workers,
+            )
+            node = AppNode(
+                env,
+                i,
+                spec.name,
+                spec.workers,
+                spec.backlog,
+                cpu,
+                spec.request_timeout,
+                self.database,
+            )
             self.nodes.append(node)
-            backends.append(Backend(index=i, name=spec.name, address=f"10.0.1.{i + 1}:9000",
-                                    weight=spec.weight, max_conns=spec.max_conns))
+            backends.append(
+                Backend(
+                    index=i,
+                    name=spec.name,
+                    address=f"10.0.1.{i + 1}:9000",
+                    weight=spec.weight,
+                    max_conns=spec.max_conns,
+                )
+            )
             for outage in spec.outages:
                 later(env, outage.start, node.go_down)
                 later(env, outage.start + outage.duration, node.come_up)
         bal = scenario.balancer
         policy = make_policy(bal.policy, backends, bal.policy_options, streams.generator("policy"))
         self.balancer = Balancer(
-            env, bal, backends, self.nodes, policy,
+            env,
+            bal,
+            backends,
+            self.nodes,
+            policy,
             processing=Sampler(bal.latency, streams.generator("balancer-latency")),
             lb_app=Sampler(net.lb_app, streams.generator("net:lb_app")),
             rng=streams.generator("health"),
         )
         interval = scenario.report.interval or scenario.horizon / 100
-        self.observer = Observer(scenario.workload.class_names, scenario.warmup, interval,
-                                 scenario.report.percentile_error)
+        self.observer = Observer(
+            scenario.workload.class_names,
+            scenario.warmup,
+            interval,
+            scenario.report.percentile_error,
+        )
         self.observer.watch(self.nodes, list(self.hosts.values()), self.balancer)
-        self.clients = ClientEdge(env, self.observer,
-                                  Sampler(net.client_lb, streams.generator("net:client_lb")),
-                                  scenario.workload.timeout)
+        self.clients = ClientEdge(
+            env,
+            self.observer,
+            Sampler(net.client_lb, streams.generator("net:client_lb")),
+            scenario.workload.timeout,
+        )
         self.clients.connect(self.balancer.receive)
         self.balancer.answer_client = self.clients.answer
         wl = scenario.workload
@@ -90,8 +122,9 @@ class Stack:
         if wl.closed is not None:
             self.source = ClosedLoopSource(env, scenario, streams, factory, self.clients.send)
         else:
-            self.source = OpenLoopSource(env, arrival_trace(scenario, replication), factory,
-                                         self.clients.send)
+            self.source = OpenLoopSource(
+                env, arrival_trace(scenario, replication), factory, self.clients.send
+            )
         self._interval = interval
 
     def _end_warmup(self, _: Any) -> None:

@@ -8,6 +8,7 @@ the same trace.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -82,7 +83,12 @@ class ClientPopulation:
                 ip = (a, b, c, 1 + (client // len(self._prefixes)) % 254)
             else:
                 x = _splitmix64(self._salt ^ client)
-                ip = (1 + (x >> 24 & 0xFF) % 223, x >> 16 & 0xFF, x >> 8 & 0xFF, 1 + (x & 0xFF) % 254)
+                ip = (
+                    1 + (x >> 24 & 0xFF) % 223,
+                    x >> 16 & 0xFF,
+                    x >> 8 & 0xFF,
+                    1 + (x & 0xFF) % 254,
+                )
             if len(self._ips) < 1_000_000:
                 self._ips[client] = ip
         return ip
@@ -110,17 +116,24 @@ class ClassPicker:
             self._i = 0
         v = self._buf[self._i]
         self._i += 1
-        return v  # type: ignore[no-any-return]
+        return v
 
 
 # --------------------------------------------------------------------------- arrival trace
 
 
-def _arrival_times(spec: schema.OpenLoop, streams: RandomStreams, horizon: float) -> Iterator[float]:
+def _arrival_times(
+    spec: schema.OpenLoop, streams: RandomStreams, horizon: float
+) -> Iterator[float]:
     gen = streams.generator("arrivals")
     if spec.rate is not None or spec.interarrival is not None:
-        dist = spec.interarrival if spec.interarrival is not None else Exponential(
-            dist="exponential", mean=1.0 / spec.rate  # type: ignore[operator]
+        dist = (
+            spec.interarrival
+            if spec.interarrival is not None
+            else Exponential(
+                dist="exponential",
+                mean=1.0 / spec.rate,  # type: ignore[operator]
+            )
         )
         gap = Sampler(dist, gen)
         t = gap()
@@ -141,7 +154,7 @@ def _schedule_times(
     unif = Sampler(_UNIT_UNIFORM, gen)
     points = [*schedule, (math.inf, schedule[-1][1])]
     t = 0.0
-    for (t0, r0), (t1, r1) in zip(points, points[1:], strict=False):
+    for (t0, r0), (t1, r1) in itertools.pairwise(points):
         end = min(t1, horizon)
         linear = shape == "linear" and math.isfinite(t1)
         rmax = max(r0, r1) if linear else r0
@@ -190,7 +203,9 @@ class RequestFactory:
     """Builds requests: draws each one's CPU demand from its class's own stream
     and lays out its phases (CPU split evenly around the queries)."""
 
-    def __init__(self, scenario: schema.Scenario, streams: RandomStreams, clients: ClientPopulation):
+    def __init__(
+        self, scenario: schema.Scenario, streams: RandomStreams, clients: ClientPopulation
+    ):
         self._classes = scenario.workload.classes
         self._cpu = [Sampler(c.cpu, streams.generator(f"cpu:{c.name}")) for c in self._classes]
         self._nq = [len(c.queries) for c in self._classes]
@@ -216,7 +231,13 @@ class RequestFactory:
             phases = tuple(parts)
         self._next_id += 1
         return Request(
-            self._next_id, cls, client, self._clients.ip(client), now, cpu, phases,
+            self._next_id,
+            cls,
+            client,
+            self._clients.ip(client),
+            now,
+            cpu,
+            phases,
             now >= self._warmup,
         )
 
@@ -230,8 +251,9 @@ Send = Callable[[Request], None]
 class OpenLoopSource:
     """Feeds an arrival trace into the stack, one scheduled event per arrival."""
 
-    def __init__(self, env: simpy.Environment, trace: Iterator[Arrival], factory: RequestFactory,
-                 send: Send):
+    def __init__(
+        self, env: simpy.Environment, trace: Iterator[Arrival], factory: RequestFactory, send: Send
+    ):
         self.env = env
         self._trace = trace
         self._factory = factory
@@ -262,8 +284,14 @@ class ClosedLoopSource:
     the overall class mix keeps the configured weights.
     """
 
-    def __init__(self, env: simpy.Environment, scenario: schema.Scenario, streams: RandomStreams,
-                 factory: RequestFactory, send: Send):
+    def __init__(
+        self,
+        env: simpy.Environment,
+        scenario: schema.Scenario,
+        streams: RandomStreams,
+        factory: RequestFactory,
+        send: Send,
+    ):
         wl = scenario.workload
         assert wl.closed is not None
         self.env = env
@@ -283,7 +311,9 @@ class ClosedLoopSource:
             total = sum(weights)
             p_h = sum(w for w, h in zip(weights, is_heavy, strict=True) if h) / total
             f, s = heavy.fraction, heavy.share
-            self.n_heavy = min(max(1, round(f * self.users)), self.users - 1) if self.users > 1 else 0
+            self.n_heavy = (
+                min(max(1, round(f * self.users)), self.users - 1) if self.users > 1 else 0
+            )
             ph_heavy_user = s * p_h / f
             ph_light_user = (1 - s) * p_h / (1 - f)
 

@@ -6,13 +6,14 @@ Colour-blind-safe palette (tableau-colorblind10), labelled axes with units.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from lbsim.experiment.result import Result  # noqa: E402
+from lbsim.experiment.result import Result
 
 STYLE = "tableau-colorblind10"
 
@@ -23,9 +24,14 @@ def latency_cdf(result: Result, path: Path) -> None:
         for name, (values, frac) in result.cdf.items():
             if not values:
                 continue
-            ax.step(values, frac, where="post", label=name,
-                    linewidth=2.2 if name == "all" else 1.4,
-                    linestyle="-" if name == "all" else "--")
+            ax.step(
+                values,
+                frac,
+                where="post",
+                label=name,
+                linewidth=2.2 if name == "all" else 1.4,
+                linestyle="-" if name == "all" else "--",
+            )
         ax.set_xscale("log")
         ax.set_xlabel("latency (s, log scale)")
         ax.set_ylabel("fraction of requests ≤ latency")
@@ -76,8 +82,12 @@ def queues(result: Result, path: Path) -> None:
             ax.plot(t, v, label=f"{name} listen backlog")
         rows = result.timeseries
         if rows and "balancer_queue" in rows[0]:
-            ax.plot([r["time"] for r in rows], [r["balancer_queue"] for r in rows],
-                    label="balancer queue", linestyle="--")
+            ax.plot(
+                [r["time"] for r in rows],
+                [r["balancer_queue"] for r in rows],
+                label="balancer queue",
+                linestyle="--",
+            )
         ax.set_xlabel("simulated time (s)")
         ax.set_ylabel("requests waiting (time average)")
         ax.grid(True, alpha=0.3)
@@ -89,7 +99,7 @@ def queues(result: Result, path: Path) -> None:
         plt.close(fig)
 
 
-def _mark_warmup(ax: plt.Axes, result: Result) -> None:
+def _mark_warmup(ax: Any, result: Result) -> None:
     if result.scenario.warmup > 0:
         ax.axvspan(0, result.scenario.warmup, color="0.85", alpha=0.5, label="warm-up")
 

@@ -111,5 +111,7 @@ def print_result(console: Console, result: Result) -> None:
     console.print(util)
     wall = r.meta.get("wall_time", math.nan)
     n = r.value("requests.arrived") * r.replications
-    console.print(f"[dim]simulated {n:.0f} requests in {wall:.2f} s wall time "
-                  f"({n / wall if wall else math.nan:,.0f} requests/s)[/dim]")
+    console.print(
+        f"[dim]simulated {n:.0f} requests in {wall:.2f} s wall time "
+        f"({n / wall if wall else math.nan:,.0f} requests/s)[/dim]"
+    )

@@ -277,8 +277,15 @@ class Empirical(_Dist):
 
 
 DistSpec = Annotated[
-    Deterministic | Exponential | Lognormal | Gamma | Erlang | Hyperexponential | Uniform
-    | Pareto | Empirical,
+    Deterministic
+    | Exponential
+    | Lognormal
+    | Gamma
+    | Erlang
+    | Hyperexponential
+    | Uniform
+    | Pareto
+    | Empirical,
     Field(discriminator="dist"),
 ]
 

@@ -87,9 +87,7 @@ def problems_from_validation(
     for err in exc.errors(include_url=False):
         # pydantic inserts union-member tags (e.g. 'exponential', 'function-after[...]')
         loc = tuple(
-            p
-            for p in err["loc"]
-            if not (isinstance(p, str) and ("[" in p or p in _UNION_TAGS))
+            p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p in _UNION_TAGS))
         )
         path: KeyPath = prefix + loc
         msg = err["msg"]

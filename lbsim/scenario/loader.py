@@ -25,7 +25,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
     seen: dict[Any, yaml.Node] = {}
     for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r}", key_node.start_mark
@@ -36,7 +36,7 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bo
 
 _UniqueKeyLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _construct_mapping,  # type: ignore[arg-type]
+    _construct_mapping,
 )
 
 
@@ -68,7 +68,7 @@ def _locate(problems: list[Problem], positions: Mapping[KeyPath, tuple[int, int]
 
 def parse_yaml(text: str, file: str) -> tuple[Any, dict[KeyPath, tuple[int, int]]]:
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -88,7 +88,9 @@ def read_scenario_file(path: Path | str) -> str:
     except FileNotFoundError:
         raise ScenarioError(str(path), [Problem((), "no such file")]) from None
     except IsADirectoryError:
-        raise ScenarioError(str(path), [Problem((), "is a directory, not a scenario file")]) from None
+        raise ScenarioError(
+            str(path), [Problem((), "is a directory, not a scenario file")]
+        ) from None
     except PermissionError:
         raise ScenarioError(str(path), [Problem((), "permission denied")]) from None
     except UnicodeDecodeError:

@@ -15,9 +15,7 @@ def parse_override(text: str, file: str) -> tuple[list[str | int], Any]:
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise ScenarioError(
-            file, [Problem(("--set",), f"expected dotted.key=value, got {text!r}")]
-        )
+        raise ScenarioError(file, [Problem(("--set",), f"expected dotted.key=value, got {text!r}")])
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
@@ -53,7 +51,8 @@ def set_path(data: dict[str, Any], parts: Sequence[str | int], value: Any, file:
                 node = node[key]
         else:
             raise ScenarioError(
-                file, [Problem(where[:-1], f"--set: cannot set a key inside a {type(node).__name__}")]
+                file,
+                [Problem(where[:-1], f"--set: cannot set a key inside a {type(node).__name__}")],
             )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -71,7 +72,7 @@ class OpenLoop(Strict):
             times = [t for t, _ in self.schedule]
             if times[0] != 0:
                 raise ValueError("schedule must start at time 0")
-            if any(b <= a for a, b in zip(times, times[1:], strict=False)):
+            if any(b <= a for a, b in itertools.pairwise(times)):
                 raise ValueError("schedule times must increase strictly")
             if max(r for _, r in self.schedule) <= 0:
                 raise ValueError("schedule needs a rate > 0 somewhere")
@@ -99,7 +100,7 @@ def _schedule_integral(
 ) -> float:
     total = 0.0
     pts = [*schedule, (math.inf, schedule[-1][1])]
-    for (t0, r0), (t1, r1) in zip(pts, pts[1:], strict=False):
+    for (t0, r0), (t1, r1) in itertools.pairwise(pts):
         if t0 >= horizon:
             break
         end = min(t1, horizon)
@@ -293,9 +294,7 @@ class Balancer(Strict):
     @classmethod
     def _known_policy(cls, v: str) -> str:
         if v not in POLICIES:
-            raise ValueError(
-                f"unknown policy {v!r}; valid policies: {', '.join(sorted(POLICIES))}"
-            )
+            raise ValueError(f"unknown policy {v!r}; valid policies: {', '.join(sorted(POLICIES))}")
         return v
 
     @model_validator(mode="after")
@@ -450,7 +449,9 @@ class Scenario(Strict):
             raise ValueError("hosts: names must be unique")
         for i, n in enumerate(nodes):
             if n.host is not None and n.host not in host_names:
-                where = f"app.nodes[{i}].host" if not isinstance(self.app.nodes, int) else "app.host"
+                where = (
+                    f"app.nodes[{i}].host" if not isinstance(self.app.nodes, int) else "app.host"
+                )
                 raise ValueError(
                     f"{where}: unknown host {n.host!r} "
                     f"(hosts: {', '.join(host_names) if host_names else 'none defined'})"

@@ -102,9 +102,7 @@ class Policy:
         self.options = options
         self.rng = rng
 
-    def choose(
-        self, request: RequestView, available: Eligibility, now: float
-    ) -> Backend | None:
+    def choose(self, request: RequestView, available: Eligibility, now: float) -> Backend | None:
         raise NotImplementedError
 
     # Hooks the balancer calls; most policies ignore them.
