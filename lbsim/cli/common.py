@@ -7,6 +7,7 @@ from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from lbsim.scenario import Scenario, ScenarioError, load_scenario
 
@@ -33,7 +34,9 @@ DurationOption = Annotated[
 
 
 def fail(message: str) -> NoReturn:
-    err_console.print(f"[bold red]error:[/bold red] {message}", markup=True, highlight=False)
+    err_console.print(
+        f"[bold red]error:[/bold red] {escape(message)}", highlight=False, soft_wrap=True
+    )
     raise typer.Exit(code=2)
 
 
@@ -51,5 +54,5 @@ def load_or_exit(
     except ScenarioError as exc:
         err_console.print("[bold red]error:[/bold red] invalid scenario", highlight=False)
         for line in str(exc).splitlines():
-            err_console.print(f"  {line}", markup=False, highlight=False)
+            err_console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(code=2) from None

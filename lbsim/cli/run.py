@@ -53,6 +53,13 @@ def run(
     for target in (json_path, out):
         if target is not None and target.exists() and target.is_dir() != (target is out):
             fail(f"{target}: exists and is {'not ' if target is out else ''}a directory")
+    # make the output directories now: a bad path fails before the simulation, not after
+    for folder in (json_path.parent if json_path is not None else None, out):
+        if folder is not None:
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                fail(f"{folder}: cannot create directory ({exc.strerror})")
     if not quiet:
         mean, peak, how = arrival_rate(scenario)
         use_peak = peak > mean
@@ -95,11 +102,17 @@ def run(
     if not quiet:
         print_result(console, result)
     if json_path is not None:
-        write_json(json_path, result.to_dict())
+        try:
+            write_json(json_path, result.to_dict())
+        except OSError as exc:
+            fail(f"cannot write {json_path} ({exc.strerror})")
         if not quiet:
             console.print(f"wrote {json_path}")
     if out is not None:
-        paths = write_outputs(result, out)
+        try:
+            paths = write_outputs(result, out)
+        except OSError as exc:
+            fail(f"cannot write to {out} ({exc.strerror})")
         if not quiet:
             console.print("wrote " + ", ".join(str(p) for p in paths))
 

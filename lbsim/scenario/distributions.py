@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
+from lbsim.scenario.errors import AtKey
+
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
@@ -39,7 +41,7 @@ class Deterministic(_Dist):
             data = dict(data)
             data["value"] = data.pop("mean")
             if data.get("cv", 0) != 0:
-                raise ValueError("a deterministic distribution has cv 0")
+                raise AtKey("cv", "a deterministic distribution has cv 0")
             data.pop("cv", None)
         return data
 
@@ -87,12 +89,13 @@ class Erlang(_Dist):
             data = dict(data)
             cv = data.pop("cv")
             if not isinstance(cv, int | float) or cv <= 0:
-                raise ValueError("erlang needs cv > 0 (cv = 1/sqrt(k))")
+                raise AtKey("cv", "erlang needs cv > 0 (cv = 1/sqrt(k))")
             k = 1.0 / (cv * cv)
             if abs(k - round(k)) > 1e-6:
-                raise ValueError(
+                raise AtKey(
+                    "cv",
                     f"erlang cv {cv} gives k = 1/cv² = {k:.4g}, not a whole number of phases; "
-                    "give k instead, or use gamma for any cv"
+                    "give k instead, or use gamma for any cv",
                 )
             data["k"] = round(k)
         return data
@@ -122,9 +125,9 @@ class Hyperexponential(_Dist):
             if mean is None or cv is None:
                 raise ValueError("hyperexponential needs mean and cv, or probs and means")
             if not isinstance(mean, int | float) or mean <= 0:
-                raise ValueError("mean must be > 0")
+                raise AtKey("mean", "mean must be > 0")
             if not isinstance(cv, int | float) or cv < 1:
-                raise ValueError(f"hyperexponential needs cv >= 1 (got {cv}); use gamma below 1")
+                raise AtKey("cv", f"hyperexponential needs cv >= 1 (got {cv}); use gamma below 1")
             c2 = cv * cv
             p1 = 0.5 * (1.0 + math.sqrt((c2 - 1.0) / (c2 + 1.0)))
             p2 = 1.0 - p1
@@ -168,7 +171,7 @@ class Uniform(_Dist):
             if mean is None or cv is None:
                 raise ValueError("uniform needs low and high, or mean and cv")
             if not isinstance(cv, int | float) or not 0 <= cv <= 1 / math.sqrt(3) + 1e-12:
-                raise ValueError(f"uniform cv must be in [0, {1 / math.sqrt(3):.4f}] (got {cv})")
+                raise AtKey("cv", f"uniform cv must be in [0, {1 / math.sqrt(3):.4f}] (got {cv})")
             half = math.sqrt(3) * cv * mean
             data["low"], data["high"] = mean - half, mean + half
         return data
@@ -205,7 +208,7 @@ class Pareto(_Dist):
             data = dict(data)
             cv = data.pop("cv")
             if not isinstance(cv, int | float) or cv <= 0:
-                raise ValueError("pareto needs cv > 0")
+                raise AtKey("cv", f"pareto needs cv > 0 (got {cv})")
             data["alpha"] = 1.0 + math.sqrt(1.0 + 1.0 / (cv * cv))
         return data
 
@@ -240,7 +243,7 @@ class Empirical(_Dist):
             try:
                 text = path.read_text()
             except OSError as exc:
-                raise ValueError(f"cannot read {self.file}: {exc.strerror}") from None
+                raise AtKey("file", f"cannot read {path}: {exc.strerror}") from None
             try:
                 values = tuple(float(t) for t in text.replace(",", " ").split())
             except ValueError as exc:

@@ -10,6 +10,9 @@ from pydantic import BaseModel, ValidationError
 
 KeyPath = tuple[str | int, ...]
 
+#: the pattern of names (classes, nodes, hosts) in the schema
+NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
+
 
 def format_path(path: Sequence[str | int]) -> str:
     out = ""
@@ -53,17 +56,43 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-def _model_at(model: type[BaseModel], path: KeyPath) -> type[BaseModel] | None:
-    """Follow ``path`` through nested pydantic models to the one that owns the last key."""
+class AtKey(ValueError):
+    """A validator's complaint about a key below the model it validates.
+
+    ``path`` is relative to that model (``("classes", 1, "name")`` raised in
+    ``Workload`` reports ``workload.classes[1].name``), so the error names the
+    offending key and its line instead of the enclosing mapping.
+    """
+
+    def __init__(self, path: str | KeyPath, message: str):
+        super().__init__(message)
+        self.path: KeyPath = (path,) if isinstance(path, str) else tuple(path)
+
+
+def _is_tag(part: object) -> bool:
+    return isinstance(part, str) and ("[" in part or part in _UNION_TAGS)
+
+
+def _model_at(model: type[BaseModel], loc: Sequence[str | int]) -> type[BaseModel] | None:
+    """Follow pydantic's raw ``loc`` through nested models to the one that owns the last key.
+
+    A distribution tag in ``loc`` (``gamma``) switches to that family's model.
+    """
+    from lbsim.scenario.distributions import DIST_SPECS
+
     current: type[BaseModel] | None = model
-    for part in path[:-1]:
+    for part in loc[:-1]:
         if current is None:
             return None
         if isinstance(part, int):
             continue
         fld = current.model_fields.get(part)
         if fld is None:
-            return None
+            if part in DIST_SPECS:
+                current = DIST_SPECS[part]
+            elif not _is_tag(part):
+                return None
+            continue
         current = _first_model(fld.annotation)
     return current
 
@@ -78,24 +107,47 @@ def _first_model(annotation: object) -> type[BaseModel] | None:
     return None
 
 
+def _describe(value: object) -> str:
+    """A YAML reader's name for ``value``'s type."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+# errors that only restate, at an outer key, an error reported deeper down
+# (pydantic counts a list whose items failed as empty; a union branch that
+# wanted another type)
+_CONTAINER_TYPES = {"tuple_type", "list_type", "dict_type", "model_type"}
+
+
 def problems_from_validation(
     exc: ValidationError, root: type[BaseModel], prefix: KeyPath = ()
 ) -> list[Problem]:
     """Turn pydantic errors into problems with user-facing key paths and messages."""
-    seen: set[tuple[KeyPath, str]] = set()
-    problems: list[Problem] = []
+    found: list[tuple[KeyPath, str, str, bool]] = []  # path, message, kind, union branch
     for err in exc.errors(include_url=False):
+        raw = tuple(err["loc"])
         # pydantic inserts union-member tags (e.g. 'exponential', 'function-after[...]')
-        loc = tuple(
-            p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p in _UNION_TAGS))
-        )
-        path: KeyPath = prefix + loc
+        loc = tuple(p for p in raw if not _is_tag(p))
+        branch = bool(raw) and _is_tag(raw[-1])
         msg = err["msg"]
         kind = err["type"]
+        ctx = err.get("ctx") or {}
         if kind == "extra_forbidden":
-            owner = _model_at(root, loc)
-            hint = did_you_mean(str(loc[-1]), owner.model_fields if owner else ())
-            msg = "unknown key" + hint
+            owner = _model_at(root, raw)
+            fields = list(owner.model_fields) if owner else []
+            hint = did_you_mean(str(loc[-1]), fields)
+            msg = "unknown key" + (hint or (f"; valid keys: {', '.join(fields)}" if fields else ""))
         elif kind == "union_tag_invalid":
             from lbsim.scenario.distributions import DIST_SPECS
 
@@ -107,16 +159,46 @@ def problems_from_validation(
             msg += f"; valid: {', '.join(DIST_SPECS)}"
         elif kind == "union_tag_not_found":
             msg = "a distribution needs a 'dist' key (or give a plain number)"
+        elif kind == "model_attributes_type":
+            # a distribution given as something other than a number or a mapping
+            msg = (
+                "expected a number or a distribution mapping like "
+                f"{{dist: exponential, mean: 0.1}}, got {_describe(err['input'])}"
+            )
         elif kind == "missing":
             msg = "required key is missing"
         elif kind.startswith("value_error"):
             msg = msg.removeprefix("Value error, ")
-        elif kind == "model_type" or kind == "dict_type":
-            msg = f"expected a mapping, got {type(err['input']).__name__}"
-        key = (path, msg)
-        if key in seen:
+            if isinstance(ctx.get("error"), AtKey):
+                loc += ctx["error"].path
+        elif kind in ("model_type", "dict_type"):
+            msg = f"expected a mapping, got {_describe(err['input'])}"
+        elif kind == "string_pattern_mismatch" and ctx.get("pattern") == NAME_PATTERN:
+            msg = f"names may use only letters, digits, '_', '.' and '-' (got {err['input']!r})"
+        # pydantic says tuple for what a scenario file writes as a list
+        msg = (
+            msg.replace("a valid tuple", "a list")
+            .replace("Tuple should", "List should")
+            .replace(" after validation", "")
+        )
+        found.append((prefix + loc, msg, kind, branch))
+
+    def deeper(path: KeyPath) -> bool:
+        return any(len(p) > len(path) and p[: len(path)] == path for p, *_ in found)
+
+    def other_branch(path: KeyPath, msg: str) -> bool:
+        return any(b and p == path and m != msg for p, m, _, b in found)
+
+    seen: set[tuple[KeyPath, str]] = set()
+    problems: list[Problem] = []
+    for path, msg, kind, branch in found:
+        if (kind == "too_short" or branch) and deeper(path):
             continue
-        seen.add(key)
+        if branch and kind in _CONTAINER_TYPES and other_branch(path, msg):
+            continue
+        if (path, msg) in seen:
+            continue
+        seen.add((path, msg))
         problems.append(Problem(path, msg))
     return problems
 
@@ -134,5 +216,7 @@ _UNION_TAGS = {
     "empirical",
     "int",
     "float",
+    "constrained-int",
+    "constrained-float",
     "tuple[AppNodeSpec, ...]",
 }

@@ -28,7 +28,10 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bo
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
+                None,
+                None,
+                f"duplicate key {key!r} (first at line {seen[key].start_mark.line + 1})",
+                key_node.start_mark,
             )
         seen[key] = key_node
     return loader.construct_mapping(node, deep=deep)
@@ -72,7 +75,13 @@ def parse_yaml(text: str, file: str) -> tuple[Any, dict[KeyPath, tuple[int, int]
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        problem = Problem((), f"YAML syntax error: {exc.problem or exc.context}")
+        syntax = not isinstance(exc, yaml.constructor.ConstructorError)
+        what = "YAML syntax error" if syntax else "YAML error"
+        message = f"{what}: {exc.problem or exc.context}"
+        if exc.problem and exc.context and exc.context_mark is not None:
+            cm = exc.context_mark
+            message += f" ({exc.context} at line {cm.line + 1}, column {cm.column + 1})"
+        problem = Problem((), message)
         if mark is not None:
             problem.line, problem.column = mark.line + 1, mark.column + 1
         raise ScenarioError(file, [problem]) from None

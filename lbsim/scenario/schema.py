@@ -21,20 +21,23 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from lbsim.model.policies import POLICIES
 from lbsim.scenario.distributions import Deterministic, DistSpec, coerce_distribution
+from lbsim.scenario.errors import NAME_PATTERN, AtKey, did_you_mean
 
 Dist = Annotated[DistSpec, BeforeValidator(coerce_distribution)]
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegInt = Annotated[int, Field(ge=0)]
-Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+Name = Annotated[str, Field(min_length=1, max_length=64, pattern=NAME_PATTERN)]
 
 
 def _zero() -> Deterministic:
@@ -68,16 +71,20 @@ class OpenLoop(Strict):
             )
         if self.schedule is not None:
             if not self.schedule:
-                raise ValueError("schedule needs at least one [time, rate] point")
+                raise AtKey("schedule", "schedule needs at least one [time, rate] point")
             times = [t for t, _ in self.schedule]
             if times[0] != 0:
-                raise ValueError("schedule must start at time 0")
-            if any(b <= a for a, b in itertools.pairwise(times)):
-                raise ValueError("schedule times must increase strictly")
+                raise AtKey(("schedule", 0), f"schedule must start at time 0 (got {times[0]:g})")
+            for i, (a, b) in enumerate(itertools.pairwise(times), start=1):
+                if b <= a:
+                    raise AtKey(
+                        ("schedule", i),
+                        f"schedule times must increase strictly ({b:g} follows {a:g})",
+                    )
             if max(r for _, r in self.schedule) <= 0:
-                raise ValueError("schedule needs a rate > 0 somewhere")
+                raise AtKey("schedule", "schedule needs a rate > 0 somewhere")
         if self.interarrival is not None and self.interarrival.mean <= 0:
-            raise ValueError("interarrival mean must be > 0")
+            raise AtKey("interarrival", "interarrival mean must be > 0")
         return self
 
     def mean_rate(self, horizon: float) -> float:
@@ -132,7 +139,10 @@ class TraceReplay(Strict):
         base = (info.context or {}).get("base_dir")
         if not path.is_absolute() and base is not None:
             path = Path(base) / path
-        self._rows = read_trace(path)
+        try:
+            self._rows = read_trace(path)
+        except ValueError as exc:
+            raise AtKey("file", str(exc)) from None
         return self
 
     @property
@@ -225,35 +235,38 @@ class Workload(Strict):
                 + (f" (got {', '.join(given)})" if given else "")
             )
         names = [c.name for c in self.classes]
-        dup = {n for n in names if names.count(n) > 1}
-        if dup:
-            raise ValueError(f"class names must be unique (repeated: {', '.join(sorted(dup))})")
+        for i, n in enumerate(names):
+            if n in names[:i]:
+                raise AtKey(("classes", i, "name"), f"class names must be unique ({n!r} repeats)")
         if sum(c.weight for c in self.classes) <= 0:
-            raise ValueError("the total weight of the classes must be > 0")
+            raise AtKey("classes", "the total weight of the classes must be > 0")
         if self.trace is not None:
             for t, cls, _ in self.trace.rows:
                 if cls not in names:
-                    raise ValueError(
+                    raise AtKey(
+                        ("trace", "file"),
                         f"trace {self.trace.file}: arrival at t={t:g} has unknown class {cls!r} "
-                        f"(classes are: {', '.join(names)})"
+                        f"(classes are: {', '.join(names)})",
                     )
         heavy = self.clients.heavy
         if heavy is not None:
-            unknown = [c for c in heavy.classes if c not in names]
-            if unknown:
-                raise ValueError(
-                    f"clients.heavy.classes: unknown class {unknown[0]!r} "
-                    f"(classes are: {', '.join(names)})"
-                )
+            for i, c in enumerate(heavy.classes):
+                if c not in names:
+                    raise AtKey(
+                        ("clients", "heavy", "classes", i),
+                        f"unknown class {c!r}{did_you_mean(c, names)} "
+                        f"(classes are: {', '.join(names)})",
+                    )
             if self.closed is not None:
                 total = sum(c.weight for c in self.classes)
                 p_heavy = sum(c.weight for c in self.classes if c.name in heavy.classes) / total
                 if heavy.share * p_heavy > heavy.fraction + 1e-12:
-                    raise ValueError(
-                        "clients.heavy: with a closed workload every user sends at the same pace, "
+                    raise AtKey(
+                        ("clients", "heavy"),
+                        "with a closed workload every user sends at the same pace, "
                         f"so heavy users ({heavy.fraction:g} of users) cannot send "
                         f"{heavy.share:g} of the heavy requests ({p_heavy:.3g} of all requests); "
-                        "raise fraction or lower share"
+                        "raise fraction or lower share",
                     )
         return self
 
@@ -300,7 +313,40 @@ class Balancer(Strict):
     @model_validator(mode="after")
     def _options(self) -> Balancer:
         options_model = POLICIES[self.policy].Options
-        validated = options_model.model_validate(self.policy_options)
+        try:
+            validated = options_model.model_validate(self.policy_options)
+        except ValidationError as exc:
+            # report under balancer.policy_options.<key>, naming the policy's options
+            valid = list(options_model.model_fields)
+            details: list[InitErrorDetails] = []
+            for e in exc.errors(include_url=False):
+                loc = ("policy_options", *e["loc"])
+                if e["type"] == "extra_forbidden":
+                    details.append(
+                        InitErrorDetails(
+                            type=PydanticCustomError(
+                                "unknown_policy_option",
+                                "unknown option of policy {policy}{hint}",
+                                {
+                                    "policy": repr(self.policy),
+                                    "hint": did_you_mean(str(e["loc"][-1]), valid)
+                                    or (
+                                        f"; its options: {', '.join(valid)}"
+                                        if valid
+                                        else "; it takes no options"
+                                    ),
+                                },
+                            ),
+                            loc=loc,
+                            input=e["input"],
+                        )
+                    )
+                else:
+                    d = InitErrorDetails(type=e["type"], loc=loc, input=e["input"])
+                    if "ctx" in e:
+                        d["ctx"] = e["ctx"]
+                    details.append(d)
+            raise ValidationError.from_exception_data(exc.title, details) from None
         object.__setattr__(self, "policy_options", validated.model_dump())
         return self
 
@@ -366,6 +412,17 @@ class App(Strict):
         if isinstance(v, tuple) and not v:
             raise ValueError("nodes must be a count >= 1 or a non-empty list")
         return v
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> App:
+        if not isinstance(self.nodes, int):
+            names = [s.name or f"app{i + 1}" for i, s in enumerate(self.nodes)]
+            for i, n in enumerate(names):
+                if n in names[:i]:
+                    raise AtKey(
+                        ("nodes", i, "name"), f"app node names must be unique ({n!r} repeats)"
+                    )
+        return self
 
     def resolved_nodes(self) -> tuple[AppNode, ...]:
         specs = (
@@ -445,23 +502,29 @@ class Scenario(Strict):
     def _wiring(self, info: ValidationInfo) -> Scenario:
         nodes = self.app.resolved_nodes()
         host_names = [h.name for h in self.hosts]
-        if len(set(host_names)) != len(host_names):
-            raise ValueError("hosts: names must be unique")
+        for i, h in enumerate(host_names):
+            if h in host_names[:i]:
+                raise AtKey(("hosts", i, "name"), f"host names must be unique ({h!r} repeats)")
         for i, n in enumerate(nodes):
             if n.host is not None and n.host not in host_names:
-                where = (
-                    f"app.nodes[{i}].host" if not isinstance(self.app.nodes, int) else "app.host"
+                spec = None if isinstance(self.app.nodes, int) else self.app.nodes[i]
+                where: tuple[str | int, ...] = (
+                    ("app", "nodes", i, "host")
+                    if spec is not None and spec.host is not None
+                    else ("app", "host")
                 )
-                raise ValueError(
-                    f"{where}: unknown host {n.host!r} "
-                    f"(hosts: {', '.join(host_names) if host_names else 'none defined'})"
+                raise AtKey(
+                    where,
+                    f"unknown host {n.host!r}{did_you_mean(n.host, host_names)} "
+                    f"(hosts: {', '.join(host_names) if host_names else 'none defined'})",
                 )
         if self.database.engine == "none":
-            for c in self.workload.classes:
+            for i, c in enumerate(self.workload.classes):
                 if c.queries:
-                    raise ValueError(
-                        f"workload.classes[{c.name}].queries: class {c.name!r} has queries but "
-                        "database.engine is 'none'; set a database engine or remove the queries"
+                    raise AtKey(
+                        ("workload", "classes", i, "queries"),
+                        f"class {c.name!r} has queries but database.engine is 'none'; "
+                        "set a database engine or remove the queries",
                     )
         return self
 
