@@ -121,6 +121,8 @@ class AppNode:
     def _finish(self, request: Request, status: int) -> None:
         attempt = self.running.pop(request)
         request.node = None
+        if request.db is not None:
+            self.database.finish(request)
         now = self.env.now
         self.busy -= 1
         if status == OK:

@@ -25,6 +25,8 @@ class DatabaseTier(Protocol):
 
     def abandon(self, request: Request) -> None: ...
 
+    def finish(self, request: Request) -> None: ...
+
     def reset_stats(self, now: float) -> None: ...
 
     def results(self, now: float) -> dict[str, Any]: ...
@@ -39,6 +41,9 @@ class NoDatabase:
         )
 
     def abandon(self, request: Request) -> None:
+        return None
+
+    def finish(self, request: Request) -> None:
         return None
 
     def reset_stats(self, now: float) -> None:

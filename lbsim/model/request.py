@@ -20,6 +20,7 @@ class Request:
         "client_ip",
         "cls",
         "cpu",
+        "db",
         "id",
         "job",
         "measured",
@@ -68,3 +69,4 @@ class Request:
         self.phase = 0
         self.worker_token = 0
         self.job: Any = None  # the CPU job running now, if any
+        self.db: Any = None  # the database session (connections) of this request

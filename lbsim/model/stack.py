@@ -18,6 +18,8 @@ from lbsim.model.balancer import Balancer
 from lbsim.model.client import ClientEdge
 from lbsim.model.cpu import Cpu, Host
 from lbsim.model.database import DatabaseTier, NoDatabase
+from lbsim.model.db.galera import GaleraTier
+from lbsim.model.db.mysql import MySQLTier
 from lbsim.model.distributions import Sampler
 from lbsim.model.engine import every, later
 from lbsim.model.observer import Observer
@@ -38,9 +40,22 @@ Progress = Callable[[float, float], None]  # (simulated now, horizon)
 def build_database(
     scenario: schema.Scenario, env: simpy.Environment, streams: RandomStreams
 ) -> DatabaseTier:
-    if scenario.database.engine == "none":
-        return NoDatabase()
-    raise ValueError(f"unknown database engine {scenario.database.engine!r}")  # pragma: no cover
+    spec = scenario.database
+    if spec.engine == "mysql":
+        return MySQLTier(env, scenario, spec, streams)
+    if spec.engine == "galera":
+        return GaleraTier(env, scenario, spec, streams)
+    return NoDatabase()
+
+
+def merge(into: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``more`` into ``into`` (the database adds to ``utilisation``)."""
+    for k, v in more.items():
+        if isinstance(v, dict) and isinstance(into.get(k), dict):
+            merge(into[k], v)
+        else:
+            into[k] = v
+    return into
 
 
 class Stack:
@@ -151,7 +166,7 @@ class Stack:
                 progress(t, horizon)
         self.observer.tick(env.now)
         out = self.observer.results(env.now, sc.duration)
-        out.update(self.database.results(env.now))
+        merge(out, self.database.results(env.now))
         out["run"] = {
             "replication": self.replication,
             "seed": sc.seed,

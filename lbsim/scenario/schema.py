@@ -29,6 +29,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from lbsim.model.policies import POLICIES
+from lbsim.scenario.database import DatabaseSpec, NoDatabase
 from lbsim.scenario.distributions import Deterministic, DistSpec, coerce_distribution
 from lbsim.scenario.errors import NAME_PATTERN, AtKey, did_you_mean
 
@@ -466,10 +467,13 @@ class Network(Strict):
     app_db: Dist = Field(default_factory=_zero)
 
 
-class Database(Strict):
-    """The database tier. ``none``: requests do no queries."""
+def _default_engine(value: Any) -> Any:
+    if isinstance(value, dict) and "engine" not in value:
+        return {"engine": "none", **value}
+    return value
 
-    engine: Literal["none"] = "none"
+
+Database = Annotated[DatabaseSpec, BeforeValidator(_default_engine)]
 
 
 class Report(Strict):
@@ -495,7 +499,7 @@ class Scenario(Strict):
     app: App = App()
     hosts: tuple[Host, ...] = ()
     network: Network = Network()
-    database: Database = Database()
+    database: Database = Field(default_factory=NoDatabase)
     report: Report = Report()
 
     @model_validator(mode="after")

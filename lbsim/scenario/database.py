@@ -1,0 +1,181 @@
+"""Schema of the database tier: none, a single MySQL/MariaDB server, or a Galera cluster.
+
+Times in seconds. Query service times come from the request classes'
+``queries`` lists; the keys below describe the servers, connections and
+replication.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from lbsim.scenario.distributions import Deterministic, DistSpec, coerce_distribution
+
+Dist = Annotated[DistSpec, BeforeValidator(coerce_distribution)]
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+PositiveInt = Annotated[int, Field(ge=1)]
+NonNegInt = Annotated[int, Field(ge=0)]
+Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+
+def _zero() -> Deterministic:
+    return Deterministic(value=0.0)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NoDatabase(_Strict):
+    """Requests make no queries."""
+
+    engine: Literal["none"] = "none"
+
+
+class ServerSettings(_Strict):
+    """What every MySQL/MariaDB server has (single server or Galera node)."""
+
+    #: CPU cores; running queries (and Galera appliers) share them
+    cores: PositiveFloat = 4.0
+    #: max_connections; the next connection attempt fails with error 1040
+    max_connections: PositiveInt = 151
+    #: queries running at once (thread pool size / innodb_thread_concurrency);
+    #: others wait in FIFO order. None: one thread per connection, no limit
+    threads: PositiveInt | None = None
+    #: innodb_lock_wait_timeout (s): a write waiting longer for a row lock fails with 1205
+    lock_wait_timeout: PositiveFloat = 50.0
+    #: commit cost of a write transaction (log flush), a delay holding its row locks
+    commit: Dist = Field(default_factory=_zero)
+    #: rows outside the hot set are drawn from this many keys
+    key_space: PositiveInt = 1_000_000
+    #: Zipf exponent for picking hot rows (0: uniform over the hot rows)
+    skew: Annotated[float, Field(ge=0, le=5)] = 0.0
+    #: how PHP connects: a new connection per request, or one persistent
+    #: connection per PHP worker (pconnect), reused by its later requests
+    connect: Literal["per_request", "persistent"] = "per_request"
+    #: extra attempts of a query that failed with 1213 (deadlock / certification
+    #: conflict) by the application before the request fails
+    app_retries: NonNegInt = 0
+
+
+class MySQL(ServerSettings):
+    engine: Literal["mysql"]
+
+
+class GaleraNodeSpec(_Strict):
+    """One Galera node; keys left out take the cluster-wide values."""
+
+    name: Name | None = None
+    cores: PositiveFloat | None = None
+    max_connections: PositiveInt | None = None
+    applier_threads: PositiveInt | None = None
+    #: multiplies every CPU cost on this node (2.0: a node half as fast)
+    slowness: PositiveFloat = 1.0
+    #: extra one-way network delay to this node (s); group communication waits
+    #: for the slowest member
+    latency: Annotated[float, Field(ge=0)] = 0.0
+
+
+class GaleraRouting(_Strict):
+    """How app nodes reach database nodes.
+
+    ``pinned``: app node i uses database node i mod N. ``proxy``: a proxy
+    (ProxySQL/MaxScale/HAProxy) picks a node per connection with a balancer
+    policy; ``first`` sends everything to one node (single writer). With
+    ``read_write_split`` writes always go to node ``writer`` and reads use the
+    mode above.
+    """
+
+    mode: Literal["pinned", "proxy"] = "proxy"
+    policy: str = "round_robin"
+    read_write_split: bool = False
+    writer: NonNegInt = 0
+
+    @model_validator(mode="after")
+    def _known_policy(self) -> GaleraRouting:
+        from lbsim.model.policies import POLICIES
+
+        allowed = sorted(p for p in POLICIES if p not in _ROUTING_EXCLUDED)
+        if self.policy not in allowed:
+            raise ValueError(f"unknown routing policy {self.policy!r}; valid: {', '.join(allowed)}")
+        return self
+
+
+# agent-based and latency-based policies need app-side signals a DB proxy does not have
+_ROUTING_EXCLUDED = {"least_load", "peak_ewma"}
+
+
+class Galera(ServerSettings):
+    engine: Literal["galera"]
+    nodes: PositiveInt | tuple[GaleraNodeSpec, ...] = 3
+    #: wsrep_slave_threads
+    applier_threads: PositiveInt = 1
+    #: CPU cost of applying one write-set on another node; None: the write
+    #: query's own execution time
+    apply: Dist | None = None
+    #: total-order broadcast delay (s): about one round trip to the slowest member
+    replication_delay: Dist = Field(default_factory=lambda: Deterministic(value=0.0005))
+    #: gcs.fc_limit, gcs.fc_factor, gcs.fc_single_primary
+    fc_limit: PositiveInt = 16
+    fc_factor: Annotated[float, Field(ge=0, le=1)] = 1.0
+    fc_single_primary: bool = False
+    #: wsrep_retry_autocommit: an autocommit statement that fails certification
+    #: is retried this many times inside the server before the client sees 1213
+    retry_autocommit: NonNegInt = 1
+    #: wsrep_sync_wait bit 1: reads wait until the node has applied everything
+    #: ordered before them (never stale, slower)
+    sync_wait: bool = False
+    #: repl.causal_read_timeout (s), then error 1205
+    causal_read_timeout: PositiveFloat = 30.0
+    routing: GaleraRouting = GaleraRouting()
+
+    @model_validator(mode="after")
+    def _check(self) -> Galera:
+        n = self.nodes if isinstance(self.nodes, int) else len(self.nodes)
+        if isinstance(self.nodes, tuple) and not self.nodes:
+            raise ValueError("nodes must be a count >= 1 or a non-empty list")
+        if self.routing.writer >= n:
+            raise ValueError(
+                f"routing.writer is {self.routing.writer} but the cluster has {n} nodes "
+                f"(indices 0..{n - 1})"
+            )
+        names = [s.name for s in self.resolved_nodes()]
+        if len(set(names)) != len(names):
+            raise ValueError("galera node names must be unique")
+        return self
+
+    def resolved_nodes(self) -> tuple[ResolvedGaleraNode, ...]:
+        specs = (
+            tuple(GaleraNodeSpec() for _ in range(self.nodes))
+            if isinstance(self.nodes, int)
+            else self.nodes
+        )
+        return tuple(
+            ResolvedGaleraNode(
+                name=s.name or f"db{i + 1}",
+                cores=s.cores or self.cores,
+                max_connections=s.max_connections or self.max_connections,
+                applier_threads=s.applier_threads or self.applier_threads,
+                slowness=s.slowness,
+                latency=s.latency,
+            )
+            for i, s in enumerate(specs)
+        )
+
+
+class ResolvedGaleraNode(_Strict):
+    name: str
+    cores: float
+    max_connections: int
+    applier_threads: int
+    slowness: float
+    latency: float
+
+
+DatabaseSpec = Annotated[NoDatabase | MySQL | Galera, Field(discriminator="engine")]
+
+
+def default_database() -> Any:
+    return NoDatabase()
