@@ -49,6 +49,9 @@ class AppNode:
         self.busy = 0
         self.backlog: deque[tuple[Request, int]] = deque()
         self.running: dict[Request, int] = {}  # request -> balancer attempt
+        # idle workers in the order they will accept: php-fpm workers block in
+        # accept() and the kernel wakes them first come, first served
+        self.idle: deque[int] = deque(range(workers))
         self.respond: Respond = _unwired
         self.busy_tw = TimeWeighted()
         self.backlog_tw = TimeWeighted()
@@ -87,6 +90,7 @@ class AppNode:
         self.busy_tw.set(now, self.busy)
         self.running[request] = attempt
         request.node = self
+        request.worker = self.idle.popleft()
         request.phase = 0
         request.worker_token += 1
         if self.request_timeout is not None:
@@ -121,6 +125,7 @@ class AppNode:
     def _finish(self, request: Request, status: int) -> None:
         attempt = self.running.pop(request)
         request.node = None
+        self.idle.append(request.worker)
         if request.db is not None:
             self.database.finish(request)
         now = self.env.now

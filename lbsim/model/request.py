@@ -34,6 +34,7 @@ class Request:
         "tried",
         "tries",
         "upstream_done",
+        "worker",
         "worker_token",
     )
 
@@ -68,5 +69,6 @@ class Request:
         self.node: Any = None
         self.phase = 0
         self.worker_token = 0
+        self.worker = -1  # which PHP worker of its node runs it
         self.job: Any = None  # the CPU job running now, if any
         self.db: Any = None  # the database session (connections) of this request

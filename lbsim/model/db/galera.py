@@ -247,7 +247,8 @@ class GaleraTier(DatabaseTierBase):
         self.seqno = 0
         self._cert_index: dict[int, tuple[int, int]] = {}  # key -> (seqno, origin)
         self._key_ok: dict[int, tuple[int, float]] = {}  # key -> (seqno, time acknowledged)
-        self._client_write: dict[int, int] = {}  # client -> seqno of its last acknowledged write
+        # client -> (seqno, time) of its last acknowledged write
+        self._client_write: dict[int, tuple[int, float]] = {}
         self._purge_every = 2048
         self._floor = 0  # seqnos at or below are committed everywhere
         self.paused = False
@@ -357,7 +358,7 @@ class GaleraTier(DatabaseTierBase):
         self.commit_latency.add(now - st.t_commit)
         for k in ws.keys:
             self._key_ok[k] = (ws.seqno, now)
-        self._client_write[st.request.client] = ws.seqno
+        self._client_write[st.request.client] = (ws.seqno, now)
         self._reply(st, None)
 
     def on_bf_abort(self, st: Statement) -> None:
@@ -418,20 +419,23 @@ class GaleraTier(DatabaseTierBase):
         node = self.members[st.server.index]
         applied = node.last_committed
         self.reads += 1
+        issued = st.t_issue
         worst = 0.0
         stale = False
+        # only writes acknowledged before the read was issued count: a later
+        # one is concurrent with it, not missed by it
         for k in st.keys:
             ok = self._key_ok.get(k)
-            if ok is not None and ok[0] > applied:
+            if ok is not None and ok[0] > applied and ok[1] <= issued:
                 stale = True
                 worst = max(worst, self.env.now - ok[1])
         if stale:
             self.stale_reads += 1
             self.staleness.add(worst)
         last = self._client_write.get(st.request.client)
-        if last is not None:
+        if last is not None and last[1] <= issued:
             self.raw_reads += 1
-            if last > applied:
+            if last[0] > applied:
                 self.raw_stale += 1
 
     # -- statistics ---------------------------------------------------------------------

@@ -43,10 +43,11 @@ if TYPE_CHECKING:
 class Session:
     """A request's connections: role ("rw", "read", "write") → server index."""
 
-    __slots__ = ("abandoned", "app", "busy", "closing", "conns")
+    __slots__ = ("abandoned", "app", "busy", "closing", "conns", "worker")
 
-    def __init__(self, app: AppNode):
+    def __init__(self, app: AppNode, worker: int):
         self.app = app
+        self.worker = worker
         self.conns: dict[str, int] = {}
         self.busy = False
         self.abandoned = False
@@ -72,6 +73,7 @@ class Statement:
         "server",
         "state",
         "t_commit",
+        "t_issue",
         "token",
         "work",
     )
@@ -93,6 +95,7 @@ class Statement:
         self.state = 0
         self.last_seen = 0
         self.t_commit = 0.0
+        self.t_issue = 0.0  # when the statement reached its server
         self.bf_aborted = False
 
 
@@ -122,7 +125,8 @@ class DatabaseTierBase:
         self._commit = Sampler(spec.commit, streams.generator("db-commit"))
         self.keys = KeyPicker(spec.key_space, spec.skew, streams.generator("db-keys"))
         self._persistent = spec.connect == "persistent"
-        self._pools: dict[tuple[int, str], list[int]] = {}
+        # persistent connections of each PHP worker: (app node, worker, role) → server
+        self._pools: dict[tuple[int, int, str], int] = {}
         self._lock_deadlines = Deadlines(
             env, spec.lock_wait_timeout, self._lock_pending, self._lock_expired
         )
@@ -135,7 +139,7 @@ class DatabaseTierBase:
         st = Statement(request, q, done)
         st.work = self._times[request.cls][query]()
         if request.db is None:
-            request.db = Session(node)
+            request.db = Session(node, request.worker)
         request.db.busy = True
         self._hop(self._arrive, st)
 
@@ -156,7 +160,7 @@ class DatabaseTierBase:
     def _close(self, session: Session) -> None:
         if self._persistent:
             for role, idx in session.conns.items():
-                self._pools.setdefault((session.app.index, role), []).append(idx)
+                self._pools[(session.app.index, session.worker, role)] = idx
         else:
             for idx in session.conns.values():
                 self.servers[idx].disconnect()
@@ -181,6 +185,7 @@ class DatabaseTierBase:
                 return
             session.conns[role] = idx
         st.server = self.servers[idx]
+        st.t_issue = self.env.now
         if st.kind == "write":
             self._write(st)
         else:
@@ -188,9 +193,9 @@ class DatabaseTierBase:
 
     def _connect(self, request: Request, session: Session, role: str) -> int | None:
         if self._persistent:
-            pool = self._pools.get((session.app.index, role))
-            if pool:
-                return pool.pop()
+            kept = self._pools.pop((session.app.index, session.worker, role), None)
+            if kept is not None:
+                return kept
         idx = self.router.route(request, role, session.app.index)
         return idx if self.servers[idx].connect() else None
 
