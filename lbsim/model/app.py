@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import simpy
 
 from lbsim.model.cpu import Cpu
-from lbsim.model.engine import later
+from lbsim.model.deadlines import Deadlines
 from lbsim.model.request import Request
 from lbsim.stats.timeweighted import TimeWeighted
 
@@ -57,6 +57,11 @@ class AppNode:
         self.backlog_tw = TimeWeighted()
         self.refused = 0
         self.killed = 0
+        self._kills = (
+            Deadlines(env, request_timeout, self._running, self._terminate)
+            if request_timeout is not None
+            else None
+        )
         self.served = 0
 
     # -- the balancer side ------------------------------------------------------------
@@ -93,8 +98,8 @@ class AppNode:
         request.worker = self.idle.popleft()
         request.phase = 0
         request.worker_token += 1
-        if self.request_timeout is not None:
-            later(self.env, self.request_timeout, self._terminate, (request, request.worker_token))
+        if self._kills is not None:
+            self._kills.add(request, request.worker_token)
         self._next_phase(request)
 
     def _next_phase(self, request: Request) -> None:
@@ -141,11 +146,11 @@ class AppNode:
         else:
             self.busy_tw.set(now, self.busy)
 
-    def _terminate(self, arg: tuple[Request, int]) -> None:
+    def _running(self, request: Request, token: int) -> bool:
+        return request.node is self and request.worker_token == token
+
+    def _terminate(self, request: Request, token: int) -> None:
         """request_terminate_timeout: php-fpm kills the worker; the balancer sees a reset."""
-        request, token = arg
-        if request.node is not self or request.worker_token != token:
-            return
         self.killed += 1
         self._abort(request)
         self._finish(request, RESET)

@@ -100,13 +100,18 @@ class Balancer:
                 )
 
     # -- entry ------------------------------------------------------------------------
-    def receive(self, request: Request) -> None:
-        """A request arrives from a client."""
+    def receive(self, request: Request, in_transit: float = 0.0) -> None:
+        """A client sends a request that reaches the balancer in ``in_transit`` seconds.
+
+        The network delay and the balancer's processing make one event: nothing
+        observes the request between the two.
+        """
         proc = self._processing
-        if proc.constant == 0.0:
+        delay = in_transit if proc.constant == 0.0 else in_transit + proc()
+        if delay == 0.0:
             self._dispatch(request)
         else:
-            later(self.env, proc(), self._dispatch, request)
+            later(self.env, delay, self._dispatch, request)
 
     # -- choosing -----------------------------------------------------------------------
     def _make_available(self) -> Callable[[Backend], bool]:

@@ -37,10 +37,7 @@ class ClientEdge:
         if self._deadlines is not None:
             self._deadlines.add(request, 0)
         net = self._net
-        if net.constant == 0.0:
-            self._balancer_receive(request)
-        else:
-            later(self.env, net(), self._balancer_receive, request)
+        self._balancer_receive(request, 0.0 if net.constant == 0.0 else net())
 
     def answer(self, request: Request, status: int) -> None:
         """The balancer answers ``request`` with HTTP ``status`` (or a DB error code)."""
@@ -72,5 +69,5 @@ class ClientEdge:
 TIMEOUT = -1  # status of a request the client gave up on
 
 
-def _unwired(request: Request) -> None:
+def _unwired(request: Request, in_transit: float = 0.0) -> None:
     raise RuntimeError("client edge not connected to a balancer")

@@ -71,6 +71,7 @@ class Cpu:
         self._seq = 0
         self._wake_gen = 0
         self._wake_tag = math.inf
+        self._wake_at = math.inf  # time of the pending wake-up (inf: none)
         self.busy = TimeWeighted()  # cores in use
         if host is not None:
             host.attach(self)
@@ -153,21 +154,35 @@ class Cpu:
             self._plan()
 
     def _plan(self) -> None:
+        """Make sure a wake-up comes no later than the earliest finish.
+
+        A pending wake-up that comes earlier than needed is kept (it re-plans
+        when it fires); only an earlier finish needs a new event. Under
+        processor sharing most load changes move finishes later, so this
+        saves most re-plans.
+        """
         heap = self._heap
         while heap and heap[0][2].cancelled:
             heapq.heappop(heap)
-        self._wake_gen += 1
         if not heap:
             self._wake_tag = math.inf
             return
         tag = heap[0][0]
         self._wake_tag = tag
         delay = (tag - self._v) / self.rate
-        later(self.env, delay if delay > 0 else 0.0, self._wake, self._wake_gen)
+        if delay < 0:
+            delay = 0.0
+        at = self.env.now + delay
+        if self._wake_at <= at + _EPS:
+            return  # the pending wake-up is early enough
+        self._wake_gen += 1
+        self._wake_at = at
+        later(self.env, delay, self._wake, self._wake_gen)
 
     def _wake(self, gen: int) -> None:
         if gen != self._wake_gen:
-            return  # superseded by a later plan
+            return  # superseded by an earlier wake-up
+        self._wake_at = math.inf
         now = self.env.now
         self._advance(now)
         heap = self._heap

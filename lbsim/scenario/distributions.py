@@ -22,6 +22,11 @@ PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
+def _finite(x: Any) -> bool:
+    """A YAML number (not a boolean, NaN or infinity)."""
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
 class _Dist(BaseModel):
     """Every family exposes ``mean`` and ``cv`` (as a field or a property)."""
 
@@ -88,10 +93,10 @@ class Erlang(_Dist):
         if isinstance(data, dict) and "cv" in data and "k" not in data:
             data = dict(data)
             cv = data.pop("cv")
-            if not isinstance(cv, int | float) or cv <= 0:
-                raise AtKey("cv", "erlang needs cv > 0 (cv = 1/sqrt(k))")
-            k = 1.0 / (cv * cv)
-            if abs(k - round(k)) > 1e-6:
+            if not _finite(cv) or cv <= 0:
+                raise AtKey("cv", f"erlang needs a number cv > 0 (cv = 1/sqrt(k)), got {cv!r}")
+            k = 1.0 / (cv * cv) if cv * cv > 0 else math.inf
+            if not math.isfinite(k) or abs(k - round(k)) > 1e-6:
                 raise AtKey(
                     "cv",
                     f"erlang cv {cv} gives k = 1/cv² = {k:.4g}, not a whole number of phases; "
@@ -113,7 +118,7 @@ class Hyperexponential(_Dist):
     """
 
     dist: Literal["hyperexponential"]
-    probs: tuple[float, ...]
+    probs: tuple[Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)], ...]
     means: tuple[PositiveFloat, ...]
 
     @model_validator(mode="before")
@@ -124,10 +129,10 @@ class Hyperexponential(_Dist):
             mean, cv = data.pop("mean", None), data.pop("cv", None)
             if mean is None or cv is None:
                 raise ValueError("hyperexponential needs mean and cv, or probs and means")
-            if not isinstance(mean, int | float) or mean <= 0:
-                raise AtKey("mean", "mean must be > 0")
-            if not isinstance(cv, int | float) or cv < 1:
-                raise AtKey("cv", f"hyperexponential needs cv >= 1 (got {cv}); use gamma below 1")
+            if not _finite(mean) or mean <= 0:
+                raise AtKey("mean", f"mean must be a number > 0 (got {mean!r})")
+            if not _finite(cv) or cv < 1:
+                raise AtKey("cv", f"hyperexponential needs cv >= 1 (got {cv!r}); use gamma below 1")
             c2 = cv * cv
             p1 = 0.5 * (1.0 + math.sqrt((c2 - 1.0) / (c2 + 1.0)))
             p2 = 1.0 - p1
@@ -170,8 +175,10 @@ class Uniform(_Dist):
             mean, cv = data.pop("mean", None), data.pop("cv", None)
             if mean is None or cv is None:
                 raise ValueError("uniform needs low and high, or mean and cv")
-            if not isinstance(cv, int | float) or not 0 <= cv <= 1 / math.sqrt(3) + 1e-12:
-                raise AtKey("cv", f"uniform cv must be in [0, {1 / math.sqrt(3):.4f}] (got {cv})")
+            if not _finite(mean) or mean <= 0:
+                raise AtKey("mean", f"mean must be a number > 0 (got {mean!r})")
+            if not _finite(cv) or not 0 <= cv <= 1 / math.sqrt(3) + 1e-12:
+                raise AtKey("cv", f"uniform cv must be in [0, {1 / math.sqrt(3):.4f}] (got {cv!r})")
             half = math.sqrt(3) * cv * mean
             data["low"], data["high"] = mean - half, mean + half
         return data
@@ -207,8 +214,8 @@ class Pareto(_Dist):
         if isinstance(data, dict) and "cv" in data and "alpha" not in data:
             data = dict(data)
             cv = data.pop("cv")
-            if not isinstance(cv, int | float) or cv <= 0:
-                raise AtKey("cv", f"pareto needs cv > 0 (got {cv})")
+            if not _finite(cv) or cv <= 0:
+                raise AtKey("cv", f"pareto needs a number cv > 0 (got {cv!r})")
             data["alpha"] = 1.0 + math.sqrt(1.0 + 1.0 / (cv * cv))
         return data
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -73,41 +74,48 @@ def _is_tag(part: object) -> bool:
     return isinstance(part, str) and ("[" in part or part in _UNION_TAGS)
 
 
-def _model_at(model: type[BaseModel], loc: Sequence[str | int]) -> type[BaseModel] | None:
-    """Follow pydantic's raw ``loc`` through nested models to the one that owns the last key.
+def _models_at(root: type[BaseModel], loc: Sequence[str | int]) -> list[type[BaseModel]]:
+    """The models that may hold the value at pydantic's raw ``loc`` (several for a union).
 
-    A distribution tag in ``loc`` (``gamma``) switches to that family's model.
+    A union member's tag in ``loc`` (``gamma``, ``galera``) picks the member
+    whose discriminator has that value.
     """
-    from lbsim.scenario.distributions import DIST_SPECS
-
-    current: type[BaseModel] | None = model
-    for part in loc[:-1]:
-        if current is None:
-            return None
+    candidates: list[type[BaseModel]] = [root]
+    for part in loc:
         if isinstance(part, int):
             continue
-        fld = current.model_fields.get(part)
-        if fld is None:
-            if part in DIST_SPECS:
-                current = DIST_SPECS[part]
-            elif not _is_tag(part):
-                return None
+        fld = next((m.model_fields[part] for m in candidates if part in m.model_fields), None)
+        if fld is not None:
+            candidates = _models(fld.annotation)
             continue
-        current = _first_model(fld.annotation)
-    return current
+        tagged = [m for m in candidates if _has_tag(m, part)]
+        if tagged:
+            candidates = tagged
+        elif not _is_tag(part):
+            return []
+    return candidates
 
 
-def _first_model(annotation: object) -> type[BaseModel] | None:
+def _model_at(root: type[BaseModel], loc: Sequence[str | int]) -> type[BaseModel] | None:
+    """The model that owns the last key of ``loc``."""
+    models = _models_at(root, loc[:-1])
+    return models[0] if models else None
+
+
+def _has_tag(model: type[BaseModel], tag: str) -> bool:
+    return any(
+        get_origin(f.annotation) is Literal and tag in get_args(f.annotation)
+        for f in model.model_fields.values()
+    )
+
+
+def _models(annotation: object) -> list[type[BaseModel]]:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()) or ():
-        found = _first_model(arg)
-        if found is not None:
-            return found
-    return None
+        return [annotation]
+    return [m for arg in getattr(annotation, "__args__", ()) or () for m in _models(arg)]
 
 
-def _describe(value: object) -> str:
+def describe(value: object) -> str:
     """A YAML reader's name for ``value``'s type."""
     if value is None:
         return "null"
@@ -149,22 +157,25 @@ def problems_from_validation(
             hint = did_you_mean(str(loc[-1]), fields)
             msg = "unknown key" + (hint or (f"; valid keys: {', '.join(fields)}" if fields else ""))
         elif kind == "union_tag_invalid":
-            from lbsim.scenario.distributions import DIST_SPECS
-
-            msg = (
-                f"unknown distribution {err['input'].get('dist')!r}"
-                if isinstance(err["input"], dict)
-                else msg
-            )
-            msg += f"; valid: {', '.join(DIST_SPECS)}"
+            key = str(ctx.get("discriminator", "")).strip("'")
+            what = "distribution" if key == "dist" else key
+            valid = str(ctx.get("expected_tags", "")).replace("'", "")
+            msg = f"unknown {what} {ctx.get('tag')!r}; valid: {valid}"
+            loc += (key,)
         elif kind == "union_tag_not_found":
             msg = "a distribution needs a 'dist' key (or give a plain number)"
         elif kind == "model_attributes_type":
-            # a distribution given as something other than a number or a mapping
-            msg = (
-                "expected a number or a distribution mapping like "
-                f"{{dist: exponential, mean: 0.1}}, got {_describe(err['input'])}"
-            )
+            # a union of models (a distribution, the database) given a non-mapping
+            from lbsim.scenario.distributions import DIST_SPECS
+
+            models = _models_at(root, raw)
+            if models and all(m in DIST_SPECS.values() for m in models):
+                msg = (
+                    "expected a number or a distribution mapping like "
+                    f"{{dist: exponential, mean: 0.1}}, got {describe(err['input'])}"
+                )
+            else:
+                msg = f"expected a mapping, got {describe(err['input'])}"
         elif kind == "missing":
             msg = "required key is missing"
         elif kind.startswith("value_error"):
@@ -172,7 +183,7 @@ def problems_from_validation(
             if isinstance(ctx.get("error"), AtKey):
                 loc += ctx["error"].path
         elif kind in ("model_type", "dict_type"):
-            msg = f"expected a mapping, got {_describe(err['input'])}"
+            msg = f"expected a mapping, got {describe(err['input'])}"
         elif kind == "string_pattern_mismatch" and ctx.get("pattern") == NAME_PATTERN:
             msg = f"names may use only letters, digits, '_', '.' and '-' (got {err['input']!r})"
         # pydantic says tuple for what a scenario file writes as a list
@@ -216,6 +227,9 @@ _UNION_TAGS = {
     "empirical",
     "int",
     "float",
+    "none",
+    "mysql",
+    "galera",
     "constrained-int",
     "constrained-float",
     "tuple[AppNodeSpec, ...]",

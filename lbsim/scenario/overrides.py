@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from lbsim.scenario.errors import Problem, ScenarioError
+from lbsim.scenario.errors import Problem, ScenarioError, describe
 
 
 def parse_override(text: str, file: str) -> tuple[list[str | int], Any]:
@@ -52,7 +52,7 @@ def set_path(data: dict[str, Any], parts: Sequence[str | int], value: Any, file:
         else:
             raise ScenarioError(
                 file,
-                [Problem(where[:-1], f"--set: cannot set a key inside a {type(node).__name__}")],
+                [Problem(where[:-1], f"--set: cannot set a key inside {describe(node)}")],
             )
 
 

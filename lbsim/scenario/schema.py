@@ -190,9 +190,14 @@ class Query(Strict):
     """One database query of a request class (run by the database tier)."""
 
     kind: Literal["read", "write"]
+    #: service demand on the database server's CPU (core-seconds)
     time: Dist
+    #: rows touched (locked, for a write)
     keys: PositiveInt = 1
+    #: draw the rows from this many hot rows (0: from the whole key space)
     hot_keys: NonNegInt = 0
+    #: ``client``: the client's own row (a profile, a cart) instead of drawn rows
+    row: Literal["drawn", "client"] = "drawn"
 
 
 class RequestClass(Strict):

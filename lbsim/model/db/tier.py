@@ -200,9 +200,15 @@ class DatabaseTierBase:
         return idx if self.servers[idx].connect() else None
 
     # -- reads --------------------------------------------------------------------------
+    def _rows(self, st: Statement) -> tuple[int, ...]:
+        q = st.query
+        if q.row == "client":
+            return (-1 - st.request.client,)  # own rows live apart from drawn ones
+        return self.keys.pick(q.keys, q.hot_keys)
+
     def read(self, st: Statement) -> None:
         """A read: admitted to a thread, runs on the CPU. Engines may wrap it."""
-        st.keys = self.keys.pick(st.query.keys, st.query.hot_keys)
+        st.keys = self._rows(st)
         assert st.server is not None
         st.server.admit(self._read_start, st)
 
@@ -222,7 +228,7 @@ class DatabaseTierBase:
 
     # -- writes -------------------------------------------------------------------------
     def _write(self, st: Statement) -> None:
-        st.keys = self.keys.pick(st.query.keys, st.query.hot_keys)
+        st.keys = self._rows(st)
         self._lock_and_run(st)
 
     def _lock_and_run(self, st: Statement) -> None:
