@@ -44,7 +44,8 @@ def later(env: simpy.Environment, delay: float, fn: Callable[[Any], None], arg: 
     """Schedule ``fn(arg)`` in ``delay`` seconds; ``delay == 0`` still goes through the
     calendar so that same-time events keep their order. (Same entry as
     ``env.schedule(event, NORMAL, delay)`` builds.)"""
-    heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), Call(fn, arg)))
+    queue: list[tuple[float, int, int, Any]] = env._queue
+    heappush(queue, (env._now + delay, NORMAL, next(env._eid), Call(fn, arg)))
 
 
 def every(
