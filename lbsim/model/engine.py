@@ -44,7 +44,7 @@ def later(env: simpy.Environment, delay: float, fn: Callable[[Any], None], arg: 
     """Schedule ``fn(arg)`` in ``delay`` seconds; ``delay == 0`` still goes through the
     calendar so that same-time events keep their order. (Same entry as
     ``env.schedule(event, NORMAL, delay)`` builds.)"""
-    queue: list[tuple[float, int, int, Any]] = env._queue
+    queue: list[Any] = env._queue
     heappush(queue, (env._now + delay, NORMAL, next(env._eid), Call(fn, arg)))
 
 
