@@ -15,11 +15,19 @@ from dataclasses import dataclass
 from lbsim.scenario.schema import Scenario
 
 
+QUEUE_GROWS = (
+    "its queue grows without bound, so results depend on the run length "
+    "(and failures on the limits)"
+)
+
+
 @dataclass(frozen=True)
 class ResourceLoad:
     resource: str
     utilisation: float
     detail: str
+    #: what happens when the offered load reaches 1
+    when_full: str = QUEUE_GROWS
 
 
 def arrival_rate(scenario: Scenario) -> tuple[float, float, str]:
@@ -90,7 +98,119 @@ def offered_load(scenario: Scenario, use_peak: bool = False) -> list[ResourceLoa
                     f"{host_work[h.name]:.4g} core-s/s / {h.cores:g} cores",
                 )
             )
+    out.extend(_database_loads(scenario, lam, probs))
     return out
+
+
+def _database_loads(scenario: Scenario, lam: float, probs: list[float]) -> list[ResourceLoad]:
+    """Database CPU (queries, and for Galera the applying of other nodes' write-sets)
+    and Galera applier threads. Reads and writes are assumed spread evenly over the
+    nodes a connection may reach (the writer takes all writes with a read/write
+    split; ``first`` sends everything to the first node)."""
+    db = scenario.database
+    if db.engine == "none":
+        return []
+    classes = scenario.workload.classes
+    read = (
+        sum(
+            p * sum(q.time.mean for q in c.queries if q.kind == "read")
+            for p, c in zip(probs, classes, strict=True)
+        )
+        * lam
+    )
+    write = (
+        sum(
+            p * sum(q.time.mean for q in c.queries if q.kind == "write")
+            for p, c in zip(probs, classes, strict=True)
+        )
+        * lam
+    )
+    writes_per_s = (
+        sum(
+            p * sum(1 for q in c.queries if q.kind == "write")
+            for p, c in zip(probs, classes, strict=True)
+        )
+        * lam
+    )
+    conns = _connections(scenario, lam, probs)
+    if db.engine == "mysql":
+        return [
+            ResourceLoad(
+                "db db1 cpu",
+                (read + write) / db.cores,
+                f"{read + write:.4g} core-s/s / {db.cores:g} cores",
+            ),
+            conns,
+        ]
+    nodes = db.resolved_nodes()
+    n = len(nodes)
+    routing = db.routing
+    single = routing.mode == "proxy" and routing.policy == "first"
+    writer = 0 if single else (routing.writer if routing.read_write_split else None)
+    apply_cost = db.apply.mean * writes_per_s if db.apply is not None else write
+    out = []
+    for i, node in enumerate(nodes):
+        reads_i = read if single and i == 0 else (0.0 if single else read / n)
+        if writer is None:
+            own = write / n
+            applied = apply_cost * (n - 1) / n
+            applied_rate = writes_per_s * (n - 1) / n
+        else:
+            own = write if i == writer else 0.0
+            applied = 0.0 if i == writer else apply_cost
+            applied_rate = 0.0 if i == writer else writes_per_s
+        work = (reads_i + own + applied) * node.slowness
+        out.append(
+            ResourceLoad(
+                f"db {node.name} cpu",
+                work / node.cores,
+                f"{work:.4g} core-s/s / {node.cores:g} cores",
+            )
+        )
+        if applied_rate > 0:
+            per_ws = (applied / applied_rate) * node.slowness
+            out.append(
+                ResourceLoad(
+                    f"db {node.name} appliers",
+                    applied_rate * per_ws / node.applier_threads,
+                    f"{applied_rate:.4g} write-sets/s × {per_ws:.4g} s / "
+                    f"{node.applier_threads} applier(s)",
+                )
+            )
+    out.append(conns)
+    return out
+
+
+def _connections(scenario: Scenario, lam: float, probs: list[float]) -> ResourceLoad:
+    """Connections against max_connections (summed over the database nodes)."""
+    db = scenario.database
+    assert db.engine != "none"
+    limit = (
+        db.max_connections
+        if db.engine == "mysql"
+        else sum(n.max_connections for n in db.resolved_nodes())
+    )
+    users = [c for c in scenario.workload.classes if c.queries]
+    if db.connect == "persistent":
+        workers = sum(n.workers for n in scenario.app.resolved_nodes())
+        return ResourceLoad(
+            "db connections",
+            workers / limit,
+            f"{workers} PHP workers keep one each / max_connections {limit}",
+            "workers beyond max_connections get error 1040 (Too many connections)",
+        )
+    # per request: held from the first query to the end of the request (Little's law)
+    held = sum(
+        p * (c.cpu.mean + sum(q.time.mean for q in c.queries))
+        for p, c in zip(probs, scenario.workload.classes, strict=True)
+        if c in users
+    )
+    return ResourceLoad(
+        "db connections",
+        lam * held / limit,
+        f"{lam:.4g}/s × {held:.4g} s / max_connections {limit}",
+        "connection attempts fail with error 1040 (Too many connections)",
+    )
 
 
 def bottleneck(loads: list[ResourceLoad]) -> ResourceLoad:

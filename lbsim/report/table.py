@@ -41,11 +41,12 @@ def print_offered_load(console: Console, loads: list[ResourceLoad], rate_note: s
     top = bottleneck(loads)
     console.print(f"bottleneck: [bold]{top.resource}[/bold] at {top.utilisation:.3f}")
     if top.utilisation >= 1:
-        console.print(
-            f"[bold red]warning:[/bold red] offered load of {top.resource} is "
-            f"{top.utilisation:.2f} ≥ 1: its queue grows without bound, so results depend "
-            "on the run length (and failures on the limits)"
-        )
+        for r in loads:
+            if r.utilisation >= 1:
+                console.print(
+                    f"[bold red]warning:[/bold red] offered load of {r.resource} is "
+                    f"{r.utilisation:.2f} ≥ 1: {r.when_full}"
+                )
 
 
 def print_result(console: Console, result: Result) -> None:
