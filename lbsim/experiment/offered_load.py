@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 from lbsim.scenario.schema import Scenario
 
-
 QUEUE_GROWS = (
     "its queue grows without bound, so results depend on the run length "
     "(and failures on the limits)"
