@@ -11,11 +11,12 @@ import simpy
 import lbsim
 from lbsim.model.cpu import Cpu, Host, _water_fill
 from lbsim.model.engine import later
+from lbsim.model.engine import run as run_calendar
 from lbsim.model.stack import Stack
-from lbsim.model.workload import ClientPopulation, arrival_trace
 from lbsim.model.streams import RandomStreams
+from lbsim.model.workload import ClientPopulation, arrival_trace
 from lbsim.scenario.schema import Clients
-from tests.support import check_invariants, scenario
+from tests.support import scenario
 
 pytestmark = pytest.mark.unit
 
@@ -50,7 +51,7 @@ def test_processor_sharing_completion_times() -> None:
     later(env, 0, submit, ("a", 1.0))
     later(env, 0, submit, ("b", 2.0))
     later(env, 0.5, submit, ("c", 0.1))
-    env.run()
+    run_calendar(env)
     # 0-0.5: a,b at 1/2; 0.5-0.8: three at 1/3 (c done); then a needs 0.65 at 1/2
     assert done["c"] == pytest.approx(0.8)
     assert done["a"] == pytest.approx(2.1)
@@ -62,7 +63,7 @@ def test_fractional_cores_slow_a_single_job() -> None:
     cpu = Cpu(env, "c", 0.5)
     done: list[float] = []
     cpu.submit(1.0, lambda _: done.append(env.now), None)
-    env.run()
+    run_calendar(env)
     assert done == [pytest.approx(2.0)]
 
 
@@ -73,7 +74,7 @@ def test_cancelled_job_frees_its_share() -> None:
     job = cpu.submit(10.0, lambda n: done.__setitem__(n, env.now), "long")
     cpu.submit(1.0, lambda n: done.__setitem__(n, env.now), "short")
     later(env, 1.0, lambda _: cpu.cancel(job))
-    env.run()
+    run_calendar(env)
     assert "long" not in done
     assert done["short"] == pytest.approx(1.5)  # half speed for 1 s, then full speed
 
@@ -92,7 +93,7 @@ def test_host_shares_cores_between_containers() -> None:
     done: dict[str, float] = {}
     a.submit(1.0, lambda n: done.__setitem__(n, env.now), "a")
     b.submit(1.0, lambda n: done.__setitem__(n, env.now), "b")
-    env.run()
+    run_calendar(env)
     assert done == {"a": pytest.approx(2.0), "b": pytest.approx(2.0)}
     assert host.busy.integral(env.now) == pytest.approx(2.0)
 
@@ -114,11 +115,15 @@ def test_scenario_hosts_cap_node_cpus() -> None:
 
 
 def test_client_timeout_fails_request_but_work_goes_on() -> None:
-    data = base(workload={"open": {"rate": 1.0}, "timeout": 0.5,
-                          "classes": [{"name": "job", "cpu": 1.0}]})
+    data = base(
+        workload={"open": {"rate": 1.0}, "timeout": 0.5, "classes": [{"name": "job", "cpu": 1.0}]}
+    )
     out = run(data)
     assert out["requests"]["completed"] == 0
-    assert out["requests"]["failed"]["timeout"] == out["requests"]["arrived"] - out["requests"]["in_flight"]
+    assert (
+        out["requests"]["failed"]["timeout"]
+        == out["requests"]["arrived"] - out["requests"]["in_flight"]
+    )
     assert sum(n["served"] for n in out["app"].values()) > 150  # servers still worked
     assert out["utilisation"]["app"]["app1"]["cpu"] > 0.2
 
@@ -138,8 +143,10 @@ def test_request_terminate_timeout_kills_worker_and_gives_502() -> None:
     data = base(
         app={"nodes": 1, "workers": 2, "cores": 2, "request_timeout": 0.5},
         balancer={"max_fails": 0},
-        workload={"open": {"rate": 1.0},
-                  "classes": [{"name": "a", "cpu": 1.0, "weight": 1}, {"name": "b", "cpu": 0.1}]},
+        workload={
+            "open": {"rate": 1.0},
+            "classes": [{"name": "a", "cpu": 1.0, "weight": 1}, {"name": "b", "cpu": 0.1}],
+        },
     )
     out = run(data)
     assert out["classes"]["a"]["completed"] == 0
@@ -196,8 +203,11 @@ def test_outage_is_detected_and_traffic_moves_to_the_healthy_node() -> None:
     data = base(
         duration=300,
         balancer={"health_check": {"interval": 2, "fall": 3, "rise": 2}},
-        app={"nodes": [{"outages": [{"start": 100, "duration": 100}]}, {}], "workers": 4,
-             "cores": 4},
+        app={
+            "nodes": [{"outages": [{"start": 100, "duration": 100}]}, {}],
+            "workers": 4,
+            "cores": 4,
+        },
     )
     out = run(data)
     failed = out["requests"]["failed"]
@@ -228,15 +238,26 @@ def test_arrival_trace_does_not_depend_on_the_policy() -> None:
 
 
 def test_warmup_is_discarded() -> None:
-    out = run(base(warmup=100, duration=100, workload={
-        "open": {"rate": 10.0}, "classes": [{"name": "job", "cpu": 0.01}]}))
+    out = run(
+        base(
+            warmup=100,
+            duration=100,
+            workload={"open": {"rate": 10.0}, "classes": [{"name": "job", "cpu": 0.01}]},
+        )
+    )
     assert out["requests"]["arrived"] == pytest.approx(1000, rel=0.1)
 
 
 def test_step_schedule_follows_the_rate() -> None:
-    sc = scenario(base(duration=300, workload={
-        "open": {"schedule": [[0, 10], [100, 0], [200, 30]]},
-        "classes": [{"name": "job", "cpu": 0.01}]}))
+    sc = scenario(
+        base(
+            duration=300,
+            workload={
+                "open": {"schedule": [[0, 10], [100, 0], [200, 30]]},
+                "classes": [{"name": "job", "cpu": 0.01}],
+            },
+        )
+    )
     times = np.array([t for t, _, _ in arrival_trace(sc)])
     assert np.sum(times < 100) == pytest.approx(1000, rel=0.1)
     assert np.sum((times >= 100) & (times < 200)) == 0
@@ -244,9 +265,15 @@ def test_step_schedule_follows_the_rate() -> None:
 
 
 def test_linear_ramp_follows_the_rate() -> None:
-    sc = scenario(base(duration=100, workload={
-        "open": {"schedule": [[0, 0], [100, 100]], "shape": "linear"},
-        "classes": [{"name": "job", "cpu": 0.01}]}))
+    sc = scenario(
+        base(
+            duration=100,
+            workload={
+                "open": {"schedule": [[0, 0], [100, 100]], "shape": "linear"},
+                "classes": [{"name": "job", "cpu": 0.01}],
+            },
+        )
+    )
     times = np.array([t for t, _, _ in arrival_trace(sc)])
     # ∫ rate = t²/2: 1250 in the first half, 3750 in the second
     assert np.sum(times < 50) == pytest.approx(1250, rel=0.08)
@@ -255,10 +282,14 @@ def test_linear_ramp_follows_the_rate() -> None:
 
 def test_closed_loop_follows_the_response_time_law() -> None:
     """X = N / (Z + R): with 20 users, think 1 s and no queueing (R = 0.1 s)."""
-    data = base(duration=1000, workload={
-        "closed": {"users": 20, "think_time": {"dist": "exponential", "mean": 1.0}},
-        "classes": [{"name": "job", "cpu": 0.1}]},
-        app={"nodes": 1, "workers": 100, "cores": 100})
+    data = base(
+        duration=1000,
+        workload={
+            "closed": {"users": 20, "think_time": {"dist": "exponential", "mean": 1.0}},
+            "classes": [{"name": "job", "cpu": 0.1}],
+        },
+        app={"nodes": 1, "workers": 100, "cores": 100},
+    )
     out = run(data)
     assert out["throughput"] == pytest.approx(20 / 1.1, rel=0.03)
     assert out["latency"]["mean"] == pytest.approx(0.1, rel=1e-6)
@@ -269,9 +300,13 @@ def test_trace_replay_sends_the_given_arrivals(tmp_path: object) -> None:
 
     path = Path(str(tmp_path)) / "trace.csv"
     path.write_text("time,class,client\n0.5,a,1\n1.0,b,2\n1.0,a,1\n7.25,b,\n")
-    data = base(duration=10, workload={"trace": {"file": str(path)},
-                                         "classes": [{"name": "a", "cpu": 0.1},
-                                                     {"name": "b", "cpu": 0.2}]})
+    data = base(
+        duration=10,
+        workload={
+            "trace": {"file": str(path)},
+            "classes": [{"name": "a", "cpu": 0.1}, {"name": "b", "cpu": 0.2}],
+        },
+    )
     sc = scenario(data)
     trace = list(arrival_trace(sc))
     assert [(t, c) for t, c, _ in trace] == [(0.5, 0), (1.0, 1), (1.0, 0), (7.25, 1)]
@@ -298,9 +333,11 @@ def test_subnets_group_clients_into_slash_24s() -> None:
 
 
 def test_network_delays_add_to_latency() -> None:
-    data = base(network={"client_lb": 0.01, "lb_app": 0.002},
-                balancer={"latency": 0.001},
-                workload={"open": {"rate": 0.5}, "classes": [{"name": "job", "cpu": 0.1}]})
+    data = base(
+        network={"client_lb": 0.01, "lb_app": 0.002},
+        balancer={"latency": 0.001},
+        workload={"open": {"rate": 0.5}, "classes": [{"name": "job", "cpu": 0.1}]},
+    )
     out = run(data)
     # client→LB→app→LB→client: 2×0.01 + 2×0.002 + 0.001 + 0.1
     assert out["latency"]["mean"] == pytest.approx(0.125, rel=1e-6)

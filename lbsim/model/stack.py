@@ -21,7 +21,7 @@ from lbsim.model.database import DatabaseTier, NoDatabase
 from lbsim.model.db.galera import GaleraTier
 from lbsim.model.db.mysql import MySQLTier
 from lbsim.model.distributions import Sampler
-from lbsim.model.engine import every, later
+from lbsim.model.engine import every, later, run
 from lbsim.model.observer import Observer
 from lbsim.model.policies import Backend, make_policy
 from lbsim.model.streams import RandomStreams
@@ -156,13 +156,13 @@ class Stack:
         every(env, self._interval, self.observer.tick, first=self._interval)
         horizon = sc.horizon
         if progress is None:
-            env.run(until=horizon)
+            run(env, horizon)
         else:
             step = horizon / 200
             t = 0.0
             while t < horizon:
                 t = min(t + step, horizon)
-                env.run(until=t)
+                run(env, t)
                 progress(t, horizon)
         self.observer.tick(env.now)
         out = self.observer.results(env.now, sc.duration)
