@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from rich.console import Console
 from rich.table import Table
@@ -110,9 +111,67 @@ def print_result(console: Console, result: Result) -> None:
         if key in r.metrics():
             util.add_row(f"host {host.name}", "", _num(r.value(key), 3, c(key)), "", "")
     console.print(util)
+    _print_database(console, r, c)
     wall = r.meta.get("wall_time", math.nan)
     n = r.value("requests.arrived") * r.replications
     console.print(
         f"[dim]simulated {n:.0f} requests in {wall:.2f} s wall time "
         f"({n / wall if wall else math.nan:,.0f} requests/s)[/dim]"
     )
+
+
+def _print_database(console: Console, r: Result, c: Callable[[str], float | None]) -> None:
+    metrics = r.metrics()
+    names = sorted({k.split(".")[2] for k in metrics if k.startswith("utilisation.db.")})
+    if not names:
+        return
+    galera = any(k.startswith("galera.nodes.") for k in metrics)
+    table = Table(title="Database", title_justify="left")
+    cols = ["node", "cpu", "conns mean / max"]
+    if galera:
+        cols += ["recv queue avg", "FC sent", "cert failures", "BF aborts", "last committed"]
+    for col in cols:
+        table.add_column(col, justify="left" if col == "node" else "right")
+    for n in names:
+        cpu = f"utilisation.db.{n}.cpu"
+        row = [
+            n,
+            _num(r.value(cpu), 3, c(cpu)),
+            f"{_num(r.value(f'database.nodes.{n}.connections'), 3)} / "
+            f"{_num(r.value(f'database.nodes.{n}.connections_max'), 4)}",
+        ]
+        if galera:
+            g = f"galera.nodes.{n}.wsrep_"
+            row += [
+                _num(r.value(g + "local_recv_queue_avg"), 3),
+                _num(r.value(g + "flow_control_sent"), 6),
+                _num(r.value(g + "local_cert_failures"), 6),
+                _num(r.value(g + "local_bf_aborts"), 6),
+                _num(r.value(g + "last_committed"), 8),
+            ]
+        table.add_row(*row)
+    console.print(table)
+    lines = []
+    if "database.commit_latency.p95" in metrics:
+        lines.append(
+            f"commit latency mean {_ms(r.value('database.commit_latency.mean'))} ms, "
+            f"p95 {_ms(r.value('database.commit_latency.p95'))} ms"
+        )
+    if galera:
+        lines.append(
+            f"flow control paused {r.value('galera.flow_control.paused'):.3f} of the time "
+            f"(limits {r.value('galera.flow_control.upper'):.0f}/"
+            f"{r.value('galera.flow_control.lower'):.0f})"
+        )
+        stale = r.value("galera.stale_read_fraction")
+        raw = r.value("galera.read_after_write_stale_fraction")
+        lines.append(
+            f"stale reads {_pct(stale)} of reads; reads of clients' own earlier writes "
+            f"stale {_pct(raw)}"
+        )
+    for line in lines:
+        console.print(line)
+
+
+def _pct(value: float) -> str:
+    return "—" if math.isnan(value) else f"{value * 100:.3g} %"
