@@ -29,6 +29,8 @@ class DatabaseTier(Protocol):
 
     def reset_stats(self, now: float) -> None: ...
 
+    def integrals(self, now: float) -> dict[str, float]: ...
+
     def results(self, now: float) -> dict[str, Any]: ...
 
 
@@ -50,4 +52,7 @@ class NoDatabase:
         return None
 
     def results(self, now: float) -> dict[str, Any]:
+        return {}
+
+    def integrals(self, now: float) -> dict[str, float]:
         return {}

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from lbsim.model.app import AppNode
     from lbsim.model.balancer import Balancer
     from lbsim.model.cpu import Host
+    from lbsim.model.database import DatabaseTier
 
 OK = 200
 BASE_REASONS = ("timeout", "http_502", "http_503", "http_504")
@@ -69,6 +70,7 @@ class Observer:
         self.nodes: list[AppNode] = []
         self.hosts: list[Host] = []
         self.balancer: Balancer | None = None
+        self.database: DatabaseTier | None = None
         # interval series
         self.rows: list[dict[str, float]] = []
         self._iv_arrivals = 0
@@ -79,10 +81,17 @@ class Observer:
         self._iv_t = 0.0
         self._iv_marks: dict[str, float] = {}
 
-    def watch(self, nodes: Sequence[AppNode], hosts: Sequence[Host], balancer: Balancer) -> None:
+    def watch(
+        self,
+        nodes: Sequence[AppNode],
+        hosts: Sequence[Host],
+        balancer: Balancer,
+        database: DatabaseTier | None = None,
+    ) -> None:
         self.nodes = list(nodes)
         self.hosts = list(hosts)
         self.balancer = balancer
+        self.database = database
 
     # -- events -------------------------------------------------------------------------
     def arrived(self, request: Request, now: float) -> None:
@@ -169,6 +178,9 @@ class Observer:
             row[f"host.{host.name}.cpu"] = (
                 self._delta(f"h.{host.name}", host.busy.integral(now)) / span / host.cores
             )
+        if self.database is not None:
+            for key, value in self.database.integrals(now).items():
+                row[key] = self._delta(key, value) / span
         self.rows.append(row)
         self._iv_arrivals = self._iv_done = self._iv_failed = 0
         self._iv_lat_sum = self._iv_lat_max = 0.0

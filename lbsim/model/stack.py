@@ -121,7 +121,7 @@ class Stack:
             interval,
             scenario.report.percentile_error,
         )
-        self.observer.watch(self.nodes, list(self.hosts.values()), self.balancer)
+        self.observer.watch(self.nodes, list(self.hosts.values()), self.balancer, self.database)
         self.clients = ClientEdge(
             env,
             self.observer,

@@ -65,10 +65,12 @@ def utilisation(result: Result, path: Path) -> None:
         ax2.set_ylabel("workers busy (%)")
         ax2.set_xlabel("simulated time (s)")
         for ax in (ax1, ax2):
-            ax.set_ylim(0, 105)
+            ax.set_ylim(0, 125)  # room for the legend above the 100 % line
             ax.grid(True, alpha=0.3)
             _mark_warmup(ax, result)
-            ax.legend(title="app node", loc="lower right", fontsize="small")
+            ax.legend(
+                title="app node", loc="upper right", ncols=4, fontsize="small", framealpha=0.9
+            )
         ax1.set_title(f"Utilisation per interval — {result.scenario.name}")
         fig.tight_layout()
         fig.savefig(path)
@@ -99,6 +101,56 @@ def queues(result: Result, path: Path) -> None:
         plt.close(fig)
 
 
+def database(result: Result, path: Path) -> bool:
+    """Database CPU, connections and (Galera) receive queues and flow control over time.
+    Returns False (and writes nothing) when the scenario has no database."""
+    rows = result.timeseries
+    if not rows:
+        return False
+    names = sorted({k.split(".")[1] for k in rows[0] if k.startswith("db.")})
+    if not names:
+        return False
+    galera = any(k.endswith(".recv_queue") for k in rows[0])
+    times = [r["time"] for r in rows]
+    panels = 3 if galera else 2
+    with plt.style.context(STYLE):
+        fig, axes = plt.subplots(panels, 1, figsize=(9.5, 2.6 * panels + 0.8), dpi=110, sharex=True)
+        for n in names:
+            axes[0].plot(times, [r[f"db.{n}.cpu"] * 100 for r in rows], label=n)
+            axes[1].plot(times, [r[f"db.{n}.connections"] for r in rows], label=n)
+            if galera:
+                axes[2].plot(times, [r[f"db.{n}.recv_queue"] for r in rows], label=n)
+        axes[0].set_ylabel("CPU busy (% of cores)")
+        axes[1].set_ylabel("connections open")
+        if galera:
+            axes[2].set_ylabel("receive queue (write-sets)")
+            paused = [r["galera.flow_control_paused"] for r in rows]
+            twin = axes[2].twinx()
+            twin.fill_between(
+                times,
+                [p * 100 for p in paused],
+                step="mid",
+                color="0.6",
+                alpha=0.35,
+                label="flow control paused",
+            )
+            twin.set_ylabel("flow control paused (%)")
+            twin.set_ylim(0, 105)
+            twin.legend(loc="lower left", bbox_to_anchor=(1.12, 0.0), fontsize="small")
+        axes[-1].set_xlabel("simulated time (s)")
+        for ax in axes:
+            ax.grid(True, alpha=0.3)
+            _mark_warmup(ax, result)
+            ax.legend(
+                title="db node", loc="upper left", bbox_to_anchor=(1.12, 1.0), fontsize="small"
+            )
+        axes[0].set_title(f"Database per interval — {result.scenario.name}")
+        fig.tight_layout()
+        fig.savefig(path)
+        plt.close(fig)
+    return True
+
+
 def _mark_warmup(ax: Any, result: Result) -> None:
     if result.scenario.warmup > 0:
         ax.axvspan(0, result.scenario.warmup, color="0.85", alpha=0.5, label="warm-up")
@@ -109,4 +161,6 @@ def write_all(result: Result, out_dir: Path) -> list[Path]:
     latency_cdf(result, paths[0])
     utilisation(result, paths[1])
     queues(result, paths[2])
+    if database(result, out_dir / "database.png"):
+        paths.append(out_dir / "database.png")
     return paths

@@ -439,6 +439,13 @@ class GaleraTier(DatabaseTierBase):
                 self.raw_stale += 1
 
     # -- statistics ---------------------------------------------------------------------
+    def integrals(self, now: float) -> dict[str, float]:
+        out = super().integrals(now)
+        for m in self.members:
+            out[f"db.{m.server.name}.recv_queue"] = m.recv_tw.integral(now)
+        out["galera.flow_control_paused"] = self.paused_tw.integral(now)
+        return out
+
     def reset_stats(self, now: float) -> None:
         super().reset_stats(now)
         for m in self.members:

@@ -339,6 +339,14 @@ class DatabaseTierBase:
             st.done(request, error)
 
     # -- statistics ---------------------------------------------------------------------
+    def integrals(self, now: float) -> dict[str, float]:
+        """Running integrals (∫ x dt from 0) of what the time series tracks."""
+        out = {}
+        for s in self.servers:
+            out[f"db.{s.name}.cpu"] = s.cpu.busy.integral(now) / s.cpu.cores
+            out[f"db.{s.name}.connections"] = s.connections_tw.integral(now)
+        return out
+
     def reset_stats(self, now: float) -> None:
         for s in self.servers:
             s.reset_stats(now)
