@@ -8,6 +8,7 @@ runs (the wall time is returned beside the results, not inside them).
 
 from __future__ import annotations
 
+import importlib
 import math
 import multiprocessing
 import os
@@ -56,9 +57,7 @@ def run_task(task: Task) -> TaskOutput:
     info = dict(results.get("run", {}))
     wall = float(info.pop("wall_time", math.nan))
     results["run"] = info
-    return TaskOutput(
-        task.point, task.replication, results, wall, extras if task.extras else None
-    )
+    return TaskOutput(task.point, task.replication, results, wall, extras if task.extras else None)
 
 
 class Executor(Protocol):
@@ -171,13 +170,16 @@ class DaskExecutor(_Managed):
 
     def __init__(self, address: Any, *, timeout: float = 10.0):
         try:
-            from distributed import Client
+            # untyped package: used through Any
+            distributed: Any = importlib.import_module("distributed")
         except ImportError:  # pragma: no cover - distributed is a test dependency
             raise DaskError(
                 "the Dask executor needs the 'distributed' package: pip install 'dask[distributed]'"
             ) from None
-        self._owned = not isinstance(address, Client)
-        if isinstance(address, Client):
+        self._distributed = distributed
+        self._owned = not isinstance(address, distributed.Client)
+        self.client: Any
+        if isinstance(address, distributed.Client):
             self.client = address
         else:
             text = str(address).strip()
@@ -186,7 +188,7 @@ class DaskExecutor(_Managed):
                     f"--dask: {text!r} is not a scheduler address (expected e.g. tcp://host:8786)"
                 )
             try:
-                self.client = Client(text, timeout=timeout)
+                self.client = distributed.Client(text, timeout=timeout)
             except (OSError, TimeoutError) as exc:
                 raise DaskError(f"cannot reach the Dask scheduler at {text}: {exc}") from None
         self.address = str(self.client.scheduler.address)
@@ -202,11 +204,9 @@ class DaskExecutor(_Managed):
         return f"Dask cluster at {self.address} ({self.workers} threads)"
 
     def run(self, tasks: Sequence[Task]) -> Iterator[TaskOutput]:
-        from distributed import as_completed as dask_completed
-
         futures = self.client.map(run_task, list(tasks), pure=False)
         try:
-            for fut in dask_completed(futures):
+            for fut in self._distributed.as_completed(futures):
                 out: TaskOutput = fut.result()
                 yield out
         finally:
@@ -223,3 +223,27 @@ def make_executor(jobs: int = 0, dask: str | None = None) -> LocalExecutor | Das
     if address:
         return DaskExecutor(address)
     return LocalExecutor(jobs)
+
+
+class ExecutorScope:
+    """Context manager: the given executor as is, or a new local one closed on exit."""
+
+    def __init__(self, executor: Executor | None, jobs: int = 0):
+        self.given = executor
+        self.made: LocalExecutor | DaskExecutor | None = None
+        self.jobs = jobs
+
+    def __enter__(self) -> Executor:
+        if self.given is not None:
+            return self.given
+        self.made = make_executor(self.jobs)
+        return self.made
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.made is not None:
+            self.made.close(interrupted=kind is not None and issubclass(kind, KeyboardInterrupt))

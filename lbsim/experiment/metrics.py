@@ -17,6 +17,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from lbsim.experiment.errors import ExperimentInputError
 from lbsim.scenario.errors import did_you_mean
 from lbsim.stats.replications import flatten
 
@@ -38,7 +39,7 @@ _UNITS = {
 }
 
 
-class MetricError(ValueError):
+class MetricError(ExperimentInputError):
     """An unknown metric name; the message names it and suggests close ones."""
 
 
@@ -98,3 +99,12 @@ def label(name: str) -> str:
     """Axis label: the metric with its unit, e.g. ``latency.p95 (s)``."""
     u = unit(name)
     return f"{resolve(name)} ({u})" if u else resolve(name)
+
+
+def known_metrics(scenario: Any) -> set[str]:
+    """The metric names a replication of ``scenario`` produces, from a one-second dry run."""
+    from lbsim.experiment.run import run_replication
+
+    short = scenario.model_copy(update={"duration": min(scenario.duration, 1.0), "warmup": 0.0})
+    run, _ = run_replication(short, 0)
+    return set(flat_metrics(run)) | set(ALIASES)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lbsim import __version__
 from lbsim.experiment.result import Result
 from lbsim.model.stack import Stack
 from lbsim.scenario.schema import Scenario
+
+if TYPE_CHECKING:
+    from lbsim.experiment.executors import Executor
 
 Progress = Callable[[float], None]  # fraction done, 0..1
 
@@ -40,16 +42,18 @@ def simulate(
     replications: int | None = None,
     jobs: int = 1,
     progress: Progress | None = None,
+    executor: Executor | None = None,
 ) -> Result:
     """Simulate ``scenario`` (its own ``replications`` unless given).
 
     Replication ``r`` draws from streams keyed by (seed, r), so results are
-    the same whether replications run here or in ``jobs`` worker processes.
+    the same whether replications run here, in ``jobs`` worker processes or
+    on ``executor`` (e.g. a :class:`~lbsim.experiment.executors.DaskExecutor`).
     """
     reps = replications if replications is not None else scenario.replications
     started = time.perf_counter()
     outputs: list[tuple[dict[str, Any], dict[str, Any]]] = []
-    if jobs <= 1 or reps == 1:
+    if executor is None and (jobs <= 1 or reps == 1):
         for r in range(reps):
 
             def rep_progress(now: float, horizon: float, r: int = r) -> None:
@@ -58,12 +62,7 @@ def simulate(
 
             outputs.append(run_replication(scenario, r, rep_progress if progress else None))
     else:
-        with ProcessPoolExecutor(max_workers=min(jobs, reps)) as pool:
-            futures = [pool.submit(run_replication, scenario, r) for r in range(reps)]
-            for done, fut in enumerate(futures, start=1):
-                outputs.append(fut.result())
-                if progress is not None:
-                    progress(done / reps)
+        outputs = _on_executor(scenario, reps, jobs, progress, executor)
     runs = [o[0] for o in outputs]
     extras = outputs[0][1]
     meta = {
@@ -75,3 +74,24 @@ def simulate(
         "warmup": scenario.warmup,
     }
     return Result(scenario, runs, extras["timeseries"], extras["cdf"], meta)
+
+
+def _on_executor(
+    scenario: Scenario,
+    reps: int,
+    jobs: int,
+    progress: Progress | None,
+    executor: Executor | None,
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Replications as tasks; outputs in replication order, wall times back in ``run``."""
+    from lbsim.experiment.executors import ExecutorScope, Task
+
+    tasks = [Task(0, r, scenario, extras=r == 0) for r in range(reps)]
+    done: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
+    with ExecutorScope(executor, min(jobs, reps)) as ex:
+        for out in ex.run(tasks):
+            out.run["run"]["wall_time"] = out.wall_time
+            done[out.replication] = (out.run, out.extras or {})
+            if progress is not None:
+                progress(len(done) / reps)
+    return [done[r] for r in range(reps)]

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from lbsim.experiment.errors import ExperimentInputError
 from lbsim.experiment.metrics import metric_value, resolve
 from lbsim.stats.replications import t_half_width
 
@@ -37,7 +38,7 @@ class Fixed:
 
     def __post_init__(self) -> None:
         if self.replications < 1:
-            raise ValueError(f"replications must be >= 1 (got {self.replications})")
+            raise ExperimentInputError(f"replications must be >= 1 (got {self.replications})")
 
     def next_count(self, runs: Sequence[dict[str, Any]]) -> int:
         return max(self.replications, len(runs))
@@ -60,11 +61,13 @@ class TargetHalfWidth:
 
     def __post_init__(self) -> None:
         if not (self.half_width > 0 and math.isfinite(self.half_width)):
-            raise ValueError(f"--target-ci: the half-width must be > 0 (got {self.half_width})")
+            raise ExperimentInputError(
+                f"--target-ci: the half-width must be > 0 (got {self.half_width})"
+            )
         if self.initial < 2:
-            raise ValueError("the sequential rule needs at least 2 initial replications")
+            raise ExperimentInputError("the sequential rule needs at least 2 initial replications")
         if self.maximum < self.initial:
-            raise ValueError(
+            raise ExperimentInputError(
                 f"--max-replications must be >= {self.initial} (got {self.maximum})"
             )
 
@@ -106,11 +109,26 @@ def parse_target(text: str, maximum: int) -> TargetHalfWidth:
     """``--target-ci key=halfwidth`` (e.g. ``p95=0.01``)."""
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
-        raise ValueError(f"--target-ci: expected metric=half-width (e.g. p95=0.01), got {text!r}")
+        raise ExperimentInputError(
+            f"--target-ci: expected metric=half-width (e.g. p95=0.01), got {text!r}"
+        )
     try:
         half = float(raw)
     except ValueError:
-        raise ValueError(
+        raise ExperimentInputError(
             f"--target-ci {key.strip()}: the half-width must be a number, got {raw!r}"
         ) from None
     return TargetHalfWidth(key.strip(), half, maximum=maximum)
+
+
+def make_rule(
+    replications: int | None, target: TargetHalfWidth | str | None, default: int, maximum: int = 30
+) -> StoppingRule:
+    """A fixed count (``replications`` or ``default``) or the sequential rule for ``target``."""
+    if target is not None:
+        if replications is not None:
+            raise ExperimentInputError(
+                "give either a fixed number of replications or --target-ci, not both"
+            )
+        return target if isinstance(target, TargetHalfWidth) else parse_target(target, maximum)
+    return Fixed(replications if replications is not None else default)

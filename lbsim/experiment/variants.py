@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from lbsim.experiment.errors import ExperimentInputError
 from lbsim.scenario.errors import KeyPath, Problem, ScenarioError
 from lbsim.scenario.loader import parse_yaml, read_scenario_file, scenario_from_data
 from lbsim.scenario.overrides import apply_overrides, set_path
@@ -31,7 +32,7 @@ MAX_VALUES = 10_000
 _FORMS = "key=v1,v2,...  key=start:stop:step  or  key=first..last"
 
 
-class VaryError(ValueError):
+class VaryError(ExperimentInputError):
     """A ``--vary``/``--param`` that cannot be parsed; the message names the option and key."""
 
 
@@ -147,10 +148,11 @@ def parse_axis(text: str, option: str = "--vary") -> Axis:
     return Axis(key, values)
 
 
-def parse_axes(texts: Iterable[str], option: str = "--vary") -> list[Axis]:
+def parse_axes(texts: Iterable[str | Axis], option: str = "--vary") -> list[Axis]:
+    """Parse each text (Axis objects pass through); a key varied twice is an error."""
     axes: list[Axis] = []
     for text in texts:
-        axis = parse_axis(text, option)
+        axis = text if isinstance(text, Axis) else parse_axis(text, option)
         if any(a.key == axis.key for a in axes):
             raise VaryError(f"{option} {axis.key}: the key is varied twice")
         axes.append(axis)
@@ -272,3 +274,17 @@ class VariantSpace:
             label = format_value(combo[0]) if len(axes) == 1 else None
             out.append(self.variant(assignments, label))
         return out
+
+
+def open_space(
+    scenario: Scenario | Path | str, overrides: Sequence[str] = (), **fields: Any
+) -> VariantSpace:
+    """The variant space of a scenario object or file (with ``--set`` overrides and fields)."""
+    if isinstance(scenario, Scenario):
+        if not overrides and all(v is None for v in fields.values()):
+            return VariantSpace.from_scenario(scenario)
+        space = VariantSpace.from_scenario(scenario)
+        data = apply_overrides(space.data(), overrides, space.file)
+        data.update({k: v for k, v in fields.items() if v is not None})
+        return VariantSpace(data, space.file)
+    return VariantSpace.from_file(scenario, overrides, **fields)

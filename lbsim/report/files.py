@@ -1,4 +1,5 @@
-"""The ``--out DIR`` of a run: summary.json, timeseries.csv and PNG plots."""
+"""The ``--out DIR`` of a run: summary.json, timeseries.csv, PNG plots, and what
+``lbsim plot``/``lbsim report`` need to redraw them (runs.json, cdf.json, meta.json)."""
 
 from __future__ import annotations
 
@@ -23,10 +24,25 @@ def write_timeseries(result: Result, path: Path) -> None:
             writer.writerow({k: f"{v:.9g}" for k, v in row.items()})
 
 
-def write_outputs(result: Result, out_dir: Path) -> list[Path]:
+def write_outputs(result: Result, out_dir: Path, command: str | None = None) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = out_dir / "summary.json"
     write_json(summary, result.to_dict())
     series = out_dir / "timeseries.csv"
     write_timeseries(result, series)
-    return [summary, series, *write_all(result, out_dir)]
+    runs = out_dir / "runs.json"
+    write_json(runs, result.runs)
+    cdf = out_dir / "cdf.json"
+    write_json(cdf, {k: [list(v[0]), list(v[1])] for k, v in result.cdf.items()})
+    meta = out_dir / "meta.json"
+    write_json(
+        meta,
+        {
+            "kind": "run",
+            **result.meta,
+            "command": command,
+            "status": "complete",
+            "spec": {"file": None, "scenario": result.scenario.name},
+        },
+    )
+    return [summary, series, runs, cdf, meta, *write_all(result, out_dir)]
