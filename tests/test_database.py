@@ -8,6 +8,8 @@ import math
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import lbsim
 from lbsim.model.db.galera import flow_control_limits
@@ -245,20 +247,46 @@ def test_flow_control_is_off_below_capacity() -> None:
     assert all(n["wsrep_flow_control_sent"] == 0 for n in run["galera"]["nodes"].values())
 
 
-@pytest.mark.unit
-def test_counters_are_consistent_without_failures() -> None:
-    run = simulate(galera(50.0, 50.0, app_nodes=3, routing={"mode": "pinned"})).runs[0]
+@pytest.mark.property
+@settings(max_examples=8, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    writes=st.floats(5.0, 80.0),
+    reads=st.floats(0.0, 80.0),
+    nodes=st.integers(2, 5),
+    pinned=st.booleans(),
+)
+def test_counters_are_consistent_without_failures(
+    seed: int, writes: float, reads: float, nodes: int, pinned: bool
+) -> None:
+    data = galera(
+        writes,
+        reads,
+        duration=60,
+        seed=seed,
+        app_nodes=3,
+        routing={"mode": "pinned"} if pinned else {"mode": "proxy"},
+    )
+    data["database"]["nodes"] = nodes
+    run = simulate(data).runs[0]
     assert run["requests"]["failed"]["total"] == 0
-    nodes = run["galera"]["nodes"]
-    replicated = {k: v["wsrep_replicated"] for k, v in nodes.items()}
-    for name, counters in nodes.items():
+    counters = run["galera"]["nodes"]
+    replicated = {k: v["wsrep_replicated"] for k, v in counters.items()}
+    # counters restart at the end of the warm-up, as after FLUSH STATUS: a write-set
+    # replicated just before (or still on its way at the end of the run) is counted
+    # on one side only. At ≤ 80 writes/s and 1 ms of replication that is a handful.
+    edge = 3
+    for name, c in counters.items():
+        # every write-set replicated elsewhere is received here, and each local one commits
         others = sum(v for k, v in replicated.items() if k != name)
-        assert counters["wsrep_received"] == others
-        assert counters["wsrep_local_commits"] == counters["wsrep_replicated"]
-    committed = sum(v["wsrep_local_commits"] for v in nodes.values())
-    assert committed == pytest.approx(run["classes"]["write"]["completed"], abs=5)
-    last = {v["wsrep_last_committed"] for v in nodes.values()}
-    assert max(last) - min(last) <= 2
+        assert abs(c["wsrep_received"] - others) <= edge
+        assert abs(c["wsrep_local_commits"] - c["wsrep_replicated"]) <= edge
+    committed = sum(v["wsrep_local_commits"] for v in counters.values())
+    # commits counted in the window vs write requests of the arrival cohort: equal
+    # but for the few in flight at the window's edges
+    assert committed == pytest.approx(run["classes"]["write"]["completed"], abs=10)
+    last = [v["wsrep_last_committed"] for v in counters.values()]
+    assert max(last) - min(last) <= 3
 
 
 def hotspot(policy: str, write_rate: float, hot: int, seed: int = 5) -> dict[str, Any]:
