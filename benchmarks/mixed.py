@@ -1,0 +1,102 @@
+"""lbsim speed and peak RSS on scenarios/mixed.yaml: as shipped, and with the
+duration stretched to ≈ N requests (default 1M). Each run is a fresh process.
+
+"requests" counts every arrival, warm-up included (the figure the simulator
+worked through); requests.arrived in lbsim's own output counts only the
+measured cohort.
+
+    python benchmarks/mixed.py                 # as shipped + ≈1M requests
+    python benchmarks/mixed.py --repeat 3 --json mixed.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from _harness import REPO, machine, run_child, summarise
+
+SCENARIO = REPO / "scenarios" / "mixed.yaml"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--scenario", type=Path, default=SCENARIO)
+    p.add_argument("--requests", type=int, default=1_000_000, help="target for the long run")
+    p.add_argument(
+        "--duration",
+        type=float,
+        help="measured duration of the long run (s); default: enough for --requests",
+    )
+    p.add_argument("--repeat", type=int, default=1)
+    p.add_argument("--json", type=Path, help="write the results here as JSON")
+    args = p.parse_args(argv)
+
+    sys.path.insert(0, str(REPO))
+    import lbsim  # only to read the scenario's rate, duration and warm-up
+
+    sc = lbsim.load_scenario(args.scenario)
+    rate = sc.workload.open.mean_rate(sc.horizon) if sc.workload.open is not None else None
+    if args.duration is not None:
+        long_duration = args.duration
+    elif rate:
+        long_duration = round(args.requests / rate - sc.warmup)
+    else:
+        p.error("the scenario has no open-loop rate: give --duration")
+
+    info = machine()
+    print(
+        f"lbsim on {args.scenario.name}; {info['cpus']} CPUs, load average "
+        f"{info['loadavg_at_start'][0]:.2f}; lbsim at {info['git']}"
+    )
+    cases = [("as shipped", sc.duration), ("long", long_duration)]
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in cases}
+    for k in range(args.repeat):
+        for name, duration in cases:
+            r = run_child("lbsim", "--scenario", str(args.scenario), "--duration", repr(duration))
+            r["duration"] = duration
+            runs[name].append(r)
+            print(
+                f"  [{k + 1}/{args.repeat}] {name:10s} duration {duration:>8g} s: "
+                f"{r['requests']:>10,d} req {r['wall_s']:7.2f} s {r['rate']:>8,.0f} req/s "
+                f"{r['peak_rss_mb']:6.1f} MB",
+                flush=True,
+            )
+
+    print()
+    head = (
+        f"{'case':10s} {'duration s':>10s} {'requests':>10s} {'wall s':>8s} {'req/s best':>10s} "
+        f"{'req/s med':>10s} {'peak RSS MB':>11s} {'import MB':>9s} {'latency mean':>12s}"
+    )
+    print(head)
+    print("-" * len(head))
+    summary = {}
+    for name, duration in cases:
+        s = summarise(runs[name])
+        s["duration"] = duration
+        summary[name] = s
+        print(
+            f"{name:10s} {duration:>10g} {s['requests']:>10,d} {s['wall_median_s']:>8.2f} "
+            f"{s['rate_best']:>10,.0f} {s['rate_median']:>10,.0f} {s['peak_rss_mb']:>11.1f} "
+            f"{s['rss_after_import_mb']:>9.1f} {s['mean_sojourn']:>12.4f}"
+        )
+    if args.json:
+        doc = {
+            "benchmark": "mixed",
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "machine": info,
+            "scenario": str(args.scenario),
+            "results": summary,
+        }
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(doc, indent=2) + "\n")
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
