@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from lbsim import __version__
-from lbsim.cli import check, run
+from lbsim.cli import check, compare, plan, plot, report, run, sweep
 
 app = typer.Typer(
     name="lbsim",
@@ -16,6 +16,11 @@ app = typer.Typer(
 )
 run.register(app)
 check.register(app)
+compare.register(app)
+sweep.register(app)
+plan.register(app)
+report.register(app)
+plot.register(app)
 
 
 def _version(value: bool) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from lbsim.experiment.errors import ExperimentInputError
 from lbsim.experiment.executors import Executor, ExecutorScope
-from lbsim.experiment.metrics import flat_metrics, metric_value, resolve
+from lbsim.experiment.metrics import flat_metrics, metric_value, resolve, validate
 from lbsim.experiment.result import Result
 from lbsim.experiment.session import ProgressHook, Session
 from lbsim.experiment.stopping import TargetHalfWidth, make_rule
@@ -152,6 +152,8 @@ def compare(
     if len(variants) < 2:
         raise ExperimentInputError("nothing to compare: give at least two values")
     rule = make_rule(replications, target, max(2, space.base.replications), max_replications)
+    checked = [*(metrics or []), *([rule.metric] if isinstance(rule, TargetHalfWidth) else [])]
+    validate(checked, space.base)
     spec = {
         "file": space.file,
         "axes": [{"key": a.key, "values": list(a.values)} for a in axes_list],

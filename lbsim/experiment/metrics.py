@@ -32,10 +32,10 @@ _UNITS = {
     "p99": "s",
     "max": "s",
     "throughput": "requests/s",
-    "failed": "fraction of arrivals",
-    "cpu": "fraction of cores",
-    "workers": "fraction of workers",
-    "db_cpu": "fraction of cores",
+    "failed": "fraction",
+    "cpu": "fraction",
+    "workers": "fraction",
+    "db_cpu": "fraction",
 }
 
 
@@ -108,3 +108,12 @@ def known_metrics(scenario: Any) -> set[str]:
     short = scenario.model_copy(update={"duration": min(scenario.duration, 1.0), "warmup": 0.0})
     run, _ = run_replication(short, 0)
     return set(flat_metrics(run)) | set(ALIASES)
+
+
+def validate(names: Iterable[str], scenario: Any) -> list[str]:
+    """Resolve metric names, checking them against a dry run of ``scenario`` (if any given)."""
+    names = list(names)
+    if not names:
+        return []
+    known = known_metrics(scenario)
+    return [check_metric(n, known) for n in names]

@@ -19,7 +19,7 @@ from typing import Any
 from lbsim.experiment.errors import ExperimentInputError
 from lbsim.experiment.executors import Executor, ExecutorScope
 from lbsim.experiment.knee import DEFAULT_FACTOR, Knee, find_knee
-from lbsim.experiment.metrics import flat_metrics, metric_value, resolve
+from lbsim.experiment.metrics import flat_metrics, metric_value, resolve, validate
 from lbsim.experiment.session import ProgressHook, Session
 from lbsim.experiment.stopping import TargetHalfWidth, make_rule
 from lbsim.experiment.store import PointResult
@@ -214,6 +214,8 @@ def sweep(
         )
     variants = space.grid(axes)
     rule = make_rule(replications, target, space.base.replications, max_replications)
+    if isinstance(rule, TargetHalfWidth):
+        validate([rule.metric], space.base)
     spec = {
         "file": space.file,
         "axes": [{"key": a.key, "values": list(a.values)} for a in axes],
