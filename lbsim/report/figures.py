@@ -312,7 +312,13 @@ def plan_figure(plan: Plan) -> Figure:
                 ax.axvspan(done.index(chosen) - 0.4, done.index(chosen) + 0.4, color="0.9")
             ax.set_xticks(range(len(done)), ticks, fontsize="small")
             ax.set_xlim(-0.6, len(done) - 0.4)
-            ax.set_ylabel(label(slo.metric), fontsize="small")
+            means = [c.checks[k].mean for c in done if math.isfinite(c.checks[k].mean)]
+            if means and min(means) > 0 and max(max(means), slo.threshold) > 20 * min(means):
+                ax.set_yscale("log")  # one overloaded candidate would flatten the rest
+            ax.set_ylabel(
+                label(slo.metric) + (", log scale" if ax.get_yscale() == "log" else ""),
+                fontsize="small",
+            )
             ax.set_title(f"SLO {slo.text}: mean and one-sided 95 % bound", fontsize="medium")
             ax.grid(True, axis="y", alpha=0.3)
         head = f"chosen: {chosen.variant.label}" if chosen else "no configuration met every SLO"

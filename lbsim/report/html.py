@@ -76,7 +76,7 @@ CAPTIONS = {
 
 def _png(fig: Figure) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
+    fig.savefig(buf, format="png", dpi=144)
     return buf.getvalue()
 
 
