@@ -79,26 +79,46 @@ class Cpu:
     # -- public -------------------------------------------------------------------------
     def submit(self, work: float, callback: Callable[[Any], None], arg: Any) -> Job:
         """Run ``work`` core-seconds; call ``callback(arg)`` when done."""
-        now = self.env.now
+        env = self.env
+        now: float = env._now  # the hot path: skip the property
+        n = self.n
         if self.dedicated:
-            self.n += 1
-            self.alloc = float(self.n)
+            n += 1
+            self.n = n
+            self.alloc = float(n)
             self.busy.set(now, self.alloc)
             job = Job(now + work, callback, arg)
-            later(self.env, work, self._dedicated_done, job)
+            later(env, work, self._dedicated_done, job)
             return job
-        self._advance(now)
-        if self.n == 0:
+        if n:
+            self._v += (now - self._t) * self.rate
+        else:
             # rebase the virtual clock whenever the CPU empties (keeps tags small)
             self._v = 0.0
             self._heap.clear()
-        job = Job(self._v + work, callback, arg)
+        self._t = now
+        tag = self._v + work
+        job = Job(tag, callback, arg)
         self._seq += 1
-        heapq.heappush(self._heap, (job.tag, self._seq, job))
-        self.n += 1
-        self._load_changed(now)
-        if job.tag < self._wake_tag:
-            self._plan()
+        heapq.heappush(self._heap, (tag, self._seq, job))
+        n += 1
+        self.n = n
+        if self.host is None:
+            cores = self.cores
+            alloc = n if n < cores else cores
+            if alloc != self.alloc:
+                self.busy.set(now, alloc)
+                self.alloc = alloc
+            rate = alloc / n
+            if rate != self.rate:
+                self.rate = rate
+                self._plan()
+            elif tag < self._wake_tag:
+                self._plan()
+        else:
+            self.host.rebalance(now)
+            if tag < self._wake_tag:
+                self._plan()
         return job
 
     def cancel(self, job: Job) -> None:
@@ -172,7 +192,7 @@ class Cpu:
         delay = (tag - self._v) / self.rate
         if delay < 0:
             delay = 0.0
-        at = self.env.now + delay
+        at = self.env._now + delay
         if self._wake_at <= at + _EPS:
             return  # the pending wake-up is early enough
         self._wake_gen += 1
@@ -183,10 +203,13 @@ class Cpu:
         if gen != self._wake_gen:
             return  # superseded by an earlier wake-up
         self._wake_at = math.inf
-        now = self.env.now
-        self._advance(now)
+        now: float = self.env._now
+        if self.n:
+            self._v += (now - self._t) * self.rate
+        self._t = now
         heap = self._heap
-        limit = self._v + _EPS + 1e-12 * self._v
+        v = self._v
+        limit = v + _EPS + 1e-12 * v
         done: list[Job] = []
         while heap and heap[0][0] <= limit:
             job = heapq.heappop(heap)[2]
