@@ -234,7 +234,9 @@ class Empirical(_Dist):
 
     dist: Literal["empirical"]
     values: tuple[NonNegFloat, ...] = ()
-    file: Path | None = None
+    #: read into ``values``; left out of dumps, which carry the values themselves
+    #: (so a dumped scenario validates again: "values or file, not both")
+    file: Path | None = Field(default=None, exclude=True)
     weights: tuple[NonNegFloat, ...] | None = None
 
     @model_validator(mode="after")
