@@ -37,6 +37,7 @@ VaryOption = Annotated[
 
 
 def compare(
+    ctx: typer.Context,
     file: ScenarioFile,
     policy: Annotated[
         str | None,
@@ -89,7 +90,7 @@ def compare(
             duration=duration,
         )
 
-    result = execute("compare", directory, jobs, dask, quiet, call)
+    result = execute(ctx, "compare", directory, jobs, dask, quiet, call)
     finish(result, directory, quiet)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -16,7 +17,7 @@ from lbsim.experiment.errors import ExperimentInputError
 from lbsim.experiment.executors import DaskError, Executor, make_executor
 from lbsim.experiment.plan import Plan
 from lbsim.experiment.session import ProgressHook
-from lbsim.experiment.store import StoreError, command_line
+from lbsim.experiment.store import StoreError
 from lbsim.experiment.sweep import Sweep
 from lbsim.report.figures import write_figures
 from lbsim.report.summaries import headline, print_tables, tables
@@ -104,7 +105,33 @@ def finished_points(out: Path) -> tuple[int, int]:
     return done, len(keys)
 
 
+def invoked_command(ctx: typer.Context) -> str:
+    """The command line as given, rebuilt from the options parsed on the command line
+    (right under any caller, not only ``sys.argv``)."""
+    words = ctx.command_path.split()
+    for param in ctx.command.params:
+        if param.name is None or param.name not in ctx.params:
+            continue
+        source = ctx.get_parameter_source(param.name)
+        value = ctx.params[param.name]
+        if source is None or source.name != "COMMANDLINE" or value is None:
+            continue
+        if param.param_type_name == "argument":
+            words.append(str(value))
+            continue
+        flag = max(param.opts, key=len)
+        if getattr(param, "is_flag", False):
+            words.append(flag if value else (param.secondary_opts or [flag])[0])
+        elif isinstance(value, list | tuple):
+            for v in value:
+                words += [flag, str(v)]
+        else:
+            words += [flag, str(value)]
+    return shlex.join(words)
+
+
 def execute(
+    ctx: typer.Context,
     kind: str,
     out: Path,
     jobs: int,
@@ -121,7 +148,7 @@ def execute(
     interrupted = False
     try:
         with ProgressBar(err_console, kind, enabled=not quiet) as bar:
-            return call(executor, bar, command_line())
+            return call(executor, bar, invoked_command(ctx))
     except KeyboardInterrupt:
         interrupted = True
         done, started = finished_points(out)

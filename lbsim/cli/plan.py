@@ -27,6 +27,7 @@ from lbsim.experiment.session import ProgressHook
 
 
 def plan(
+    ctx: typer.Context,
     file: ScenarioFile,
     slo: Annotated[
         list[str] | None,
@@ -89,7 +90,7 @@ def plan(
             duration=duration,
         )
 
-    result = execute("plan", directory, jobs, dask, quiet, call)
+    result = execute(ctx, "plan", directory, jobs, dask, quiet, call)
     finish(result, directory, quiet)
 
 

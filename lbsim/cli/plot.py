@@ -21,7 +21,7 @@ def plot(directory: ResultsDirArgument) -> None:
         paths = write_figures(obj, directory)
     except OSError as exc:
         fail(f"cannot write figures to {directory} ({exc.strerror})")
-    console.print("wrote " + ", ".join(str(p) for p in paths), highlight=False)
+    console.print("wrote " + ", ".join(str(p) for p in paths), highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -40,7 +40,7 @@ def report(
         write_report(obj, kind, target)
     except OSError as exc:
         fail(f"cannot write {target} ({exc.strerror})")
-    console.print(f"wrote {target}", highlight=False)
+    console.print(f"wrote {target}", highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -28,6 +28,7 @@ from lbsim.experiment.sweep import sweep as run_sweep
 
 
 def sweep(
+    ctx: typer.Context,
     file: ScenarioFile,
     param: Annotated[
         list[str] | None,
@@ -74,7 +75,7 @@ def sweep(
             duration=duration,
         )
 
-    result = execute("sweep", directory, jobs, dask, quiet, call)
+    result = execute(ctx, "sweep", directory, jobs, dask, quiet, call)
     finish(result, directory, quiet)
 
 

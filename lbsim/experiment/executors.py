@@ -134,12 +134,12 @@ class LocalExecutor(_Managed):
             return
         pool = self._get_pool()
         futures: list[Future[TaskOutput]] = [pool.submit(run_task, t) for t in tasks]
-        try:
-            for fut in as_completed(futures):
-                yield fut.result()
-        finally:
-            for fut in futures:
-                fut.cancel()
+        # Pending futures are not cancelled here when the caller stops early:
+        # close() does it through shutdown(cancel_futures=True), in the pool's own
+        # thread (cancelling them from here races with stopping the workers, and
+        # CPython 3.11 then prints an InvalidStateError from that thread).
+        for fut in as_completed(futures):
+            yield fut.result()
 
     def close(self, *, interrupted: bool = False) -> None:
         pool, self._pool = self._pool, None
@@ -152,7 +152,7 @@ class LocalExecutor(_Managed):
             for p in processes:
                 p.terminate()
         else:
-            pool.shutdown(wait=True)
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 _ADDRESS = re.compile(r"^(?:(tcp|tls|inproc|ucx|ws|wss)://)?[^\s/:]+(?::\d{1,5})?$")

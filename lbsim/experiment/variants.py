@@ -81,6 +81,11 @@ def _number(text: str, what: str, option: str, key: str) -> int | float:
         value = yaml.safe_load(text)
     except yaml.YAMLError:
         value = None
+    if not _is_number(value):
+        try:  # YAML 1.1 reads 1e9 as text
+            value = float(text)
+        except ValueError:
+            value = None
     if not _is_number(value) or not math.isfinite(float(value)):
         raise VaryError(f"{option} {key}: {what} must be a number, got {text!r}")
     return int(value) if isinstance(value, int) else float(value)
