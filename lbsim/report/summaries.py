@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table as RichTable
 
 from lbsim.experiment.compare import Comparison
-from lbsim.experiment.metrics import label, resolve, unit
+from lbsim.experiment.metrics import resolve, unit
 from lbsim.experiment.plan import Plan
 from lbsim.experiment.result import Result
 from lbsim.experiment.sweep import SUMMARY_METRICS, Sweep
@@ -36,11 +36,11 @@ def num(value: float, digits: int = 4) -> str:
     return f"{value:.{digits}g}"
 
 
-def pm(mean: float, half: float) -> str:
+def pm(mean: float, half: float, digits: int = 4) -> str:
     """``mean ± half`` (just the mean when the half-width is undefined)."""
     if math.isnan(mean):
         return "—"
-    return num(mean) if math.isnan(half) else f"{num(mean)} ± {num(half, 2)}"
+    return num(mean, digits) if math.isnan(half) else f"{num(mean, digits)} ± {num(half, 2)}"
 
 
 def pct(value: float) -> str:
@@ -78,7 +78,7 @@ _COMPACT = {
     "latency.p50": "p50 (s)",
     "latency.p95": "p95 (s)",
     "latency.p99": "p99 (s)",
-    "throughput": "req/s",
+    "throughput": "throughput (req/s)",
     "failed": "failed",
     "cpu": "cpu",
     "workers": "workers",
@@ -94,15 +94,16 @@ def sweep_tables(s: Sweep, compact: bool = False) -> list[Table]:
         "Sweep: mean per point" if compact else "Sweep: mean ± 95 % CI per point",
         [
             *(short[k] for k in keys),
-            *(_COMPACT[m] if compact else label(m) for m in metrics),
+            *(_COMPACT[m] for m in metrics),
             "reps",
         ],
-        note="95 % intervals: summary.csv and lbsim report." if compact else "",
+        note="failed: fraction of arrivals; cpu, workers: busiest app node, fraction busy."
+        + (" 95 % intervals: summary.csv and lbsim report." if compact else ""),
     )
     knees = {k.index for _, k in s.knees() if k is not None}
     for i, p in enumerate(s.points):
         row = [format_value(p.assignments[k]) for k in keys]
-        row += [num(s.mean(i, m)[0]) if compact else pm(*s.mean(i, m)) for m in metrics]
+        row += [num(s.mean(i, m)[0]) if compact else pm(*s.mean(i, m), digits=3) for m in metrics]
         row.append(str(len(p.ordered_runs())))
         points.rows.append(row)
         if i in knees:

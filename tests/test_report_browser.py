@@ -1,0 +1,108 @@
+"""The HTML report in a real browser: headless Chromium renders it to a screenshot.
+
+CI needs the Debian package ``chromium``; without it these tests skip (and say so).
+"""
+
+from __future__ import annotations
+
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from lbsim.cli.app import app
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = next(
+    (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None
+)
+
+TINY = """\
+name: tiny
+seed: 3
+duration: 15
+warmup: 2
+workload:
+  open: {rate: 30}
+  classes:
+    - {name: fast, weight: 0.8, cpu: {dist: exponential, mean: 0.01}}
+    - {name: slow, weight: 0.2, cpu: {dist: gamma, mean: 0.05, cv: 0.5}}
+app: {nodes: 2, workers: 4, cores: 1}
+"""
+
+
+def screenshot(page: Path, png: Path, profile: Path) -> tuple[int, int]:
+    """Render ``page`` in headless Chromium; returns the screenshot's width and height."""
+    assert CHROMIUM is not None
+    proc = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            f"--screenshot={png}",
+            "--window-size=1280,2000",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert png.exists(), proc.stdout + proc.stderr
+    data = png.read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
+@pytest.mark.parametrize("kind", ["sweep", "plan"])
+def test_report_renders_in_chromium(kind: str, tmp_path: Path) -> None:
+    scenario = tmp_path / "tiny.yaml"
+    scenario.write_text(TINY)
+    out = tmp_path / kind
+    args = {
+        "sweep": [
+            "sweep",
+            str(scenario),
+            "--param",
+            "workload.open.rate=10:50:20",
+            "--param",
+            "app.nodes=1,2",
+            "--replications",
+            "2",
+        ],
+        "plan": [
+            "plan",
+            str(scenario),
+            "--slo",
+            "p95<0.2",
+            "--slo",
+            "failed<0.01",
+            "--vary",
+            "app.nodes=1..3",
+            "--replications",
+            "3",
+        ],
+    }[kind]
+    runner = CliRunner()
+    result = runner.invoke(app, [*args, "-q", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["report", str(out)])
+    assert result.exit_code == 0, result.output
+    png = tmp_path / f"{kind}.png"
+    width, height = screenshot(out / "report.html", png, tmp_path / "profile")
+    assert (width, height) == (1280, 2000)
+    # a rendered page with tables and figures, not a blank one
+    assert png.stat().st_size > 60_000
