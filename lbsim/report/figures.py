@@ -8,6 +8,7 @@ styles that keep series apart in grey print; axes labelled with units.
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,9 +31,18 @@ LINES = ("-", "--", ":", "-.")
 COMPARE_PANELS = ("latency.mean", "latency.p95", "latency.p99", "throughput", "cpu", "failed")
 
 
+class InlineFigure(Figure):
+    """A figure that shows itself in Jupyter (as PNG) without pyplot's inline backend."""
+
+    def _repr_png_(self) -> bytes:
+        buf = io.BytesIO()
+        self.savefig(buf, format="png")
+        return buf.getvalue()
+
+
 def new_figure(rows: int = 1, cols: int = 1, **kwargs: Any) -> tuple[Figure, Any]:
     """A figure and its axes, outside pyplot (nothing to close)."""
-    fig = Figure(figsize=kwargs.pop("figsize", (8, 4.5)), dpi=kwargs.pop("dpi", 110))
+    fig = InlineFigure(figsize=kwargs.pop("figsize", (8, 4.5)), dpi=kwargs.pop("dpi", 110))
     return fig, fig.subplots(rows, cols, squeeze=False, **kwargs)
 
 
@@ -155,13 +165,28 @@ def compare_cdf_figure(comparison: Comparison) -> Figure:
 # ----------------------------------------------------------------------- sweep
 
 
+#: units of swept keys, by their last part
+X_UNITS = {
+    "rate": "requests/s",
+    "users": "clients",
+    "cores": "cores",
+    "nodes": "nodes",
+    "workers": "workers",
+    "interval": "s",
+    "duration": "s",
+    "warmup": "s",
+    "timeout": "s",
+    "request_timeout": "s",
+    "upstream_timeout": "s",
+    "latency": "s",
+    "backlog": "requests",
+}
+
+
 def _x_label(sweep: Sweep) -> str:
     key = sweep.x_axis.key
-    if key.endswith(".rate"):
-        return f"{key} (requests/s)"
-    if key.endswith("cores"):
-        return f"{key} (cores)"
-    return key
+    unit = X_UNITS.get(key.rsplit(".", 1)[-1])
+    return f"{key} ({unit})" if unit else key
 
 
 def _set_x(ax: Any, sweep: Sweep) -> None:
