@@ -12,7 +12,7 @@ import csv
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from lbsim.experiment.compare import Comparison
 from lbsim.experiment.plan import Plan, evaluate, order_by_cost
@@ -24,7 +24,7 @@ from lbsim.experiment.variants import Axis, VariantSpace
 from lbsim.scenario.errors import ScenarioError
 from lbsim.scenario.loader import scenario_from_data
 
-Loaded = Result | Comparison | Sweep | Plan
+Loaded: TypeAlias = Result | Comparison | Sweep | Plan
 
 
 def kind_of(path: Path) -> str:
