@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import csv
+import shlex
+import sys
 from pathlib import Path
 
 from lbsim.experiment.result import Result
@@ -24,6 +26,11 @@ def write_timeseries(result: Result, path: Path) -> None:
             writer.writerow({k: f"{v:.9g}" for k, v in row.items()})
 
 
+def command_line() -> str:
+    """How this process was started (the ``lbsim run ...`` line when run from the shell)."""
+    return shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
+
+
 def write_outputs(result: Result, out_dir: Path, command: str | None = None) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = out_dir / "summary.json"
@@ -40,7 +47,7 @@ def write_outputs(result: Result, out_dir: Path, command: str | None = None) -> 
         {
             "kind": "run",
             **result.meta,
-            "command": command,
+            "command": command if command is not None else command_line(),
             "status": "complete",
             "spec": {"file": None, "scenario": result.scenario.name},
         },
