@@ -5,6 +5,7 @@ CI needs the Debian package ``chromium``; without it these tests skip (and say s
 
 from __future__ import annotations
 
+import os
 import shutil
 import struct
 import subprocess
@@ -66,9 +67,14 @@ def screenshot(page: Path, png: Path, profile: Path) -> tuple[int, int]:
     return width, height
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
+# .ci/run installs chromium, so in CI a missing browser is a failure, not a skip
+@pytest.mark.skipif(
+    CHROMIUM is None and os.environ.get("CI") != "true",
+    reason="chromium is not installed (apt-get install chromium)",
+)
 @pytest.mark.parametrize("kind", ["sweep", "plan"])
 def test_report_renders_in_chromium(kind: str, tmp_path: Path) -> None:
+    assert CHROMIUM is not None, "chromium is missing: .ci/run must install it"
     scenario = tmp_path / "tiny.yaml"
     scenario.write_text(TINY)
     out = tmp_path / kind
