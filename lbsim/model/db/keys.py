@@ -38,6 +38,11 @@ class KeyPicker:
 
     def pick(self, n: int, hot: int) -> tuple[int, ...]:
         """``n`` distinct row keys (sorted: locks are taken in key order)."""
+        if n == 1:  # the common case: no set needed
+            if hot > 0:
+                return (self._hot(hot),)
+            space = self.key_space
+            return (min(int(self._u() * space), space - 1),)
         space = hot if hot > 0 else self.key_space
         n = min(n, space)
         keys: set[int] = set()

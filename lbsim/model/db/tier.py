@@ -62,6 +62,7 @@ class Statement:
         "apply_work",
         "bf_aborted",
         "done",
+        "error",
         "holder",
         "job",
         "keys",
@@ -96,6 +97,7 @@ class Statement:
         self.last_seen = 0
         self.t_commit = 0.0
         self.t_issue = 0.0  # when the statement reached its server
+        self.error: int | None = None  # the answer on its way back to PHP
         self.bf_aborted = False
 
 
@@ -326,9 +328,10 @@ class DatabaseTierBase:
     def _reply(self, st: Statement, error: int | None) -> None:
         if error is not None:
             self.errors[error] = self.errors.get(error, 0) + 1
-        self._hop(lambda s: self._deliver(s, error), st)
+        st.error = error
+        self._hop(self._deliver, st)
 
-    def _deliver(self, st: Statement, error: int | None) -> None:
+    def _deliver(self, st: Statement) -> None:
         request = st.request
         session: Session = request.db
         session.busy = False
@@ -336,7 +339,7 @@ class DatabaseTierBase:
             self._close(session)
             request.db = None
         if not session.abandoned:
-            st.done(request, error)
+            st.done(request, st.error)
 
     # -- statistics ---------------------------------------------------------------------
     def integrals(self, now: float) -> dict[str, float]:
