@@ -72,3 +72,49 @@ def test_scheduler_address_from_the_environment(
 def test_a_bad_address_is_a_clear_error() -> None:
     with pytest.raises(DaskError, match="--dask: 'not an address' is not a scheduler address"):
         DaskExecutor("not an address")
+
+
+def test_lbsim_run_on_dask_matches_local(cluster: Any, tmp_path: Any) -> None:
+    """`lbsim run --dask ADDRESS` runs the replications on the cluster, same numbers."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from lbsim.cli.app import app
+
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump({**TINY, "replications": 3}))
+    runner = CliRunner()
+    remote = runner.invoke(
+        app,
+        [
+            "run",
+            str(path),
+            "-q",
+            "--json",
+            str(tmp_path / "r.json"),
+            "--dask",
+            cluster.scheduler_address,
+        ],
+    )
+    assert remote.exit_code == 0, remote.output
+    local = runner.invoke(app, ["run", str(path), "-q", "--json", str(tmp_path / "l.json")])
+    assert local.exit_code == 0, local.output
+    a = json.loads((tmp_path / "r.json").read_text())
+    b = json.loads((tmp_path / "l.json").read_text())
+    for d in (a, b):
+        d.pop("meta")
+    assert a == b
+    assert a["replications"] == 3
+
+
+def test_lbsim_run_with_a_bad_scheduler_address_says_so() -> None:
+    from typer.testing import CliRunner
+
+    from lbsim.cli.app import app
+
+    result = CliRunner().invoke(
+        app, ["run", "scenarios/theory/mm1.yaml", "-q", "--dask", "nonsense"]
+    )
+    assert result.exit_code == 2
+    assert "cannot reach the Dask scheduler at nonsense" in result.stderr
+    assert "Traceback" not in result.output

@@ -21,6 +21,7 @@ from lbsim.cli.common import (
     fail,
     load_or_exit,
 )
+from lbsim.experiment.executors import DASK_ENV, DaskError, DaskExecutor
 from lbsim.experiment.offered_load import arrival_rate, offered_load
 from lbsim.experiment.run import simulate
 from lbsim.report.files import write_outputs
@@ -47,6 +48,14 @@ def run(
         int, typer.Option(help="Worker processes for replications (0: all cores).")
     ] = 1,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print no tables.")] = False,
+    dask: Annotated[
+        str | None,
+        typer.Option(
+            help="Run the replications on a Dask cluster: scheduler address, e.g. "
+            f"tcp://host:8786 (default: ${DASK_ENV} when --jobs is not 1).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Simulate FILE and print latency, throughput, failures and utilisation."""
     scenario = load_or_exit(file, set_, seed, replications, duration)
@@ -94,11 +103,20 @@ def run(
         assert task is not None
         bar.update(task, completed=fraction)
 
+    address = dask or (os.environ.get(DASK_ENV) if jobs != 1 else None)
+    executor = None
+    if address:
+        try:
+            executor = DaskExecutor(address)
+        except DaskError as exc:
+            fail(str(exc))
     try:
-        result = simulate(scenario, jobs=n_jobs, progress=progress)
+        result = simulate(scenario, jobs=n_jobs, progress=progress, executor=executor)
     finally:
         if bar is not None:
             bar.stop()
+        if executor is not None:
+            executor.close()
     if not quiet:
         print_result(console, result)
     if json_path is not None:

@@ -189,7 +189,8 @@ class DaskExecutor(_Managed):
                 )
             try:
                 self.client = distributed.Client(text, timeout=timeout)
-            except (OSError, TimeoutError) as exc:
+            except (OSError, TimeoutError, ValueError) as exc:
+                # ValueError: an address distributed cannot parse (e.g. no port)
                 raise DaskError(f"cannot reach the Dask scheduler at {text}: {exc}") from None
         self.address = str(self.client.scheduler.address)
 
