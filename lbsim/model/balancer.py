@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import simpy
 
-from lbsim.model.app import OK, RESET, AppNode
+from lbsim.model.app import RESET, AppNode
 from lbsim.model.deadlines import Deadlines
 from lbsim.model.distributions import Sampler
 from lbsim.model.engine import every, later
@@ -199,7 +199,7 @@ class Balancer:
             b.fails = 0
             self.policy.on_response(b, now - request.sent_to_backend, now)
         self._release(b)
-        self.answer_client(request, status if status != OK else OK)
+        self.answer_client(request, status)
 
     def _refused(self, arg: tuple[Request, int]) -> None:
         request, attempt = arg

@@ -4,6 +4,8 @@ servers go on working on it, as they would in reality)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import simpy
 
 from lbsim.model.deadlines import Deadlines
@@ -24,13 +26,13 @@ class ClientEdge:
         self.env = env
         self.observer = observer
         self._net = network
-        self._balancer_receive = _unwired
+        self._balancer_receive: Callable[[Request, float], None] = _unwired
         self._deadlines = (
             Deadlines(env, timeout, self._pending, self._gave_up) if timeout is not None else None
         )
 
-    def connect(self, receive: object) -> None:
-        self._balancer_receive = receive  # type: ignore[assignment]
+    def connect(self, receive: Callable[[Request, float], None]) -> None:
+        self._balancer_receive = receive
 
     def send(self, request: Request) -> None:
         self.observer.arrived(request, self.env.now)

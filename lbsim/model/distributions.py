@@ -19,17 +19,7 @@ BLOCK = 4096
 Draw = Callable[[np.random.Generator, int], np.ndarray]
 
 
-def _drawer(
-    d: spec.Deterministic
-    | spec.Exponential
-    | spec.Lognormal
-    | spec.Gamma
-    | spec.Erlang
-    | spec.Hyperexponential
-    | spec.Uniform
-    | spec.Pareto
-    | spec.Empirical,
-) -> Draw | float:
+def _drawer(d: spec.AnyDist) -> Draw | float:
     """A block-drawing function for ``d``, or a constant for degenerate ones."""
     if isinstance(d, spec.Deterministic):
         return d.value
@@ -85,9 +75,9 @@ class Sampler:
 
     __slots__ = ("_buf", "_draw", "_gen", "_i", "constant", "mean")
 
-    def __init__(self, d: object, generator: np.random.Generator):
-        drawer = _drawer(d)  # type: ignore[arg-type]
-        self.mean: float = float(d.mean)  # type: ignore[attr-defined]
+    def __init__(self, d: spec.AnyDist, generator: np.random.Generator):
+        drawer = _drawer(d)
+        self.mean: float = float(d.mean)
         self._gen = generator
         self._i = 0
         if isinstance(drawer, float | int):

@@ -21,7 +21,7 @@ from lbsim.model.engine import later
 from lbsim.model.request import Request
 from lbsim.model.streams import RandomStreams
 from lbsim.scenario import schema
-from lbsim.scenario.distributions import Exponential, Uniform
+from lbsim.scenario.distributions import AnyDist, Exponential, Uniform
 
 Arrival = tuple[float, int, int]  # time (s), class index, client id
 
@@ -127,14 +127,12 @@ def _arrival_times(
 ) -> Iterator[float]:
     gen = streams.generator("arrivals")
     if spec.rate is not None or spec.interarrival is not None:
-        dist = (
-            spec.interarrival
-            if spec.interarrival is not None
-            else Exponential(
-                dist="exponential",
-                mean=1.0 / spec.rate,  # type: ignore[operator]
-            )
-        )
+        dist: AnyDist
+        if spec.interarrival is not None:
+            dist = spec.interarrival
+        else:
+            assert spec.rate is not None
+            dist = Exponential(dist="exponential", mean=1.0 / spec.rate)
         gap = Sampler(dist, gen)
         t = gap()
         while t < horizon:

@@ -288,6 +288,18 @@ class Empirical(_Dist):
         return math.sqrt(var) / m
 
 
+AnyDist = (
+    Deterministic
+    | Exponential
+    | Lognormal
+    | Gamma
+    | Erlang
+    | Hyperexponential
+    | Uniform
+    | Pareto
+    | Empirical
+)
+
 DistSpec = Annotated[
     Deterministic
     | Exponential

@@ -51,7 +51,13 @@ class LatencySummary:
         self.hist.add_many(arr)
 
     def reset(self) -> None:
-        self.__init__(self.hist.alpha)  # type: ignore[misc]
+        """Forget everything (end of warm-up)."""
+        self._buf.clear()
+        self.hist = LogHistogram(self.hist.alpha)
+        self.count = 0
+        self.mean = 0.0
+        self.m2 = 0.0
+        self.max = -math.inf
 
     @property
     def std(self) -> float:
