@@ -106,7 +106,9 @@ def standard_errors(d: Any, n: int) -> tuple[float, float]:
     a, var, mu3, mu4 = moments(d)
     sd = math.sqrt(var)
     se_mean = sd / math.sqrt(n)
-    if sd == 0:
+    if sd <= 1e-12 * a:
+        # numerically a constant (e.g. one weight of 1e-309): the delta method
+        # below would divide by ~0; no sample can show any spread
         return se_mean, 0.0
     # cv = g(E[X], E[X²]) = sqrt(E[X²] - E[X]²) / E[X]; delta method over (X, X²)
     ga = -1.0 / sd - sd / (a * a)
