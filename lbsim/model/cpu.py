@@ -26,8 +26,9 @@ from collections.abc import Callable
 from typing import Any
 
 import simpy
+from simpy.events import NORMAL
 
-from lbsim.model.engine import later
+from lbsim.model.engine import Call, later
 from lbsim.stats.timeweighted import TimeWeighted
 
 _EPS = 1e-9
@@ -197,7 +198,10 @@ class Cpu:
             return  # the pending wake-up is early enough
         self._wake_gen += 1
         self._wake_at = at
-        later(self.env, delay, self._wake, self._wake_gen)
+        env = self.env
+        # what later() does, inlined: one calendar entry per wake-up
+        queue: list[Any] = env._queue
+        heapq.heappush(queue, (at, NORMAL, next(env._eid), Call(self._wake, self._wake_gen)))
 
     def _wake(self, gen: int) -> None:
         if gen != self._wake_gen:
@@ -216,8 +220,17 @@ class Cpu:
             if not job.cancelled:
                 done.append(job)
         if done:
-            self.n -= len(done)
-            self._load_changed(now)
+            n = self.n - len(done)
+            self.n = n
+            if self.host is None:  # inline _load_changed: this is the hot path
+                cores = self.cores
+                alloc = n if n < cores else cores
+                if alloc != self.alloc:
+                    self.busy.set(now, alloc)
+                    self.alloc = alloc
+                self.rate = alloc / n if n else 1.0
+            else:
+                self.host.rebalance(now)
         self._plan()
         for job in done:
             job.callback(job.arg)
