@@ -25,6 +25,7 @@ from lbsim.scenario.database import Galera, MySQL, NoDatabase
 from lbsim.scenario.schema import AppNode, Scenario
 from lbsim.validation import configs
 from lbsim.validation.policies import BALANCERS, BalancerKind, ReplayUnsupported, haproxy_rule
+from lbsim.validation.workplan import seeded_rows
 
 #: validation/ of this source tree: the build context of every image
 VALIDATION_DIR = Path(__file__).resolve().parents[2] / "validation"
@@ -169,7 +170,8 @@ def db_environments(scenario: Scenario, opts: StackOptions) -> dict[str, dict[st
         "LBSIM_MAX_CONNECTIONS": str(db.max_connections),
         "LBSIM_THREAD_POOL": str(db.threads or 0),
         "LBSIM_LOCK_WAIT_TIMEOUT": str(configs.seconds(db.lock_wait_timeout)),
-        "LBSIM_ROWS": str(rows_seeded(scenario, opts)),
+        # drawn rows, then one row per client when a query uses the client's own row
+        "LBSIM_ROWS": str(seeded_rows(scenario, rows_seeded(scenario, opts))),
     }
     if isinstance(db, MySQL):
         return {"db1": {"LBSIM_NODE_NAME": "db1", "LBSIM_GALERA": "0", **common}}

@@ -1,0 +1,233 @@
+"""The load generator: sends planned requests to the stack's balancer, open loop.
+
+Open loop means the schedule is the plan's, whatever the stack does: a slow
+server never delays the next send (each request is its own task on one
+asyncio loop, with its own TCP connection, as distinct internet clients
+have). The generator measures how late each send was against its schedule
+and its own CPU time, so a run where the generator itself was the bottleneck
+is flagged instead of reported as a measurement of the stack.
+
+HTTP/1.1 is spoken directly over asyncio streams: one ``GET`` per
+connection, ``Connection: close``, the response read to EOF. That is all the
+app needs and keeps the generator's CPU per request small.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from lbsim.validation.workplan import PlannedRequest
+
+#: status of a request the client gave up on (the model's ``timeout``)
+TIMEOUT = -1
+#: status of a request whose connection the balancer refused or reset
+CONNECT_ERROR = -2
+#: status of a request the generator did not send (its own in-flight limit)
+NOT_SENT = -3
+
+#: the app's server-side timing headers (lower-cased: HAProxy lowercases them)
+TIMING_HEADERS = ("cpu", "work", "db", "connect", "wall", "queue")
+
+
+@dataclass
+class Record:
+    """One request as the client saw it, with the app's server-side timings."""
+
+    index: int
+    cls: str
+    client: int
+    scheduled: float  # s from the start of the run
+    sent: float = float("nan")  # s from the start of the run
+    latency: float = float("nan")  # s, send → last byte of the answer
+    status: int = NOT_SENT
+    node: str = ""
+    cpu: float = float("nan")
+    work: float = float("nan")
+    db: float = float("nan")
+    connect: float = float("nan")
+    wall: float = float("nan")
+    queue: float = float("nan")
+    retries: int = 0
+    db_error: int = 0
+
+    @property
+    def lateness(self) -> float:
+        return self.sent - self.scheduled
+
+
+@dataclass
+class LoadgenStats:
+    """How well the generator kept its schedule."""
+
+    wall: float  # s from the first scheduled send to the last answer
+    cpu: float  # the generator's own CPU seconds (this process)
+    max_in_flight: int
+    not_sent: int
+    lateness: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Target:
+    host: str
+    port: int
+
+    @classmethod
+    def from_url(cls, url: str) -> Target:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError(
+                f"replay traffic goes to loopback only (the stack's published port), not {host!r}"
+            )
+        return cls(host, parts.port or 80)
+
+
+def _parse_response(raw: bytes) -> tuple[int, dict[str, str]]:
+    head, _, _ = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    if not lines or not lines[0].startswith("HTTP/"):
+        raise ConnectionError(f"not an HTTP response: {lines[0][:60] if lines else ''!r}")
+    status = int(lines[0].split(" ", 2)[1])
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers[name.strip().lower()] = value.strip()
+    return status, headers
+
+
+def _fill(record: Record, status: int, headers: dict[str, str]) -> None:
+    record.status = status
+    record.node = headers.get("x-lbsim-node", "")
+    for name in TIMING_HEADERS:
+        value = headers.get(f"x-lbsim-{name}")
+        if value is not None:
+            setattr(record, name, float(value))
+    record.retries = int(headers.get("x-lbsim-retries", "0") or 0)
+    record.db_error = int(headers.get("x-lbsim-db-error", "0") or 0)
+
+
+async def fetch(target: Target, path: str, headers: dict[str, str]) -> tuple[int, dict[str, str]]:
+    """One GET on a fresh connection; (status, lower-cased headers)."""
+    reader, writer = await asyncio.open_connection(target.host, target.port)
+    try:
+        lines = [f"GET {path} HTTP/1.1", f"Host: {target.host}", "Connection: close"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        raw = await reader.read(-1)
+    finally:
+        writer.close()
+    return _parse_response(raw)
+
+
+async def _one(
+    target: Target, item: PlannedRequest, record: Record, t0: float, timeout: float
+) -> None:
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    record.sent = start - t0
+    headers = {"X-Forwarded-For": item.address, "X-Lbsim-Client": str(item.client)}
+    try:
+        status, got = await asyncio.wait_for(fetch(target, item.path(), headers), timeout)
+    except TimeoutError:
+        record.status = TIMEOUT
+        record.latency = timeout
+        return
+    except (ConnectionError, OSError):
+        record.status = CONNECT_ERROR
+        record.latency = loop.time() - start
+        return
+    record.latency = loop.time() - start
+    _fill(record, status, got)
+
+
+async def _open_loop(
+    target: Target,
+    plan: list[PlannedRequest],
+    timeout: float,
+    max_in_flight: int,
+    at: list[tuple[float, Callable[[], None]]],
+) -> tuple[list[Record], LoadgenStats]:
+    loop = asyncio.get_running_loop()
+    records = [Record(p.index, p.cls_name, p.client, p.time) for p in plan]
+    tasks: set[asyncio.Task[None]] = set()
+    peak = 0
+    not_sent = 0
+    hooks = sorted(at, key=lambda h: h[0])
+    cpu0 = _own_cpu()
+    t0 = loop.time() + 0.05
+    for item, record in zip(plan, records, strict=True):
+        while hooks and hooks[0][0] <= item.time:
+            when, hook = hooks.pop(0)
+            await asyncio.sleep(max(0.0, t0 + when - loop.time()))
+            hook()
+        delay = t0 + item.time - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if len(tasks) >= max_in_flight:
+            not_sent += 1
+            continue
+        task = asyncio.create_task(_one(target, item, record, t0, timeout))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        peak = max(peak, len(tasks))
+    for when, hook in hooks:  # hooks after the last arrival (e.g. the end of the window)
+        await asyncio.sleep(max(0.0, t0 + when - loop.time()))
+        hook()
+    if tasks:
+        await asyncio.gather(*tasks)
+    stats = LoadgenStats(
+        wall=loop.time() - t0,
+        cpu=_own_cpu() - cpu0,
+        max_in_flight=peak,
+        not_sent=not_sent,
+        lateness=[r.lateness for r in records if r.status != NOT_SENT],
+    )
+    return records, stats
+
+
+def _own_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def send_open_loop(
+    url: str,
+    plan: Iterable[PlannedRequest],
+    timeout: float,
+    max_in_flight: int = 4096,
+    at: Iterable[tuple[float, Callable[[], None]]] = (),
+) -> tuple[list[Record], LoadgenStats]:
+    """Send ``plan`` to ``url`` on its schedule; call each ``(time, hook)`` of
+    ``at`` when the schedule reaches ``time`` (e.g. collectors' snapshots at
+    the end of the warm-up). Blocks until every answer is in or timed out."""
+    target = Target.from_url(url)
+    return asyncio.run(_open_loop(target, list(plan), timeout, max_in_flight, list(at)))
+
+
+def send_sequential(
+    url: str, plan: Iterable[PlannedRequest], timeout: float = 60.0
+) -> list[Record]:
+    """Send ``plan`` one request at a time, ignoring its schedule (low-load
+    measurements: nothing queues, every request sees an idle stack)."""
+    target = Target.from_url(url)
+
+    async def go() -> list[Record]:
+        out = []
+        t0 = asyncio.get_running_loop().time()
+        for item in plan:
+            record = Record(item.index, item.cls_name, item.client, item.time)
+            await _one(target, item, record, t0, timeout)
+            out.append(record)
+        return out
+
+    return asyncio.run(go())
+
+
+def wall_clock() -> float:
+    return time.time()
