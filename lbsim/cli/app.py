@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from lbsim import __version__
-from lbsim.cli import check, compare, plan, plot, report, run, sweep
+from lbsim.cli import check, compare, plan, plot, report, run, stack, sweep
 
 app = typer.Typer(
     name="lbsim",
@@ -21,6 +21,7 @@ sweep.register(app)
 plan.register(app)
 report.register(app)
 plot.register(app)
+stack.register(app)
 
 
 def _version(value: bool) -> None:
