@@ -88,6 +88,9 @@ def offered_load(scenario: Scenario, use_peak: bool = False) -> list[ResourceLoa
         )
         if n.host is not None:
             host_work[n.host] = host_work.get(n.host, 0.0) + lam_i * cpu
+    db_loads, db_host_work = _database_loads(scenario, lam, probs)
+    for name, work in db_host_work.items():
+        host_work[name] = host_work.get(name, 0.0) + work
     for h in scenario.hosts:
         if h.name in host_work:
             out.append(
@@ -97,18 +100,23 @@ def offered_load(scenario: Scenario, use_peak: bool = False) -> list[ResourceLoa
                     f"{host_work[h.name]:.4g} core-s/s / {h.cores:g} cores",
                 )
             )
-    out.extend(_database_loads(scenario, lam, probs))
+    out.extend(db_loads)
     return out
 
 
-def _database_loads(scenario: Scenario, lam: float, probs: list[float]) -> list[ResourceLoad]:
+def _database_loads(
+    scenario: Scenario, lam: float, probs: list[float]
+) -> tuple[list[ResourceLoad], dict[str, float]]:
     """Database CPU (queries, and for Galera the applying of other nodes' write-sets)
-    and Galera applier threads. Reads and writes are assumed spread evenly over the
-    nodes a connection may reach (the writer takes all writes with a read/write
-    split; ``first`` sends everything to the first node)."""
+    and Galera applier threads, and the CPU work (core-s/s) each host receives from
+    the database servers placed on it. Reads and writes are assumed spread evenly
+    over the nodes a connection may reach (the writer takes all writes with a
+    read/write split; ``first`` sends everything to the first node). The commit
+    (log flush) is a delay in the model, not CPU work, so it loads no core."""
     db = scenario.database
+    host_work: dict[str, float] = {}
     if db.engine == "none":
-        return []
+        return [], host_work
     classes = scenario.workload.classes
     read = (
         sum(
@@ -133,6 +141,8 @@ def _database_loads(scenario: Scenario, lam: float, probs: list[float]) -> list[
     )
     conns = _connections(scenario, lam, probs)
     if db.engine == "mysql":
+        if db.host is not None:
+            host_work[db.host] = read + write
         return [
             ResourceLoad(
                 "db db1 cpu",
@@ -140,7 +150,7 @@ def _database_loads(scenario: Scenario, lam: float, probs: list[float]) -> list[
                 f"{read + write:.4g} core-s/s / {db.cores:g} cores",
             ),
             conns,
-        ]
+        ], host_work
     nodes = db.resolved_nodes()
     n = len(nodes)
     routing = db.routing
@@ -159,6 +169,8 @@ def _database_loads(scenario: Scenario, lam: float, probs: list[float]) -> list[
             applied = 0.0 if i == writer else apply_cost
             applied_rate = 0.0 if i == writer else writes_per_s
         work = (reads_i + own + applied) * node.slowness
+        if node.host is not None:
+            host_work[node.host] = host_work.get(node.host, 0.0) + work
         out.append(
             ResourceLoad(
                 f"db {node.name} cpu",
@@ -177,7 +189,7 @@ def _database_loads(scenario: Scenario, lam: float, probs: list[float]) -> list[
                 )
             )
     out.append(conns)
-    return out
+    return out, host_work
 
 
 def _connections(scenario: Scenario, lam: float, probs: list[float]) -> ResourceLoad:

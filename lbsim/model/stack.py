@@ -8,7 +8,7 @@ component that is not wired fails loudly on first use.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import simpy
@@ -38,13 +38,17 @@ Progress = Callable[[float, float], None]  # (simulated now, horizon)
 
 
 def build_database(
-    scenario: schema.Scenario, env: simpy.Environment, streams: RandomStreams
+    scenario: schema.Scenario,
+    env: simpy.Environment,
+    streams: RandomStreams,
+    hosts: Mapping[str, Host] | None = None,
 ) -> DatabaseTier:
+    """The database tier; servers placed on a host share its cores (``hosts`` by name)."""
     spec = scenario.database
     if spec.engine == "mysql":
-        return MySQLTier(env, scenario, spec, streams)
+        return MySQLTier(env, scenario, spec, streams, hosts)
     if spec.engine == "galera":
-        return GaleraTier(env, scenario, spec, streams)
+        return GaleraTier(env, scenario, spec, streams, hosts)
     return NoDatabase()
 
 
@@ -67,8 +71,9 @@ class Stack:
         self.env = env = simpy.Environment()
         streams = RandomStreams(scenario.seed, replication)
         net = scenario.network
+        # hosts first: app nodes and database servers are placed on them
         self.hosts = {h.name: Host(h.name, h.cores) for h in scenario.hosts}
-        self.database = build_database(scenario, env, streams)
+        self.database = build_database(scenario, env, streams, self.hosts)
         self.nodes: list[AppNode] = []
         backends: list[Backend] = []
         for i, spec in enumerate(scenario.app.resolved_nodes()):

@@ -39,6 +39,9 @@ class ServerSettings(_Strict):
 
     #: CPU cores; running queries (and Galera appliers) share them
     cores: PositiveFloat = 4.0
+    #: a host (``hosts:``) whose cores this server shares with the other
+    #: containers placed there; for Galera the default of every node
+    host: Name | None = None
     #: max_connections; the next connection attempt fails with error 1040
     max_connections: PositiveInt = 151
     #: queries running at once (thread pool size / innodb_thread_concurrency);
@@ -69,6 +72,8 @@ class GaleraNodeSpec(_Strict):
 
     name: Name | None = None
     cores: PositiveFloat | None = None
+    #: the host this node runs on (default: the cluster-wide ``host``)
+    host: Name | None = None
     max_connections: PositiveInt | None = None
     applier_threads: PositiveInt | None = None
     #: multiplies every CPU cost on this node (2.0: a node half as fast)
@@ -156,6 +161,7 @@ class Galera(ServerSettings):
             ResolvedGaleraNode(
                 name=s.name or f"db{i + 1}",
                 cores=s.cores or self.cores,
+                host=s.host or self.host,
                 max_connections=s.max_connections or self.max_connections,
                 applier_threads=s.applier_threads or self.applier_threads,
                 slowness=s.slowness,
@@ -168,6 +174,7 @@ class Galera(ServerSettings):
 class ResolvedGaleraNode(_Strict):
     name: str
     cores: float
+    host: str | None
     max_connections: int
     applier_threads: int
     slowness: float

@@ -527,6 +527,7 @@ class Scenario(Strict):
                     f"unknown host {n.host!r}{did_you_mean(n.host, host_names)} "
                     f"(hosts: {', '.join(host_names) if host_names else 'none defined'})",
                 )
+        self._check_database_hosts(host_names)
         if self.database.engine == "none":
             for i, c in enumerate(self.workload.classes):
                 if c.queries:
@@ -536,6 +537,26 @@ class Scenario(Strict):
                         "set a database engine or remove the queries",
                     )
         return self
+
+    def _check_database_hosts(self, host_names: list[str]) -> None:
+        """Every database server placed on a host names one that exists."""
+        db = self.database
+        placed: list[tuple[tuple[str | int, ...], str]] = []
+        if db.engine != "none" and db.host is not None:
+            placed.append((("database", "host"), db.host))
+        if db.engine == "galera" and not isinstance(db.nodes, int):
+            placed.extend(
+                (("database", "nodes", i, "host"), s.host)
+                for i, s in enumerate(db.nodes)
+                if s.host is not None
+            )
+        for where, host in placed:
+            if host not in host_names:
+                raise AtKey(
+                    where,
+                    f"unknown host {host!r}{did_you_mean(host, host_names)} "
+                    f"(hosts: {', '.join(host_names) if host_names else 'none defined'})",
+                )
 
     @property
     def horizon(self) -> float:

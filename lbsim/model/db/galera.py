@@ -30,12 +30,13 @@ from __future__ import annotations
 import heapq
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
 import simpy
 
+from lbsim.model.cpu import Host
 from lbsim.model.db.locks import ORDERED, Holder
 from lbsim.model.db.routing import Router
 from lbsim.model.db.server import ERR_LOCK_WAIT_TIMEOUT, DbServer
@@ -221,10 +222,21 @@ class GaleraTier(DatabaseTierBase):
         scenario: schema.Scenario,
         spec: Galera,
         streams: RandomStreams,
+        hosts: Mapping[str, Host] | None = None,
     ):
         resolved = spec.resolved_nodes()
+        placed = hosts or {}
         servers = [
-            DbServer(env, i, n.name, n.cores, n.max_connections, spec.threads, n.slowness)
+            DbServer(
+                env,
+                i,
+                n.name,
+                n.cores,
+                n.max_connections,
+                spec.threads,
+                n.slowness,
+                placed[n.host] if n.host is not None else None,
+            )
             for i, n in enumerate(resolved)
         ]
         router = Router(servers, spec.routing, streams.generator("db-routing"))

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import simpy
 
+from lbsim.model.cpu import Host
 from lbsim.model.db.routing import Router
 from lbsim.model.db.server import DbServer
 from lbsim.model.db.tier import DatabaseTierBase, Statement
@@ -14,9 +17,15 @@ from lbsim.scenario.database import MySQL
 
 class MySQLTier(DatabaseTierBase):
     def __init__(
-        self, env: simpy.Environment, scenario: schema.Scenario, spec: MySQL, streams: RandomStreams
+        self,
+        env: simpy.Environment,
+        scenario: schema.Scenario,
+        spec: MySQL,
+        streams: RandomStreams,
+        hosts: Mapping[str, Host] | None = None,
     ):
-        server = DbServer(env, 0, "db1", spec.cores, spec.max_connections, spec.threads)
+        host = hosts[spec.host] if hosts is not None and spec.host is not None else None
+        server = DbServer(env, 0, "db1", spec.cores, spec.max_connections, spec.threads, host=host)
         super().__init__(
             env,
             scenario,

@@ -12,7 +12,7 @@ from typing import Any
 
 import simpy
 
-from lbsim.model.cpu import Cpu, Job
+from lbsim.model.cpu import Cpu, Host, Job
 from lbsim.model.db.locks import RowLocks
 from lbsim.model.deadlines import Deadlines
 from lbsim.stats.timeweighted import TimeWeighted
@@ -32,11 +32,14 @@ class DbServer:
         max_connections: int,
         threads: int | None,
         slowness: float = 1.0,
+        host: Host | None = None,
     ):
         self.env = env
         self.index = index
         self.name = name
-        self.cpu = Cpu(env, name, cores)
+        #: on a host, the server's CPU shares the host's cores with the other
+        #: containers placed there (its own ``cores`` stay its cap)
+        self.cpu = Cpu(env, name, cores, host)
         self.max_connections = max_connections
         self.threads = threads
         self.slowness = slowness
