@@ -221,3 +221,21 @@ def test_offered_load_of_a_host_with_a_mysql_server() -> None:
     assert loads["host box cpu"] == pytest.approx(0.8)
     assert loads["db db1 cpu"] == pytest.approx(0.4)
     assert loads["app app1 cpu"] == pytest.approx(0.4)
+
+
+@pytest.mark.metamorphic
+def test_background_cores_are_cores_taken_away() -> None:
+    """A host of 3 cores with 1 busy outside the model is a host of 2 cores for its
+    containers: the same latencies; its utilisation counts the background too."""
+    base = copy.deepcopy(TWO_CONTAINERS) | {"duration": 400, "warmup": 20}
+    base["database"]["host"] = "m"
+    base["app"]["host"] = "m"
+    two = lbsim.simulate(scenario(base | {"hosts": [{"name": "m", "cores": 1.0}]}))
+    bg = lbsim.simulate(
+        scenario(base | {"hosts": [{"name": "m", "cores": 3.0, "background": 2.0}]})
+    )
+    assert bg.value("latency.mean") == pytest.approx(two.value("latency.mean"), rel=1e-9)
+    assert bg.value("throughput") == two.value("throughput")
+    busy_two = two.value("utilisation.hosts.m.cpu")
+    assert 0.5 < busy_two < 1.0
+    assert bg.value("utilisation.hosts.m.cpu") == pytest.approx((busy_two + 2.0) / 3.0, rel=1e-6)

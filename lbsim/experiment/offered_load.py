@@ -96,8 +96,9 @@ def offered_load(scenario: Scenario, use_peak: bool = False) -> list[ResourceLoa
             out.append(
                 ResourceLoad(
                     f"host {h.name} cpu",
-                    host_work[h.name] / h.cores,
-                    f"{host_work[h.name]:.4g} core-s/s / {h.cores:g} cores",
+                    host_work[h.name] / (h.cores - h.background),
+                    f"{host_work[h.name]:.4g} core-s/s / {h.cores - h.background:g} cores"
+                    + (f" ({h.background:g} of {h.cores:g} busy outside)" if h.background else ""),
                 )
             )
     out.extend(db_loads)

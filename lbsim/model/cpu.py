@@ -237,13 +237,22 @@ class Cpu:
 
 
 class Host:
-    """A machine whose ``cores`` its containers share (CFS, equal shares)."""
+    """A machine whose ``cores`` its containers share (CFS, equal shares).
 
-    def __init__(self, name: str, cores: float):
+    ``background`` cores are busy with processes outside the model (a load
+    generator, a proxy, housekeeping): the containers share what is left, and
+    the host's busy time includes them.
+    """
+
+    def __init__(self, name: str, cores: float, background: float = 0.0):
+        if not 0 <= background < cores:
+            raise ValueError(f"host {name!r}: background {background} not in [0, cores)")
         self.name = name
         self.cores = cores
+        self.background = background
+        self.capacity = cores - background
         self.members: list[Cpu] = []
-        self.busy = TimeWeighted()
+        self.busy = TimeWeighted(background)
 
     def attach(self, cpu: Cpu) -> None:
         self.members.append(cpu)
@@ -251,8 +260,9 @@ class Host:
     def rebalance(self, now: float) -> None:
         demands = [min(float(c.n), c.cores) for c in self.members]
         total = sum(demands)
-        allocs = demands if total <= self.cores else _water_fill(demands, self.cores)
-        self.busy.set(now, min(total, self.cores))
+        cap = self.capacity
+        allocs = demands if total <= cap else _water_fill(demands, cap)
+        self.busy.set(now, min(total, cap) + self.background)
         for cpu, alloc in zip(self.members, allocs, strict=True):
             cpu._set_alloc(now, alloc)
 

@@ -72,7 +72,7 @@ class Stack:
         streams = RandomStreams(scenario.seed, replication)
         net = scenario.network
         # hosts first: app nodes and database servers are placed on them
-        self.hosts = {h.name: Host(h.name, h.cores) for h in scenario.hosts}
+        self.hosts = {h.name: Host(h.name, h.cores, h.background) for h in scenario.hosts}
         self.database = build_database(scenario, env, streams, self.hosts)
         self.nodes: list[AppNode] = []
         backends: list[Backend] = []

@@ -462,6 +462,19 @@ class Host(Strict):
 
     name: Name
     cores: PositiveFloat
+    #: cores kept busy by processes the model does not place on a node (a load
+    #: generator, a proxy): the containers share ``cores - background``
+    background: NonNegFloat = 0.0
+
+    @model_validator(mode="after")
+    def _room_left(self) -> Host:
+        if self.background >= self.cores:
+            raise AtKey(
+                ("background",),
+                f"background {self.background:g} leaves no core for the containers "
+                f"(cores {self.cores:g}); it must be smaller than cores",
+            )
+        return self
 
 
 class Network(Strict):
