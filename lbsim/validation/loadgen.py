@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import resource
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -227,7 +226,3 @@ def send_sequential(
         return out
 
     return asyncio.run(go())
-
-
-def wall_clock() -> float:
-    return time.time()

@@ -1,0 +1,370 @@
+"""Calibration: measure the real stack at low load and write a scenario that describes it.
+
+What is measured, on an idle stack, one request at a time (nothing queues):
+
+* the machine's work-unit costs (:class:`MachineCosts`): PHP CPU per work
+  unit from the app's ``X-Lbsim-Work`` header, MariaDB CPU per ``BENCHMARK()``
+  iteration from the database containers' CPU;
+* per request class, ``k`` requests of the scenario's own trace: the CPU every
+  container used (cgroup accounting) — the app containers' share becomes the
+  class's PHP CPU demand, the database containers' share its query demands;
+  what the balancer, the database proxy and the load generator used is CPU
+  the model does not place on a node: it becomes the host's ``background``;
+* the Galera write path: CPU an applier spends on one write-set on each other
+  node (``apply``) and how much longer a write takes than a read
+  (``replication_delay``: certification, ordering and commit on one machine);
+* latency outside the app: client → balancer → php-fpm and back
+  (``balancer.latency``), and the database round trip (``network.app_db``).
+
+The calibrated scenario keeps every distribution's family and shape and
+scales it (a lognormal stays a lognormal with the same cv), so the model
+draws the very demands the replay sends, scaled by what they cost here.
+Every container shares this machine's cores: the calibrated scenario places
+all app and database nodes on one host with the machine's cores.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import statistics
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lbsim.scenario.database import Galera, NoDatabase
+from lbsim.scenario.schema import Scenario
+from lbsim.validation.loadgen import Record, send_sequential
+from lbsim.validation.workplan import MachineCosts, PlannedQuery, PlannedRequest, work_plan
+
+#: the host every container of the calibrated scenario is placed on
+HOST = "machine"
+
+Snapshot = Callable[[], Mapping[str, float]]
+
+
+@dataclass
+class ClassCost:
+    """What one request of a class cost on the idle stack (means over ``n``)."""
+
+    name: str
+    n: int
+    planned_cpu: float  # the scenario's PHP CPU demand of these requests (s)
+    app_cpu: float  # CPU of the app containers (s)
+    planned_db: float  # the scenario's query demands (s)
+    db_cpu: float  # CPU of the database containers (s)
+    other_cpu: float  # balancer, database proxy and load generator CPU (s)
+    latency: float  # client-side latency (s)
+    wall: float  # php-fpm's wall time (s)
+    db_wall: float  # time in the database, connect included (s)
+    writes: float  # write queries per request
+
+
+@dataclass
+class Calibration:
+    """Everything :func:`calibrate_scenario` needs, JSON-serialisable."""
+
+    costs: MachineCosts
+    classes: list[ClassCost]
+    host_cores: float
+    #: cores busy on the idle stack (database housekeeping, php-fpm masters)
+    idle_cores: float
+    apply_cpu: float = 0.0
+    replication_delay: float = 0.0
+    balancer_latency: float = 0.0
+    app_db: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    def by_name(self) -> dict[str, ClassCost]:
+        return {c.name: c for c in self.classes}
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["costs"] = self.costs.to_dict()
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Calibration:
+        data = dict(data)
+        data["costs"] = MachineCosts.from_dict(data["costs"])
+        data["classes"] = [ClassCost(**c) for c in data["classes"]]
+        return cls(**data)
+
+    def cpu_per_request(self, scenario: Scenario) -> float:
+        """Mean CPU of one request of the scenario's mix, every process included (s)."""
+        weights = {c.name: c.weight for c in scenario.workload.classes}
+        total = sum(weights.values())
+        return sum(
+            weights[c.name] / total * (c.app_cpu + c.db_cpu + c.other_cpu) for c in self.classes
+        )
+
+    def other_cpu_per_request(self, scenario: Scenario) -> float:
+        weights = {c.name: c.weight for c in scenario.workload.classes}
+        total = sum(weights.values())
+        return sum(weights[c.name] / total * c.other_cpu for c in self.classes)
+
+    def capacity(self, scenario: Scenario) -> float:
+        """Requests per second that keep this machine's cores busy."""
+        return (self.host_cores - self.idle_cores) / self.cpu_per_request(scenario)
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+def _mean(values: Iterable[float]) -> float:
+    vals = [v for v in values if math.isfinite(v)]
+    return statistics.fmean(vals) if vals else 0.0
+
+
+def _delta(a: Mapping[str, float], b: Mapping[str, float], names: Iterable[str]) -> float:
+    return sum(b[n] - a[n] for n in names if n in a and n in b)
+
+
+def _request(index: int, units: int, queries: tuple[PlannedQuery, ...]) -> PlannedRequest:
+    return PlannedRequest(index, 0.0, 0, "calibrate", 0, "10.255.0.1", 0.0, units, queries)
+
+
+def measure_costs(url: str, db_cpu: Snapshot | None, n: int = 20) -> MachineCosts:
+    """The machine's cost of a PHP work unit and of a BENCHMARK() iteration."""
+    units = 4000
+    recs = send_sequential(url, [_request(i, units, ()) for i in range(n)])
+    _check(recs, "PHP work-unit measurement")
+    unit = _mean(r.work for r in recs) / units
+    if db_cpu is None:
+        return MachineCosts(unit_seconds=unit)
+    iterations = 200_000
+    row = (1,)
+    base = [_request(i, 0, (PlannedQuery("r", row, 0, 0.0),)) for i in range(n)]
+    heavy = [_request(i, 0, (PlannedQuery("r", row, iterations, 0.0),)) for i in range(n)]
+    a = db_cpu()
+    _check(send_sequential(url, base), "database baseline")
+    b = db_cpu()
+    _check(send_sequential(url, heavy), "BENCHMARK() measurement")
+    c = db_cpu()
+    per_base = sum(b.values()) - sum(a.values())
+    per_heavy = sum(c.values()) - sum(b.values())
+    it = max(per_heavy - per_base, 0.0) / n / iterations
+    return MachineCosts(unit_seconds=unit, db_iteration_seconds=it or 5e-8)
+
+
+def _check(records: Sequence[Record], what: str) -> None:
+    bad = [r for r in records if r.status != 200]
+    if bad:
+        r = bad[0]
+        raise CalibrationError(
+            f"{what}: {len(bad)} of {len(records)} requests failed "
+            f"(first: status {r.status}, database error {r.db_error or 'none'}) — "
+            "is the stack up and healthy? (lbsim stack status)"
+        )
+
+
+class CalibrationError(Exception):
+    """The stack could not be measured (a clear message for the user)."""
+
+
+@dataclass(frozen=True)
+class ContainerGroups:
+    app: tuple[str, ...]
+    db: tuple[str, ...]
+    other: tuple[str, ...]  # balancer, database proxy
+
+
+def measure_classes(
+    url: str,
+    scenario: Scenario,
+    costs: MachineCosts,
+    rows: int,
+    cpu: Snapshot,
+    own_cpu: Callable[[], float],
+    groups: ContainerGroups,
+    per_class: int = 40,
+    max_seconds: float = 60.0,
+) -> list[ClassCost]:
+    """``per_class`` requests of each class from the scenario's trace, one at a time.
+
+    A class whose requests are long gets fewer (its ``per_class`` requests
+    would exceed ``max_seconds``), never fewer than 5.
+    """
+    by_class: dict[str, list[PlannedRequest]] = {c.name: [] for c in scenario.workload.classes}
+    for item in work_plan(scenario, costs, rows):
+        bucket = by_class[item.cls_name]
+        if len(bucket) < per_class:
+            bucket.append(item)
+        if all(len(b) >= per_class for b in by_class.values()):
+            break
+    out = []
+    for name, items in by_class.items():
+        if not items:
+            continue
+        probe = send_sequential(url, items[:2])
+        _check(probe, f"class {name!r}")
+        each = _mean(r.latency for r in probe)
+        n = max(5, min(len(items), int(max_seconds / max(each, 1e-3))))
+        items = items[:n]
+        a, g0 = cpu(), own_cpu()
+        recs = send_sequential(url, items)
+        b, g1 = cpu(), own_cpu()
+        _check(recs, f"class {name!r}")
+        out.append(
+            ClassCost(
+                name=name,
+                n=n,
+                planned_cpu=_mean(i.cpu for i in items),
+                app_cpu=_delta(a, b, groups.app) / n,
+                planned_db=_mean(sum(q.demand for q in i.queries) for i in items),
+                db_cpu=_delta(a, b, groups.db) / n,
+                other_cpu=(_delta(a, b, groups.other) + g1 - g0) / n,
+                latency=_mean(r.latency for r in recs),
+                wall=_mean(r.wall for r in recs),
+                db_wall=_mean(r.db for r in recs),
+                writes=_mean(sum(1 for q in i.queries if q.kind == "w") for i in items),
+            )
+        )
+    return out
+
+
+def measure_galera_writes(
+    url: str, cpu: Snapshot, writer: str, others: Sequence[str], n: int = 40
+) -> tuple[float, float]:
+    """(apply CPU per write-set on one other node, write − read time) of an
+    empty write: a single-row autocommit UPDATE against a single-row SELECT."""
+    reads = [_request(i, 0, (PlannedQuery("r", (2 + i,), 0, 0.0),)) for i in range(n)]
+    writes = [_request(i, 0, (PlannedQuery("w", (2 + i,), 0, 0.0),)) for i in range(n)]
+    _check(send_sequential(url, reads[:3]), "warm-up reads")
+    a = cpu()
+    r = send_sequential(url, reads)
+    b = cpu()
+    w = send_sequential(url, writes)
+    c = cpu()
+    _check(r, "Galera read baseline")
+    _check(w, "Galera write measurement")
+    idle_per_request = _delta(a, b, others) / n  # the others' CPU while only reads run
+    apply = max(_delta(b, c, others) / n - idle_per_request, 0.0) / max(len(others), 1)
+    extra = max(_mean(x.db - x.connect for x in w) - _mean(x.db - x.connect for x in r), 0.0)
+    return apply, extra
+
+
+def measure_idle(cpu: Snapshot, seconds: float = 5.0) -> float:
+    """Cores busy while nothing is sent."""
+    import time
+
+    a = cpu()
+    t = time.monotonic()
+    time.sleep(seconds)
+    b = cpu()
+    return max(_delta(a, b, a.keys()) / (time.monotonic() - t), 0.0)
+
+
+def host_cores() -> float:
+    """This machine's cores (the containers' CPUs share them)."""
+    try:
+        return float(len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return float(os.cpu_count() or 1)
+
+
+# --------------------------------------------------------------------------- the scenario
+
+
+def scale_dist(spec: Any, factor: float) -> Any:
+    """``spec`` (a scenario distribution as written in YAML) with every value
+    multiplied by ``factor``; family and shape (cv, k, alpha, weights) are kept."""
+    if isinstance(spec, int | float):
+        return float(spec) * factor
+    if not isinstance(spec, dict):
+        raise TypeError(f"not a distribution: {spec!r}")
+    out = dict(spec)
+    kind = out.get("dist", "deterministic")
+    if kind == "deterministic":
+        out["value"] = float(out["value"]) * factor
+    elif kind in ("exponential", "lognormal", "gamma", "erlang", "pareto"):
+        out["mean"] = float(out["mean"]) * factor
+    elif kind == "hyperexponential":
+        out["means"] = [float(m) * factor for m in out["means"]]
+    elif kind == "uniform":
+        out["low"] = float(out["low"]) * factor
+        out["high"] = float(out["high"]) * factor
+    elif kind == "empirical":
+        if "file" in out:
+            raise ValueError("an empirical distribution read from a file cannot be rescaled")
+        out["values"] = [float(v) * factor for v in out["values"]]
+    else:
+        raise ValueError(f"unknown distribution {kind!r}")
+    return out
+
+
+def calibrate_scenario(
+    raw: dict[str, Any], scenario: Scenario, cal: Calibration, rate: float | None = None
+) -> dict[str, Any]:
+    """The scenario file's data (``raw``, as written) with measured costs in place."""
+    out: dict[str, Any] = copy.deepcopy(raw)
+    costs = cal.by_name()
+    db = scenario.database
+    replicas = len(db.resolved_nodes()) - 1 if isinstance(db, Galera) else 0
+    for spec_cls, c in zip(out["workload"]["classes"], scenario.workload.classes, strict=True):
+        m = costs.get(c.name)
+        if m is None:
+            continue
+        if m.planned_cpu > 0 and "cpu" in spec_cls:
+            spec_cls["cpu"] = scale_dist(spec_cls["cpu"], m.app_cpu / m.planned_cpu)
+        if m.planned_db > 0 and spec_cls.get("queries"):
+            path_cpu = max(m.db_cpu - m.writes * replicas * cal.apply_cpu, 0.0)
+            factor = path_cpu / m.planned_db
+            for q in spec_cls["queries"]:
+                q["time"] = scale_dist(q["time"], factor)
+    background = cal.idle_cores
+    if rate is not None:
+        background += rate * cal.other_cpu_per_request(scenario)
+    out["hosts"] = [{"name": HOST, "cores": cal.host_cores, "background": round(background, 4)}]
+    app = out.setdefault("app", {})
+    app["host"] = HOST
+    for node in app.get("nodes", []) if isinstance(app.get("nodes"), list) else []:
+        node.pop("host", None)
+    out.setdefault("balancer", {})["latency"] = round(cal.balancer_latency, 6)
+    net = out.setdefault("network", {})
+    net["client_lb"] = 0.0  # the load generator is on this machine: loopback
+    net["lb_app"] = 0.0  # included in balancer.latency (measured end to end)
+    if not isinstance(db, NoDatabase):
+        net["app_db"] = round(cal.app_db, 6)
+        dbo = out["database"]
+        dbo["host"] = HOST
+        if isinstance(dbo.get("nodes"), list):
+            for node in dbo["nodes"]:
+                node.pop("host", None)
+        if isinstance(db, Galera):
+            dbo["apply"] = round(cal.apply_cpu, 7)
+            dbo["replication_delay"] = round(cal.replication_delay, 7)
+            dbo["commit"] = 0.0  # part of the measured write − read time
+    if rate is not None and out["workload"].get("open") is not None:
+        out["workload"]["open"] = {"rate": rate}
+    return out
+
+
+def header(scenario_file: Path, cal: Calibration) -> str:
+    lines = [
+        f"# Calibrated by `lbsim calibrate {scenario_file}` on this machine",
+        f"# ({cal.host_cores:g} cores, {cal.idle_cores:.3f} busy when idle).",
+        f"# PHP work unit {cal.costs.unit_seconds * 1e6:.3f} us, "
+        f"BENCHMARK iteration {cal.costs.db_iteration_seconds * 1e9:.2f} ns.",
+        "# Class CPU and query demands are the original distributions rescaled to",
+        "# what the requests cost in the containers; every node shares host 'machine'.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_calibrated(
+    path: Path, raw: dict[str, Any], scenario: Scenario, cal: Calibration, source: Path
+) -> Path:
+    data = calibrate_scenario(raw, scenario, cal)
+    text = header(source, cal) + yaml.safe_dump(data, sort_keys=False, width=100)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def calibrated_path(source: Path) -> Path:
+    """``scenarios/mixed.yaml`` → ``scenarios/mixed.calibrated.yaml``."""
+    return source.with_name(f"{source.stem}.calibrated{source.suffix or '.yaml'}")

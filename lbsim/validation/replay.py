@@ -1,0 +1,158 @@
+"""Replay a scenario against its running stack and measure it.
+
+The plan (:mod:`lbsim.validation.workplan`) is the model's own trace; the
+load generator (:mod:`lbsim.validation.loadgen`) sends it open loop. At the
+end of the warm-up the collectors start the measured window (container CPU
+from cgroup accounting; ``FLUSH STATUS`` then ``SHOW GLOBAL STATUS`` on every
+database node, on a thread so the sends keep their schedule); at the end of
+the horizon they close it. The results carry the same keys as ``lbsim run``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lbsim import __version__
+from lbsim.scenario.database import Galera
+from lbsim.scenario.schema import Scenario
+from lbsim.validation import collectors
+from lbsim.validation.lifecycle import StackHandle
+from lbsim.validation.loadgen import Record, send_open_loop
+from lbsim.validation.measured import loadgen_verdict, summarise, write_requests_csv
+from lbsim.validation.workplan import MachineCosts, work_plan
+
+
+@dataclass
+class Window:
+    """The collectors' view of the measured window."""
+
+    handle: StackHandle
+    galera: bool
+    cpu: collectors.ContainerCpu = field(init=False)
+    cpu_start: dict[str, float] = field(default_factory=dict)
+    cpu_end: dict[str, float] = field(default_factory=dict)
+    t_start: float = 0.0
+    t_end: float = 0.0
+    status_start: dict[str, dict[str, str]] = field(default_factory=dict)
+    status_end: dict[str, dict[str, str]] = field(default_factory=dict)
+    _thread: threading.Thread | None = None
+    errors: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.cpu = collectors.ContainerCpu(self.handle)
+
+    def open(self) -> None:
+        self.cpu_start = self.cpu.snapshot()
+        self.t_start = time.monotonic()
+        if self.galera:
+            self._thread = threading.Thread(target=self._flush, daemon=True)
+            self._thread.start()
+
+    def _flush(self) -> None:
+        try:
+            for node in self.handle.db_nodes:
+                collectors.flush_status(self.handle, node)
+                self.status_start[node] = collectors.global_status(self.handle, node)
+        except Exception as exc:  # reported with the results, never silently
+            self.errors.append(f"status at window start: {exc}")
+
+    def close(self) -> None:
+        self.cpu_end = self.cpu.snapshot()
+        self.t_end = time.monotonic()
+
+    def finish(self) -> None:
+        """After the last answer: the end-of-window database counters."""
+        if self._thread is not None:
+            self._thread.join()
+        if self.galera:
+            try:
+                for node in self.handle.db_nodes:
+                    self.status_end[node] = collectors.global_status(self.handle, node)
+            except Exception as exc:
+                self.errors.append(f"status at window end: {exc}")
+
+    def cpu_seconds(self) -> dict[str, float]:
+        return {s: self.cpu_end[s] - self.cpu_start[s] for s in self.cpu_end if s in self.cpu_start}
+
+    def galera_block(self) -> dict[str, Any]:
+        elapsed = self.t_end - self.t_start
+        nodes = {
+            n: collectors.galera_counters(self.status_start[n], self.status_end[n], elapsed)
+            for n in self.status_end
+            if n in self.status_start
+        }
+        if not nodes:
+            return {}
+        paused = max(v.get("wsrep_flow_control_paused", 0.0) for v in nodes.values())
+        return {"nodes": nodes, "flow_control": {"paused": paused}}
+
+
+@dataclass
+class ReplayRun:
+    scenario: Scenario
+    records: list[Record]
+    results: dict[str, Any]
+
+    @property
+    def valid(self) -> bool:
+        return bool(self.results["meta"]["loadgen"]["valid"])
+
+    def write(self, outdir: Path, stem: str = "replay") -> list[Path]:
+        outdir.mkdir(parents=True, exist_ok=True)
+        js = outdir / f"{stem}.json"
+        js.write_text(json.dumps(self.results, indent=2) + "\n", encoding="utf-8")
+        return [js, write_requests_csv(self.records, outdir / f"{stem}-requests.csv")]
+
+
+def replay(
+    scenario: Scenario,
+    handle: StackHandle,
+    costs: MachineCosts,
+    replication: int = 0,
+    max_requests: int = 200_000,
+) -> ReplayRun:
+    """Send ``scenario``'s trace (replication ``replication``) to the stack, open loop."""
+    if scenario.workload.open is None and scenario.workload.trace is None:
+        raise ValueError(
+            "lbsim replay sends open-loop or trace workloads; this scenario is closed-loop "
+            "(workload.closed), whose arrivals depend on the answers"
+        )
+    rows = int(handle.meta.get("rows", 0)) or 1
+    plan = []
+    for item in work_plan(scenario, costs, rows, replication):
+        plan.append(item)
+        if len(plan) > max_requests:
+            raise ValueError(
+                f"the replay would send more than {max_requests} requests; "
+                "shorten duration or lower the rate"
+            )
+    window = Window(handle, isinstance(scenario.database, Galera))
+    hooks = [(scenario.warmup, window.open), (scenario.horizon, window.close)]
+    started = time.time()
+    timeout = scenario.workload.timeout or 3600.0  # no client timeout: wait up to an hour
+    records, stats = send_open_loop(handle.url, plan, timeout, at=hooks)
+    window.finish()
+    results = summarise(scenario, records, window.cpu_seconds(), window.galera_block())
+    verdict = loadgen_verdict(stats)
+    results["replications"] = 1
+    results["meta"] = {
+        "source": "replay",
+        "version": __version__,
+        "seed": scenario.seed,
+        "replication": replication,
+        "started": started,
+        "wall_time": stats.wall,
+        "url": handle.url,
+        "stack": {k: handle.meta.get(k) for k in ("balancer", "policy", "notes")},
+        "costs": costs.to_dict(),
+        "loadgen": verdict,
+        "collector_errors": window.errors,
+        "cpu_seconds": window.cpu_seconds(),
+    }
+    results["scenario"] = scenario.model_dump(mode="json")
+    return ReplayRun(scenario, records, results)
