@@ -12,7 +12,7 @@
 //          server evaluates per row (CPU work inside MariaDB, under the row
 //          lock for a write)
 //
-// Other paths: /healthz (no database).
+// Other paths: /healthz (no database), /probe (the Galera stale-read probe, probe.php).
 //
 // Response headers (times in seconds):
 //   X-Lbsim-Node      this app node (LBSIM_NODE)
@@ -172,6 +172,9 @@ function finish(int $status, string $body, array $headers): never
 $path = parse_url($_SERVER['REQUEST_URI'] ?? '/', PHP_URL_PATH) ?: '/';
 if ($path === '/healthz') {
     finish(200, "ok\n", []);
+}
+if ($path === '/probe') {
+    require __DIR__ . '/probe.php';  // the Galera stale-read probe (answers and exits)
 }
 
 mysqli_report(MYSQLI_REPORT_ERROR | MYSQLI_REPORT_STRICT);
