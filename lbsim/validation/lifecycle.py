@@ -341,11 +341,26 @@ def up(
     compose = _compose(scenario, opts)
     if _images_missing(compose, opts):
         compose.run("build", timeout=BUILD_TIMEOUT)
-    # compose v1 waits for healthy dependencies inside `up`: give it the whole budget
-    compose.run("up", "-d", "--force-recreate", "--remove-orphans", timeout=timeout + 60)
     handle = _handle(compose, meta)
+    # compose v1 waits for healthy dependencies inside `up`: give it the whole budget
+    argv = [*compose.docker.compose, "-p", compose.project, "up", "-d", "--force-recreate"]
+    proc = run([*argv, "--remove-orphans"], timeout + 60, cwd=compose.directory, check=False)
+    if proc.returncode != 0:
+        raise _up_failure(handle, proc.stderr)
     wait_ready(handle, timeout)
     return handle
+
+
+def _up_failure(handle: StackHandle, stderr: str) -> StackError:
+    """Why ``compose up`` failed: the first dead or unhealthy service and its log."""
+    states = containers(handle.compose)
+    for service in handle.services:
+        c = states.get(service)
+        if c is not None and (c.state in ("exited", "dead") or c.health == "unhealthy"):
+            what = f"is {c.state}" + (f" and {c.health}" if c.health else "")
+            return _failure(handle, service, f"{what} (exit code {c.exit_code}) after compose up")
+    tail = "\n".join(stderr.strip().splitlines()[-15:])
+    return StackError(f"stack {handle.project}: compose up failed:\n{tail}")
 
 
 def down(scenario: Scenario, options: StackOptions | None = None, timeout: float = 180.0) -> None:
