@@ -37,10 +37,10 @@ def require_docker() -> Docker:
     found = _probe()
     if isinstance(found, Docker):
         return found
-    message = f"Docker is not available ({found}); set {REQUIRE_ENV}=1 to make this a failure"
+    # `found` reads "Docker is not available: <why> — <what to do>"
     if os.environ.get(REQUIRE_ENV) == "1":
-        pytest.fail(f"{REQUIRE_ENV}=1 but {message[0].lower()}{message[1:]}", pytrace=False)
-    pytest.skip(message)
+        pytest.fail(f"{REQUIRE_ENV}=1 but {found}", pytrace=False)
+    pytest.skip(f"{found}; set {REQUIRE_ENV}=1 to make this a failure")
 
 
 def running_stack(
