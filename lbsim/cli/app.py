@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from lbsim import __version__
-from lbsim.cli import check, compare, plan, plot, report, run, stack, sweep
+from lbsim.cli import check, compare, plan, plot, report, run, stack, sweep, validate
 
 app = typer.Typer(
     name="lbsim",
@@ -22,6 +22,7 @@ plan.register(app)
 report.register(app)
 plot.register(app)
 stack.register(app)
+validate.register(app)
 
 
 def _version(value: bool) -> None:

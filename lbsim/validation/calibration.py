@@ -10,9 +10,10 @@ What is measured, on an idle stack, one request at a time (nothing queues):
   class's PHP CPU demand, the database containers' share its query demands;
   what the balancer, the database proxy and the load generator used is CPU
   the model does not place on a node: it becomes the host's ``background``;
-* the Galera write path: CPU an applier spends on one write-set on each other
-  node (``apply``) and how much longer a write takes than a read
-  (``replication_delay``: certification, ordering and commit on one machine);
+* the write path: how much longer an empty write takes than an empty read
+  (``commit``: on one machine the Galera round trip is loopback, the rest is
+  certification, ordering and the log flush), and for Galera the CPU an
+  applier spends on one write-set on each other node (``apply``);
 * latency outside the app: client → balancer → php-fpm and back
   (``balancer.latency``), and the database round trip (``network.app_db``).
 
@@ -74,7 +75,8 @@ class Calibration:
     #: cores busy on the idle stack (database housekeeping, php-fpm masters)
     idle_cores: float
     apply_cpu: float = 0.0
-    replication_delay: float = 0.0
+    #: how much longer an empty write takes than an empty read: the commit path
+    write_commit: float = 0.0
     balancer_latency: float = 0.0
     app_db: float = 0.0
     notes: list[str] = field(default_factory=list)
@@ -227,11 +229,11 @@ def measure_classes(
     return out
 
 
-def measure_galera_writes(
-    url: str, cpu: Snapshot, writer: str, others: Sequence[str], n: int = 40
+def measure_writes(
+    url: str, cpu: Snapshot, others: Sequence[str], n: int = 40
 ) -> tuple[float, float]:
-    """(apply CPU per write-set on one other node, write − read time) of an
-    empty write: a single-row autocommit UPDATE against a single-row SELECT."""
+    """(apply CPU per write-set on one of the ``others`` nodes, write − read time)
+    of an empty write: a single-row autocommit UPDATE against a single-row SELECT."""
     reads = [_request(i, 0, (PlannedQuery("r", (2 + i,), 0, 0.0),)) for i in range(n)]
     writes = [_request(i, 0, (PlannedQuery("w", (2 + i,), 0, 0.0),)) for i in range(n)]
     _check(send_sequential(url, reads[:3]), "warm-up reads")
@@ -335,12 +337,13 @@ def calibrate_scenario(
         if isinstance(dbo.get("nodes"), list):
             for node in dbo["nodes"]:
                 node.pop("host", None)
+        dbo["commit"] = round(cal.write_commit, 7)
         if isinstance(db, Galera):
             dbo["apply"] = round(cal.apply_cpu, 7)
-            dbo["replication_delay"] = round(cal.replication_delay, 7)
-            dbo["commit"] = 0.0  # part of the measured write − read time
-    if rate is not None and out["workload"].get("open") is not None:
-        out["workload"]["open"] = {"rate": rate}
+            # the loopback broadcast is inside the measured write − read time
+            dbo["replication_delay"] = 0.0
+    if rate is not None and isinstance(out["workload"].get("open"), dict):
+        out["workload"]["open"]["rate"] = rate
     return out
 
 

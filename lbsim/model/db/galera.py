@@ -201,6 +201,10 @@ class GaleraNode:
         self.when_committed(ws.seqno - 1, self._apply_commit, arg)
 
     def _apply_commit(self, arg: tuple[WriteSet, Holder]) -> None:
+        # InnoDB makes a commit visible in memory, then flushes the log
+        # (trx_commit_in_memory before trx_flush_log_if_needed): readers on
+        # this node see the rows now; the applier is busy until the flush.
+        self.advance(arg[0].seqno)
         delay = self.cluster.commit_delay()
         if delay > 0:
             later(self.env, delay, self._apply_done, arg)
@@ -208,9 +212,8 @@ class GaleraNode:
             self._apply_done(arg)
 
     def _apply_done(self, arg: tuple[WriteSet, Holder]) -> None:
-        ws, holder = arg
+        _, holder = arg
         self.server.locks.release(holder)
-        self.advance(ws.seqno)
         self.free_appliers += 1
         self._start_appliers()
 

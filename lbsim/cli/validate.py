@@ -1,0 +1,215 @@
+"""``lbsim replay FILE`` and ``lbsim calibrate FILE``: the scenario on the real stack.
+
+``replay`` sends the scenario's own trace to its running stack (starting it
+when it is not up) and writes the measurements under the keys of ``lbsim
+run``. ``calibrate`` measures the stack, writes the calibrated scenario and
+compares prediction and measurement at several loads (see
+:mod:`lbsim.validation.campaign`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from lbsim.cli.common import (
+    DurationOption,
+    ScenarioFile,
+    SetOption,
+    console,
+    err_console,
+    fail,
+    load_or_exit,
+)
+from lbsim.cli.stack import EXIT_DOCKER, BalancerOption, PortOption, _balancer, _errors
+from lbsim.validation import lifecycle
+from lbsim.validation.calibration import CalibrationError, measure_costs
+from lbsim.validation.campaign import CampaignOptions, run_campaign
+from lbsim.validation.docker import StackError
+from lbsim.validation.replay import replay as replay_run
+from lbsim.validation.workplan import MachineCosts
+
+#: exit status of a replay whose load generator could not keep the schedule
+EXIT_INVALID = 4
+
+
+@contextmanager
+def _calibration_errors() -> Iterator[None]:
+    with _errors():
+        try:
+            yield
+        except CalibrationError as exc:
+            err_console.print(
+                f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False, soft_wrap=True
+            )
+            raise typer.Exit(code=EXIT_DOCKER) from None
+
+
+def _costs(path: Path | None) -> MachineCosts | None:
+    if path is None:
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return MachineCosts.from_dict(data.get("costs", data))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        fail(
+            f"{path}: cannot read the machine costs ({exc}); give the calibration.json "
+            "written by lbsim calibrate"
+        )
+
+
+def replay(
+    file: ScenarioFile,
+    set_: SetOption = None,
+    duration: DurationOption = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Directory of the results (default validation/results/NAME/replay)."),
+    ] = None,
+    costs: Annotated[
+        Path | None,
+        typer.Option(
+            help="calibration.json of an earlier `lbsim calibrate` (default: measure the "
+            "work-unit costs now, ~10 s)."
+        ),
+    ] = None,
+    balancer: BalancerOption = "nginx",
+    port: PortOption = 8080,
+) -> None:
+    """Send FILE's arrival trace (same seed: same times, classes, clients, demands) to
+    its stack, open loop, and measure latency, throughput, utilisation, Galera counters."""
+    scenario = load_or_exit(file, set_, duration=duration)
+    known = _costs(costs)
+    outdir = out or Path("validation/results") / scenario.name / "replay"
+    with _calibration_errors():
+        options = lifecycle.default_options(_balancer(balancer), port)
+        try:
+            handle = lifecycle.attach(scenario, options)
+            console.print(f"using the running stack at {handle.url}")
+        except StackError:
+            console.print("starting the stack (lbsim stack up) ...")
+            handle = lifecycle.up(scenario, options)
+        if known is None:
+            console.print("measuring the machine's work-unit costs ...")
+            known = measure_costs(handle.url, None)
+        console.print(
+            f"replaying {scenario.name}: {scenario.horizon:g} s "
+            f"({scenario.warmup:g} s warm-up) to {handle.url}"
+        )
+        try:
+            run = replay_run(scenario, handle, known)
+        except ValueError as exc:
+            fail(f"{file}: {exc}")
+    for path in run.write(outdir):
+        console.print(f"wrote {path}")
+    _print_replay(run.results)
+    if not run.valid:
+        problems = "; ".join(run.results["meta"]["loadgen"]["problems"])
+        err_console.print(
+            f"[bold yellow]not a valid measurement:[/bold yellow] {escape(problems)}",
+            highlight=False,
+        )
+        raise typer.Exit(code=EXIT_INVALID)
+
+
+def _print_replay(results: dict[str, object]) -> None:
+    t = Table(title="measured on the real stack", title_justify="left")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    lat = results["latency"]
+    assert isinstance(lat, dict)
+    t.add_row("throughput", f"{results['throughput']:.2f} req/s")
+    for k in ("mean", "p50", "p95", "p99"):
+        t.add_row(f"latency {k}", f"{lat[k] * 1e3:.1f} ms")
+    util = results.get("utilisation", {})
+    assert isinstance(util, dict)
+    for tier in ("app", "db"):
+        for node, v in util.get(tier, {}).items():
+            if "cpu" in v:
+                t.add_row(f"{node} cpu", f"{v['cpu']:.1%}")
+    req = results["requests"]
+    assert isinstance(req, dict)
+    t.add_row("failed", str(req["failed"]["total"]))
+    console.print(t)
+
+
+def _levels(text: str) -> tuple[float, ...]:
+    try:
+        levels = tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        fail(f"--levels must be fractions of capacity separated by commas, not {text!r}")
+    if not levels or any(not 0 < x < 1.5 for x in levels):
+        fail(f"--levels must be fractions of capacity in (0, 1.5), got {text!r}")
+    return levels
+
+
+def calibrate(
+    file: ScenarioFile,
+    levels: Annotated[
+        str, typer.Option(help="Load levels as fractions of the measured capacity.")
+    ] = "0.3,0.6,0.85",
+    duration: Annotated[float, typer.Option(help="Measured seconds per level.")] = 60.0,
+    warmup: Annotated[float, typer.Option(help="Warm-up seconds per level.")] = 10.0,
+    per_class: Annotated[int, typer.Option(help="Low-load requests measured per class.")] = 40,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Report directory (default validation/results/NAME)."),
+    ] = None,
+    balancer: BalancerOption = "nginx",
+    port: PortOption = 8080,
+    down: Annotated[bool, typer.Option("--down", help="Stop the stack at the end.")] = False,
+) -> None:
+    """Measure FILE's real stack at low load, write FILE's calibrated scenario, then
+    replay and simulate it at several loads and report the error of every metric."""
+    scenario = load_or_exit(file)  # a bad scenario fails here, before Docker is touched
+    if scenario.workload.open is None:
+        fail(
+            f"{file}: lbsim calibrate drives the stack at chosen arrival rates and needs an "
+            "open-loop workload (workload.open)"
+        )
+    if duration <= 0 or warmup < 0 or per_class < 5:
+        fail("--duration must be > 0, --warmup >= 0 and --per-class >= 5")
+    options = CampaignOptions(
+        levels=_levels(levels),
+        duration=duration,
+        warmup=warmup,
+        per_class=per_class,
+        balancer=_balancer(balancer),
+        port=port,
+        out=out,
+        keep_up=not down,
+    )
+    with _calibration_errors():
+        result = run_campaign(file, options, say=lambda s: console.print(s, highlight=False))
+    t = Table(title=f"prediction error of {result.scenario.name}", title_justify="left")
+    for col in ("level", "metric", "predicted", "measured", "error", "bound", ""):
+        t.add_column(col)
+    for e in result.all_errors():
+        err = f"{e.error:.1%}" if e.kind == "relative" else f"{e.error * 100:.1f} pp"
+        bound = f"{e.bound:.0%}" if e.kind == "relative" else f"{e.bound * 100:.0f} pp"
+        t.add_row(
+            e.level,
+            e.metric,
+            f"{e.predicted:.4g}",
+            f"{e.measured:.4g}",
+            err,
+            bound,
+            "[green]ok[/green]" if e.ok else "[red]miss[/red]",
+        )
+    console.print(t)
+    console.print(
+        f"report: {result.outdir / 'report.md'} — "
+        + ("all metrics within their bounds" if result.passed else "some metrics miss")
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="replay")(replay)
+    app.command(name="calibrate")(calibrate)

@@ -1,0 +1,256 @@
+"""The calibration report: what was measured, predicted, and how far apart they are.
+
+Files (in the campaign's output directory):
+
+* ``report.md`` — the machine, the calibration, one table per load level with
+  every bounded metric (predicted, measured, error, bound, ✓/✗), the
+  stale-read probe, the plots;
+* ``errors.json`` — one entry per scenario × level × metric (predicted,
+  measured, error, kind, bound, ok), machine-readable;
+* ``calibration.json`` — the measured costs and the machine;
+* ``measurements.csv`` — measured values in the tidy format of
+  :mod:`lbsim.report.calibration` (``param,value,metric,measured,measured_ci95``);
+* ``latency.png``, ``throughput.png``, ``utilisation.png``, ``galera.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from lbsim.stats.replications import flatten
+
+if TYPE_CHECKING:
+    from lbsim.validation.campaign import CampaignResult
+
+PARAM = "workload.open.rate"
+
+
+def _flat(results: dict[str, Any]) -> dict[str, float]:
+    out = {}
+    for k, v in flatten(
+        {k: v for k, v in results.items() if k not in ("scenario", "meta")}
+    ).items():
+        try:
+            out[k] = float(v)
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+def _fmt(value: float, metric: str) -> str:
+    if not math.isfinite(value):
+        return "–"
+    if metric.startswith("latency") or "latency." in metric:
+        return f"{value * 1e3:.1f} ms"
+    if metric == "throughput" or metric.endswith(".throughput"):
+        return f"{value:.2f}/s"
+    return f"{value:.3f}"
+
+
+def _err(e: Any) -> str:
+    if not math.isfinite(e.error):
+        return "–"
+    return f"{e.error:.1%}" if e.kind == "relative" else f"{e.error * 100:.1f} pp"
+
+
+def _bound(e: Any) -> str:
+    return f"{e.bound:.0%}" if e.kind == "relative" else f"{e.bound * 100:.0f} pp"
+
+
+def write_report(result: CampaignResult) -> list[Path]:
+    out = result.outdir
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    errors = [{**e.to_dict(), "rate": lv.rate} for lv in result.levels for e in lv.errors]
+    errors += [e.to_dict() for e in result.probe]
+    (out / "errors.json").write_text(
+        json.dumps({"machine": result.machine, "errors": errors}, indent=2) + "\n", "utf-8"
+    )
+    written.append(out / "errors.json")
+    cal = result.calibration.to_dict()
+    cal["machine"] = result.machine
+    cal["capacity"] = result.capacity
+    cal["calibrated_scenario"] = str(result.calibrated_file)
+    (out / "calibration.json").write_text(json.dumps(cal, indent=2) + "\n", "utf-8")
+    written.append(out / "calibration.json")
+    written.append(_measurements_csv(result, out / "measurements.csv"))
+    written.extend(_plots(result, out))
+    written.append(_markdown(result, out / "report.md"))
+    return written
+
+
+def _measurements_csv(result: CampaignResult, path: Path) -> Path:
+    lines = [
+        f"# measured by lbsim calibrate on {result.machine.get('cpu', '?')} "
+        f"({result.machine.get('cores', '?')} cores); one row per load level x metric",
+        "param,value,metric,measured,measured_ci95",
+    ]
+    for lv in result.levels:
+        for metric, value in sorted(_flat(lv.measured).items()):
+            lines.append(f"{PARAM},{lv.rate:g},{metric},{value:.9g},")
+    path.write_text("\n".join(lines) + "\n", "utf-8")
+    return path
+
+
+def _series(result: CampaignResult, metric: str) -> tuple[list[float], list[float], list[float]]:
+    rates, pred, meas = [], [], []
+    for lv in result.levels:
+        p, m = _flat(lv.predicted), _flat(lv.measured)
+        rates.append(lv.rate)
+        pred.append(p.get(metric, math.nan))
+        meas.append(m.get(metric, math.nan))
+    return rates, pred, meas
+
+
+def _plot(
+    result: CampaignResult,
+    path: Path,
+    metrics: list[tuple[str, str]],
+    ylabel: str,
+    scale: float = 1.0,
+) -> Path:
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=110)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (metric, label) in enumerate(metrics):
+        rates, pred, meas = _series(result, metric)
+        c = colors[i % len(colors)]
+        ax.plot(rates, [v * scale for v in pred], "-", color=c, label=f"{label} predicted")
+        ax.plot(rates, [v * scale for v in meas], "o", color=c, label=f"{label} measured")
+    ax.set_xlabel("arrival rate (requests/s)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{result.scenario.name}: predicted (lines) vs measured (dots)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _plots(result: CampaignResult, out: Path) -> list[Path]:
+    paths = [
+        _plot(
+            result,
+            out / "latency.png",
+            [
+                ("latency.mean", "mean"),
+                ("latency.p50", "p50"),
+                ("latency.p95", "p95"),
+                ("latency.p99", "p99"),
+            ],
+            "latency (ms)",
+            1e3,
+        ),
+        _plot(result, out / "throughput.png", [("throughput", "throughput")], "requests/s"),
+    ]
+    nodes = [n.name for n in result.scenario.app.resolved_nodes()]
+    util = [(f"utilisation.app.{n}.cpu", f"{n} cpu") for n in nodes]
+    util += [(f"utilisation.db.{n}.cpu", f"{n} cpu") for n in _db_nodes(result)]
+    paths.append(_plot(result, out / "utilisation.png", util, "busy fraction of the node's cores"))
+    if result.levels and "galera" in result.levels[0].measured:
+        gal = [("galera.flow_control.paused", "flow control paused")]
+        gal += [
+            (f"galera.nodes.{n}.wsrep_local_cert_failures", f"{n} cert failures")
+            for n in _db_nodes(result)[:1]
+        ]
+        paths.append(_plot(result, out / "galera.png", gal, "fraction / count"))
+    return paths
+
+
+def _db_nodes(result: CampaignResult) -> list[str]:
+    if not result.levels:
+        return []
+    return sorted(result.levels[0].measured.get("utilisation", {}).get("db", {}))
+
+
+def _markdown(result: CampaignResult, path: Path) -> Path:
+    m, cal = result.machine, result.calibration
+    lines = [
+        f"# Calibration of `{result.scenario.name}` against the real stack",
+        "",
+        f"Machine: {m.get('cpu', '?')}, {m.get('cores', '?')} cores, "
+        f"{m.get('memory_gib', '?')} GiB, Linux {m.get('kernel', '?')}, Docker "
+        f"{m.get('docker', '?')}, lbsim {m.get('lbsim', '?')}. Every container and the "
+        "load generator share this machine.",
+        "",
+        "Verdict: **"
+        + ("all metrics within their bounds" if result.passed else "some metrics miss their bounds")
+        + "**.",
+        "",
+        "## What was measured at low load",
+        "",
+        f"- PHP work unit: {cal.costs.unit_seconds * 1e6:.3f} µs; BENCHMARK() iteration: "
+        f"{cal.costs.db_iteration_seconds * 1e9:.2f} ns",
+        f"- idle stack: {cal.idle_cores:.3f} cores busy; balancer + network latency "
+        f"{cal.balancer_latency * 1e3:.2f} ms; database round trip (one way) "
+        f"{cal.app_db * 1e3:.3f} ms",
+    ]
+    if cal.apply_cpu or cal.write_commit:
+        lines.append(
+            f"- writes: an empty write takes {cal.write_commit * 1e3:.3f} ms longer than a "
+            f"read (the commit path); Galera apply {cal.apply_cpu * 1e3:.3f} ms CPU per "
+            "write-set per other node"
+        )
+    lines += [
+        f"- capacity: {result.capacity:.1f} requests/s "
+        f"({cal.cpu_per_request(result.scenario) * 1e3:.1f} ms of CPU per request of the mix)",
+        f"- calibrated scenario: `{result.calibrated_file}`",
+        "",
+        "| class | n | PHP CPU planned | PHP CPU measured | DB planned | DB CPU measured "
+        "| other CPU | latency |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for c in cal.classes:
+        lines.append(
+            f"| {c.name} | {c.n} | {c.planned_cpu * 1e3:.2f} ms | {c.app_cpu * 1e3:.2f} ms | "
+            f"{c.planned_db * 1e3:.2f} ms | {c.db_cpu * 1e3:.2f} ms | "
+            f"{c.other_cpu * 1e3:.2f} ms | {c.latency * 1e3:.1f} ms |"
+        )
+    lines += ["", "## Predicted against measured", ""]
+    for lv in result.levels:
+        meta = lv.measured.get("meta", {})
+        lg = meta.get("loadgen", {})
+        lines += [
+            f"### {lv.level:.0%} of capacity: {lv.rate:g} requests/s",
+            "",
+            "Load generator: p99 lateness "
+            f"{lg.get('lateness', {}).get('p99', math.nan) * 1e3:.2f} ms, "
+            f"{lg.get('cpu_share', math.nan):.1%} of a core"
+            + ("" if lv.valid else f" — **not valid**: {'; '.join(lv.problems)}"),
+            "",
+            "| metric | predicted | measured | error | bound | |",
+            "|---|---|---|---|---|---|",
+        ]
+        for e in lv.errors:
+            lines.append(
+                f"| {e.metric} | {_fmt(e.predicted, e.metric)} | {_fmt(e.measured, e.metric)} | "
+                f"{_err(e)} | {_bound(e)} | {'✓' if e.ok else '✗'} |"
+            )
+        lines.append("")
+    if result.probe:
+        lines += [
+            "## Stale reads (write on one node, read at once on another)",
+            "",
+            "| probe | predicted | measured | error | bound | |",
+            "|---|---|---|---|---|---|",
+        ]
+        for e in result.probe:
+            lines.append(
+                f"| {e.level} | {e.predicted:.3f} | {e.measured:.3f} | {_err(e)} | {_bound(e)} "
+                f"| {'✓' if e.ok else '✗'} |"
+            )
+        lines.append("")
+    lines += ["## Plots", ""]
+    for name in ("latency", "throughput", "utilisation", "galera"):
+        if (path.parent / f"{name}.png").exists():
+            lines.append(f"![{name}]({name}.png)")
+    path.write_text("\n".join(lines) + "\n", "utf-8")
+    return path

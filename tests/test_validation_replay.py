@@ -1,0 +1,430 @@
+"""Replay and calibration without Docker: the work plan is the simulation's trace,
+the load generator keeps its schedule against a local fake app, measured results
+carry the run's keys, calibration arithmetic and accuracy bounds."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+import lbsim
+from lbsim.cli.app import app
+from lbsim.model.stack import Stack
+from lbsim.scenario.distributions import DIST_SPECS, AnyDist, coerce_distribution
+from lbsim.validation.accuracy import compare, error
+from lbsim.validation.calibration import (
+    Calibration,
+    ClassCost,
+    calibrate_scenario,
+    calibrated_path,
+    scale_dist,
+)
+from lbsim.validation.loadgen import NOT_SENT, TIMEOUT, Record, send_open_loop, send_sequential
+from lbsim.validation.measured import (
+    loadgen_verdict,
+    read_requests_csv,
+    summarise,
+    write_requests_csv,
+)
+from lbsim.validation.workplan import MachineCosts, work_plan
+
+MIXED = Path("scenarios/mixed.yaml")
+
+
+# --------------------------------------------------------------------------- the plan
+
+
+def _simulated_requests(sc: lbsim.Scenario) -> list[tuple[float, int, int, float]]:
+    """(arrival time, class, client, PHP CPU demand) of every request the model makes."""
+    stack = Stack(sc)
+    seen: list[tuple[float, int, int, float]] = []
+    factory = stack.source._factory
+    make = factory.make
+
+    def recording(now: float, cls: int, client: int) -> Any:
+        req = make(now, cls, client)
+        seen.append((now, cls, client, sum(p for p in req.phases if isinstance(p, float))))
+        return req
+
+    factory.make = recording  # type: ignore[method-assign]
+    stack.run()
+    return seen
+
+
+@pytest.mark.unit
+def test_the_replay_plan_is_the_simulated_trace() -> None:
+    """Same seed: the replay sends the model's arrivals, classes, clients and CPU demands."""
+    sc = lbsim.load_scenario(MIXED, ["workload.open.rate=20"], duration=30, warmup=5)
+    simulated = _simulated_requests(sc)
+    plan = list(work_plan(sc, MachineCosts(), rows=100_000))
+    assert len(plan) == len(simulated) > 500
+    for p, (t, cls, client, cpu) in zip(plan, simulated, strict=True):
+        assert p.time == t and p.cls == cls and p.client == client
+        assert p.cpu == pytest.approx(cpu, rel=1e-12)
+
+
+@pytest.mark.unit
+def test_another_replication_is_another_trace() -> None:
+    sc = lbsim.load_scenario(MIXED, duration=10, warmup=0)
+    a = [p.time for p in work_plan(sc, MachineCosts(), 1000, replication=0)]
+    b = [p.time for p in work_plan(sc, MachineCosts(), 1000, replication=1)]
+    assert a != b
+
+
+@pytest.mark.unit
+def test_work_units_and_benchmark_iterations_follow_the_costs() -> None:
+    sc = lbsim.load_scenario(MIXED, duration=20, warmup=0)
+    costs = MachineCosts(unit_seconds=1e-5, db_iteration_seconds=1e-7)
+    plan = list(work_plan(sc, costs, rows=1000))
+    for p in plan[:200]:
+        assert p.units == round(p.cpu / 1e-5)
+        for q in p.queries:
+            assert q.iterations == round(q.demand / len(q.rows) / 1e-7)
+            assert all(1 <= r <= 1000 for r in q.rows)
+        assert p.path().startswith(f"/?class={p.cls_name}&units={p.units}")
+    checkout = next(p for p in plan if p.cls_name == "checkout")
+    assert [q.kind for q in checkout.queries] == ["r", "w", "w"]
+    # hot rows: the stock write draws from the first 200 keys
+    stock = [p.queries[1].rows[0] for p in plan if p.cls_name == "checkout"]
+    assert max(stock) <= 200
+
+
+@pytest.mark.unit
+def test_client_rows_live_after_the_drawn_rows() -> None:
+    sc = lbsim.load_scenario(Path("scenarios/read-after-write.yaml"), duration=5, warmup=0)
+    own = [
+        q
+        for p in work_plan(sc, MachineCosts(), rows=500)
+        for q in p.queries
+        if any(r > 500 for r in q.rows)
+    ]
+    assert own, "read-after-write uses the client's own row"
+    assert all(len(q.rows) == 1 for q in own)
+
+
+# --------------------------------------------------------------------------- the load generator
+
+
+class FakeApp:
+    """A loopback HTTP server answering like validation/app/index.php after ``delay``."""
+
+    def __init__(self, delay: float = 0.02, status: int = 200):
+        self.delay = delay
+        self.status = status
+        self.paths: list[str] = []
+        self.forwarded: list[str] = []
+        self.port = 0
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.decode().split("\r\n")
+            self.paths.append(lines[0].split(" ")[1])
+            for line in lines[1:]:
+                if line.lower().startswith("x-forwarded-for:"):
+                    self.forwarded.append(line.split(":", 1)[1].strip())
+            await asyncio.sleep(self.delay)
+            body = b"ok\n"
+            writer.write(
+                (
+                    f"HTTP/1.1 {self.status} X\r\nContent-Length: {len(body)}\r\n"
+                    "X-Lbsim-Node: app1\r\nX-Lbsim-Cpu: 0.004000\r\nX-Lbsim-Wall: 0.019000\r\n"
+                    "X-Lbsim-Db: 0.002000\r\nX-Lbsim-Retries: 1\r\n"
+                    + ("X-Lbsim-Db-Error: 1040\r\n" if self.status == 500 else "")
+                    + "Connection: close\r\n\r\n"
+                ).encode()
+                + body
+            )
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass  # the client gave up first
+        finally:
+            writer.close()
+
+    def _serve(self) -> None:
+        async def main() -> None:
+            server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+            self.port = server.sockets[0].getsockname()[1]
+            self._loop = asyncio.get_running_loop()
+            self._ready.set()
+            async with server:
+                await server.serve_forever()
+
+        with contextlib.suppress(asyncio.CancelledError):
+            asyncio.run(main())
+
+    def __enter__(self) -> FakeApp:
+        self._thread.start()
+        self._ready.wait(5)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._loop is not None
+        for task in asyncio.all_tasks(self._loop):
+            self._loop.call_soon_threadsafe(task.cancel)
+        self._thread.join(5)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+
+@pytest.fixture
+def fake_app() -> Iterator[FakeApp]:
+    with FakeApp() as server:
+        yield server
+
+
+@pytest.mark.unit
+def test_open_loop_keeps_the_schedule_and_reads_the_timings(fake_app: FakeApp) -> None:
+    sc = lbsim.load_scenario(MIXED, ["workload.open.rate=100"], duration=2, warmup=0)
+    plan = list(work_plan(sc, MachineCosts(), rows=1000))
+    fired: list[float] = []
+    records, stats = send_open_loop(
+        fake_app.url, plan, timeout=5, at=[(1.0, lambda: fired.append(1.0))]
+    )
+    assert len(records) == len(plan) == len(fake_app.paths)
+    assert fired == [1.0]
+    assert sorted(fake_app.paths) == sorted(p.path() for p in plan)
+    assert set(fake_app.forwarded) <= {p.address for p in plan}
+    for r in records:
+        assert r.status == 200 and r.node == "app1"
+        assert r.cpu == 0.004 and r.wall == 0.019 and r.db == 0.002 and r.retries == 1
+        # answers take the server's 20 ms: never shorter, and the sends were on time
+        assert 0.02 <= r.latency < 0.5
+    verdict = loadgen_verdict(stats)
+    assert verdict["lateness"]["p99"] < 0.05
+    assert stats.max_in_flight >= 2  # the next request did not wait for the previous answer
+
+
+@pytest.mark.unit
+def test_a_slow_server_does_not_slow_the_arrivals() -> None:
+    sc = lbsim.load_scenario(MIXED, ["workload.open.rate=50"], duration=1, warmup=0)
+    plan = list(work_plan(sc, MachineCosts(), rows=1000))
+    with FakeApp(delay=0.5) as server:
+        records, stats = send_open_loop(server.url, plan, timeout=5)
+    sends = [r.sent for r in records]
+    assert max(abs(r.lateness) for r in records) < 0.05
+    assert sends[-1] < 1.1  # the whole second of arrivals went out in about a second
+    assert stats.max_in_flight > 10
+
+
+@pytest.mark.unit
+def test_timeouts_and_not_sent_are_recorded() -> None:
+    sc = lbsim.load_scenario(MIXED, ["workload.open.rate=40"], duration=0.5, warmup=0)
+    plan = list(work_plan(sc, MachineCosts(), rows=1000))
+    with FakeApp(delay=1.0) as server:
+        records, stats = send_open_loop(server.url, plan, timeout=0.2, max_in_flight=5)
+    assert {r.status for r in records} <= {TIMEOUT, NOT_SENT}
+    assert stats.not_sent == sum(1 for r in records if r.status == NOT_SENT) > 0
+    assert not loadgen_verdict(stats)["valid"]
+
+
+@pytest.mark.unit
+def test_replay_refuses_other_hosts() -> None:
+    with pytest.raises(ValueError, match="loopback"):
+        send_sequential("http://192.0.2.1:80/", [])
+
+
+# --------------------------------------------------------------------------- measured results
+
+
+def _records(sc: lbsim.Scenario) -> list[Record]:
+    out = []
+    for p in work_plan(sc, MachineCosts(), 1000):
+        r = Record(p.index, p.cls_name, p.client, p.time, sent=p.time, latency=0.05)
+        r.status, r.node, r.wall = 200, "app1" if p.index % 2 else "app2", 0.04
+        out.append(r)
+    return out
+
+
+@pytest.mark.unit
+def test_measured_results_have_the_keys_of_lbsim_run(tmp_path: Path) -> None:
+    sc = lbsim.load_scenario(MIXED, ["workload.open.rate=20"], duration=30, warmup=5)
+    records = _records(sc)
+    first = next(i for i, r in enumerate(records) if r.scheduled >= 5)
+    records[first].status, records[first].db_error = 500, 1040
+    records[first + 1].status = TIMEOUT
+    measured = summarise(sc, records, {"app1": 6.0, "app2": 3.0, "db1": 1.5})
+    simulated = lbsim.simulate(sc).to_dict()
+
+    def keys(d: dict[str, Any], prefix: str = "") -> set[str]:
+        out = set()
+        for k, v in d.items():
+            if isinstance(v, dict):
+                out |= keys(v, f"{prefix}{k}.")
+            else:
+                out.add(prefix + k)
+        return out
+
+    wanted = {"throughput", "latency.mean", "latency.p95", "requests.arrived"}
+    wanted |= {f"classes.{c}.latency.p95" for c in sc.workload.class_names}
+    wanted |= {"utilisation.app.app1.cpu", "utilisation.app.app2.workers"}
+    assert wanted <= keys(measured) & keys(simulated)
+    cohort = [r for r in records if r.scheduled >= 5]
+    assert measured["requests"]["arrived"] == len(cohort)
+    assert measured["requests"]["failed"]["db_1040"] == 1
+    assert measured["requests"]["failed"]["timeout"] == 1
+    assert measured["requests"]["completed"] == len(cohort) - 2
+    assert measured["utilisation"]["app"]["app1"]["cpu"] == pytest.approx(6.0 / 30 / 2)
+    assert measured["utilisation"]["db"]["db1"]["cpu"] == pytest.approx(1.5 / 30 / 2)
+    assert measured["latency"]["mean"] == pytest.approx(0.05)
+    path = write_requests_csv(records, tmp_path / "r.csv")
+    again = read_requests_csv(path)
+    assert [(r.index, r.status, r.db_error, r.cls) for r in again] == [
+        (r.index, r.status, r.db_error, r.cls) for r in records
+    ]
+
+
+# --------------------------------------------------------------------------- calibration
+
+
+def _dist(spec: Any) -> AnyDist:
+    data = coerce_distribution(spec)
+    return DIST_SPECS[data["dist"]].model_validate(data)  # type: ignore[return-value]
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    "spec",
+    [
+        0.02,
+        {"dist": "exponential", "mean": 0.01},
+        {"dist": "lognormal", "mean": 0.015, "cv": 1.0},
+        {"dist": "gamma", "mean": 0.04, "cv": 1.5},
+        {"dist": "uniform", "low": 0.01, "high": 0.03},
+        {"dist": "hyperexponential", "probs": [0.9, 0.1], "means": [0.01, 0.1]},
+        {"dist": "empirical", "values": [0.01, 0.02, 0.05]},
+    ],
+)
+def test_scaling_a_distribution_scales_every_draw(spec: Any) -> None:
+    from lbsim.model.distributions import Sampler
+
+    d0, d1 = _dist(spec), _dist(scale_dist(spec, 1.7))
+    a = Sampler(d0, np.random.default_rng(3)).sample(500)
+    b = Sampler(d1, np.random.default_rng(3)).sample(500)
+    assert np.allclose(b, 1.7 * a, rtol=1e-9)
+    assert d1.mean == pytest.approx(1.7 * d0.mean)
+
+
+def _calibration() -> Calibration:
+    classes = [
+        ClassCost("browse", 40, 0.015, 0.018, 0.004, 0.006, 0.001, 0.03, 0.028, 0.006, 0.0),
+        ClassCost("search", 40, 0.04, 0.042, 0.01, 0.012, 0.001, 0.06, 0.058, 0.014, 0.0),
+        ClassCost("checkout", 40, 0.06, 0.066, 0.008, 0.014, 0.001, 0.09, 0.088, 0.015, 2.0),
+        ClassCost("report", 10, 0.35, 0.36, 0.15, 0.16, 0.002, 0.6, 0.59, 0.16, 0.0),
+    ]
+    return Calibration(
+        MachineCosts(7.5e-6, 5e-8),
+        classes,
+        host_cores=2.0,
+        idle_cores=0.05,
+        apply_cpu=0.0005,
+        write_commit=0.001,
+        balancer_latency=0.002,
+        app_db=0.0003,
+    )
+
+
+@pytest.mark.unit
+def test_the_calibrated_scenario_rescales_demands_and_shares_one_host(tmp_path: Path) -> None:
+    raw = yaml.safe_load(MIXED.read_text())
+    sc = lbsim.load_scenario(MIXED)
+    cal = _calibration()
+    data = calibrate_scenario(raw, sc, cal, rate=20.0)
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(data))
+    calibrated = lbsim.load_scenario(path)
+    classes = {c.name: c for c in calibrated.workload.classes}
+    original = {c.name: c for c in sc.workload.classes}
+    assert classes["browse"].cpu.mean == pytest.approx(original["browse"].cpu.mean * 0.018 / 0.015)
+    # checkout's database CPU on its path: measured minus the applies on 2 other nodes
+    factor = (0.014 - 2.0 * 2 * 0.0005) / 0.008
+    assert classes["checkout"].queries[1].time.mean == pytest.approx(0.003 * factor)
+    assert calibrated.hosts[0].cores == 2.0
+    assert calibrated.hosts[0].background == pytest.approx(
+        0.05 + 20.0 * cal.other_cpu_per_request(sc), abs=1e-4
+    )
+    assert all(n.host == "machine" for n in calibrated.app.resolved_nodes())
+    assert calibrated.database.host == "machine"  # type: ignore[union-attr]
+    assert calibrated.workload.open is not None and calibrated.workload.open.rate == 20.0
+    assert calibrated.seed == sc.seed
+    assert cal.capacity(sc) == pytest.approx((2.0 - 0.05) / cal.cpu_per_request(sc))
+    assert Calibration.from_dict(json.loads(json.dumps(cal.to_dict()))) == cal
+    assert calibrated_path(MIXED) == Path("scenarios/mixed.calibrated.yaml")
+
+
+@pytest.mark.unit
+def test_errors_relative_absolute_and_missing_metrics() -> None:
+    pred = {
+        "throughput": 10.0,
+        "latency": {"mean": 0.1, "p95": 0.3},
+        "utilisation": {"app": {"a": {"cpu": 0.5}, "b": {"cpu": 0.2}}},
+    }
+    meas = {
+        "throughput": 10.4,
+        "latency": {"mean": 0.13, "p95": 0.3},
+        "utilisation": {"app": {"a": {"cpu": 0.6}, "b": {"cpu": 0.25}}},
+    }
+    errs = {e.metric: e for e in compare("s", "30%", pred, meas)}
+    assert set(errs) == {
+        "throughput",
+        "latency.mean",
+        "latency.p95",
+        "utilisation.app.a.cpu",
+        "utilisation.app.b.cpu",
+    }
+    assert errs["throughput"].error == pytest.approx(0.4 / 10.4) and errs["throughput"].ok
+    assert errs["latency.mean"].error == pytest.approx(0.03 / 0.13) and not errs["latency.mean"].ok
+    assert (
+        errs["utilisation.app.a.cpu"].error == pytest.approx(0.1)
+        and not errs["utilisation.app.a.cpu"].ok
+    )
+    assert errs["utilisation.app.b.cpu"].ok
+    assert math.isinf(error(1.0, 0.0, "relative")) and error(0.0, 0.0, "relative") == 0.0
+    assert math.isnan(error(math.nan, 1.0, "absolute"))
+
+
+# --------------------------------------------------------------------------- CLI without Docker
+
+
+@pytest.mark.cli
+def test_calibrate_refuses_bad_levels_before_touching_docker() -> None:
+    result = CliRunner().invoke(app, ["calibrate", str(MIXED), "--levels", "0.3,abc"])
+    assert result.exit_code == 2
+    assert "--levels" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.cli
+def test_replay_refuses_an_unreadable_costs_file(tmp_path: Path) -> None:
+    bad = tmp_path / "calibration.json"
+    bad.write_text("{not json")
+    result = CliRunner().invoke(app, ["replay", str(MIXED), "--costs", str(bad)])
+    assert result.exit_code == 2
+    assert "calibration.json" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.cli
+def test_calibrate_refuses_a_closed_loop_scenario(tmp_path: Path) -> None:
+    sc = tmp_path / "closed.yaml"
+    sc.write_text(
+        "workload: {closed: {users: 5, think_time: 1}, classes: [{name: a, cpu: 0.01}]}\n"
+    )
+    result = CliRunner().invoke(app, ["calibrate", str(sc)])
+    assert result.exit_code == 2
+    assert "open-loop" in result.output
+    assert "Traceback" not in result.output
