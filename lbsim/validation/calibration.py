@@ -30,6 +30,7 @@ import copy
 import math
 import os
 import statistics
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -181,7 +182,8 @@ def measure_classes(
     costs: MachineCosts,
     rows: int,
     cpu: Snapshot,
-    own_cpu: Callable[[], float],
+    machine_cpu: Callable[[], float],
+    idle_cores: float,
     groups: ContainerGroups,
     per_class: int = 40,
     max_seconds: float = 60.0,
@@ -207,19 +209,23 @@ def measure_classes(
         each = _mean(r.latency for r in probe)
         n = max(5, min(len(items), int(max_seconds / max(each, 1e-3))))
         items = items[:n]
-        a, g0 = cpu(), own_cpu()
+        a, m0, t0 = cpu(), machine_cpu(), time.monotonic()
         recs = send_sequential(url, items)
-        b, g1 = cpu(), own_cpu()
+        b, m1, t1 = cpu(), machine_cpu(), time.monotonic()
+        app, dbs = _delta(a, b, groups.app), _delta(a, b, groups.db)
+        # everything else the machine did for these requests: balancer, proxies,
+        # docker-proxy, the kernel's network stack, this load generator
+        other = max(m1 - m0 - app - dbs - idle_cores * (t1 - t0), 0.0)
         _check(recs, f"class {name!r}")
         out.append(
             ClassCost(
                 name=name,
                 n=n,
                 planned_cpu=_mean(i.cpu for i in items),
-                app_cpu=_delta(a, b, groups.app) / n,
+                app_cpu=app / n,
                 planned_db=_mean(sum(q.demand for q in i.queries) for i in items),
-                db_cpu=_delta(a, b, groups.db) / n,
-                other_cpu=(_delta(a, b, groups.other) + g1 - g0) / n,
+                db_cpu=dbs / n,
+                other_cpu=other / n,
                 latency=_mean(r.latency for r in recs),
                 wall=_mean(r.wall for r in recs),
                 db_wall=_mean(r.db for r in recs),
@@ -250,15 +256,12 @@ def measure_writes(
     return apply, extra
 
 
-def measure_idle(cpu: Snapshot, seconds: float = 5.0) -> float:
-    """Cores busy while nothing is sent."""
-    import time
-
-    a = cpu()
-    t = time.monotonic()
+def measure_idle(machine_cpu: Callable[[], float], seconds: float = 5.0) -> float:
+    """Cores of the whole machine busy while nothing is sent (database
+    housekeeping, php-fpm masters, dockerd, anything else running here)."""
+    a, t = machine_cpu(), time.monotonic()
     time.sleep(seconds)
-    b = cpu()
-    return max(_delta(a, b, a.keys()) / (time.monotonic() - t), 0.0)
+    return max((machine_cpu() - a) / (time.monotonic() - t), 0.0)
 
 
 def host_cores() -> float:

@@ -153,7 +153,7 @@ def measure(
     cpu = collectors.ContainerCpu(handle)
     groups = _groups(handle)
     say("measuring the idle stack (5 s)")
-    idle = measure_idle(cpu.snapshot, 5.0)
+    idle = measure_idle(collectors.host_cpu_seconds, 5.0)
     db_nodes = list(groups.db)
 
     def db_cpu() -> dict[str, float]:
@@ -174,7 +174,8 @@ def measure(
         costs,
         rows,
         cpu.snapshot,
-        collectors.own_cpu_seconds,
+        collectors.host_cpu_seconds,
+        idle,
         groups,
         per_class=options.per_class,
     )

@@ -342,6 +342,9 @@ def up(
     if _images_missing(compose, opts):
         compose.run("build", timeout=BUILD_TIMEOUT)
     handle = _handle(compose, meta)
+    # a fresh stack every time: recreating a running Galera cluster in place leaves
+    # members with their peers' old addresses (a joiner then times out on gcomm)
+    compose.run("down", "-v", "--remove-orphans", timeout=180)
     # compose v1 waits for healthy dependencies inside `up`: give it the whole budget
     argv = [*compose.docker.compose, "-p", compose.project, "up", "-d", "--force-recreate"]
     proc = run([*argv, "--remove-orphans"], timeout + 60, cwd=compose.directory, check=False)

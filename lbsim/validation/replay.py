@@ -38,6 +38,8 @@ class Window:
     cpu_end: dict[str, float] = field(default_factory=dict)
     t_start: float = 0.0
     t_end: float = 0.0
+    machine_start: float = 0.0
+    machine_end: float = 0.0
     status_start: dict[str, dict[str, str]] = field(default_factory=dict)
     status_end: dict[str, dict[str, str]] = field(default_factory=dict)
     _thread: threading.Thread | None = None
@@ -48,6 +50,7 @@ class Window:
 
     def open(self) -> None:
         self.cpu_start = self.cpu.snapshot()
+        self.machine_start = collectors.host_cpu_seconds()
         self.t_start = time.monotonic()
         if self.galera:
             self._thread = threading.Thread(target=self._flush, daemon=True)
@@ -63,6 +66,7 @@ class Window:
 
     def close(self) -> None:
         self.cpu_end = self.cpu.snapshot()
+        self.machine_end = collectors.host_cpu_seconds()
         self.t_end = time.monotonic()
 
     def finish(self) -> None:
@@ -75,6 +79,14 @@ class Window:
                     self.status_end[node] = collectors.global_status(self.handle, node)
             except Exception as exc:
                 self.errors.append(f"status at window end: {exc}")
+
+    def machine_cores(self) -> dict[str, float]:
+        """Cores busy on the whole machine in the window, and outside the containers."""
+        span = self.t_end - self.t_start
+        if span <= 0:
+            return {}
+        busy = (self.machine_end - self.machine_start) / span
+        return {"busy": busy, "outside_containers": busy - sum(self.cpu_seconds().values()) / span}
 
     def cpu_seconds(self) -> dict[str, float]:
         return {s: self.cpu_end[s] - self.cpu_start[s] for s in self.cpu_end if s in self.cpu_start}
@@ -153,6 +165,7 @@ def replay(
         "loadgen": verdict,
         "collector_errors": window.errors,
         "cpu_seconds": window.cpu_seconds(),
+        "machine_cores": window.machine_cores(),
     }
     results["scenario"] = scenario.model_dump(mode="json")
     return ReplayRun(scenario, records, results)
