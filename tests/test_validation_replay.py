@@ -37,7 +37,7 @@ from lbsim.validation.measured import (
     summarise,
     write_requests_csv,
 )
-from lbsim.validation.workplan import MachineCosts, work_plan
+from lbsim.validation.workplan import MachineCosts, PlannedQuery, PlannedRequest, work_plan
 
 MIXED = Path("scenarios/mixed.yaml")
 
@@ -98,6 +98,15 @@ def test_work_units_and_benchmark_iterations_follow_the_costs() -> None:
     # hot rows: the stock write draws from the first 200 keys
     stock = [p.queries[1].rows[0] for p in plan if p.cls_name == "checkout"]
     assert max(stock) <= 200
+
+
+@pytest.mark.unit
+def test_the_request_path_escapes_what_php_would_decode() -> None:
+    """'+' joins row ids: sent raw, PHP's query-string decoding would make it a space."""
+    query = PlannedQuery("w", (3, 9), 7, 0.0)
+    req = PlannedRequest(0, 0.0, 0, "a b", 1, "10.0.0.1", 0.0, 5, (query,))
+    assert query.spec() == "w3+9:7"
+    assert req.path() == "/?class=a%20b&units=5&q=w3%2B9:7"
 
 
 @pytest.mark.unit

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -332,6 +333,21 @@ def wait_ready(handle: StackHandle, timeout: float = 300.0, poll: float = 1.0) -
 
 
 # ---------------------------------------------------------------- lifecycle
+def _require_free_port(port: int) -> None:
+    """The balancer's port on loopback must be free (another stack may hold it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # connections of an earlier stack in TIME_WAIT do not make the port busy
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            raise StackError(
+                f"port 127.0.0.1:{port} is in use, maybe by another scenario's stack "
+                "(`docker ps`; stop it with `lbsim stack down --scenario FILE`) — "
+                "or publish this stack elsewhere with --port"
+            ) from None
+
+
 def up(
     scenario: Scenario, options: StackOptions | None = None, timeout: float = 300.0
 ) -> StackHandle:
@@ -345,6 +361,7 @@ def up(
     # a fresh stack every time: recreating a running Galera cluster in place leaves
     # members with their peers' old addresses (a joiner then times out on gcomm)
     compose.run("down", "-v", "--remove-orphans", timeout=180)
+    _require_free_port(opts.port)
     # compose v1 waits for healthy dependencies inside `up`: give it the whole budget
     argv = [*compose.docker.compose, "-p", compose.project, "up", "-d", "--force-recreate"]
     proc = run([*argv, "--remove-orphans"], timeout + 60, cwd=compose.directory, check=False)

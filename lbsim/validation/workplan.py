@@ -75,7 +75,8 @@ class PlannedRequest:
     queries: tuple[PlannedQuery, ...]
 
     def path(self) -> str:
-        q = ",".join(p.spec() for p in self.queries)
+        # '+' joins row ids: escaped, or PHP would decode it as a space
+        q = quote(",".join(p.spec() for p in self.queries), safe=":,")
         out = f"/?class={quote(self.cls_name)}&units={self.units}"
         return f"{out}&q={q}" if q else out
 

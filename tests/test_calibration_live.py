@@ -1,0 +1,83 @@
+"""Live: calibrate small scenarios against the real stack and hold the model to the
+issue's accuracy bounds (throughput 5 %, mean latency 20 %, p95 30 %, app CPU
+7 pp, flow control and stale reads 0.1) on short runs.
+
+Each test runs the whole ``lbsim calibrate`` campaign: build and start the
+stack, measure at low load, write the calibrated scenario, replay and
+simulate two load levels, probe stale reads (Galera), write the report, stop
+the stack. The machine is kept to these tests while they run (tests/conftest.py).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from lbsim.validation.campaign import CampaignOptions, CampaignResult, run_campaign
+from tests.stack_support import require_docker
+
+pytestmark = [pytest.mark.stack, pytest.mark.slow]
+
+LIVE = Path(__file__).parent / "scenarios" / "live"
+
+
+def _campaign(tmp_path: Path, name: str, balancer: str, port: int) -> CampaignResult:
+    require_docker()
+    file = tmp_path / name  # the calibrated scenario is written next to it
+    shutil.copy(LIVE / name, file)
+    options = CampaignOptions(
+        levels=(0.4, 0.8),
+        duration=30.0,
+        warmup=5.0,
+        per_class=15,
+        balancer=balancer,
+        port=port,
+        out=tmp_path / "report",
+        keep_up=False,
+    )
+    return run_campaign(file, options, say=print)
+
+
+def _check(result: CampaignResult) -> None:
+    for level in result.levels:
+        assert level.valid, f"load generator: {level.problems}"
+    rows = [
+        f"{e.level:>22} {e.metric:<32} predicted {e.predicted:.4g} measured {e.measured:.4g} "
+        f"error {e.error:.3f} bound {e.bound:g}"
+        for e in result.all_errors()
+    ]
+    misses = [r for r, e in zip(rows, result.all_errors(), strict=True) if not e.ok]
+    assert not misses, "\n".join(["outside the bounds:", *misses, "all:", *rows])
+    metrics = {e.metric for e in result.all_errors()}
+    assert {"throughput", "latency.mean", "latency.p95"} <= metrics
+    assert any(m.startswith("utilisation.app.") for m in metrics)
+    out = result.outdir
+    errors = json.loads((out / "errors.json").read_text())["errors"]
+    assert len(errors) == len(result.all_errors())
+    assert {"scenario", "level", "metric", "predicted", "measured", "error", "bound"} <= set(
+        errors[0]
+    )
+    for name in ("report.md", "calibration.json", "measurements.csv", "latency.png"):
+        assert (out / name).stat().st_size > 0
+    assert result.calibrated_file.is_file()
+
+
+def test_galera_round_robin_calibrates_within_bounds(tmp_path: Path) -> None:
+    result = _campaign(tmp_path, "calibrate-galera.yaml", "nginx", 18110)
+    _check(result)
+    assert {e.metric for e in result.all_errors()} >= {"galera.flow_control.paused"}
+    probes = {e.level: e for e in result.probe}
+    assert set(probes) == {"probe sync_wait=0", "probe sync_wait=1"}
+    assert probes["probe sync_wait=1"].measured == 0.0  # causal reads are never stale
+
+
+def test_haproxy_least_load_calibrates_within_bounds(tmp_path: Path) -> None:
+    result = _campaign(tmp_path, "calibrate-least-load.yaml", "haproxy", 18120)
+    _check(result)
+    served = [
+        result.levels[-1].measured["app"][n]["served"] for n in ("app1", "app2")
+    ]
+    assert min(served) > 0  # the agent weights kept both nodes in use
