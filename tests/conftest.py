@@ -20,6 +20,7 @@ import pytest
 LOCK = Path(tempfile.gettempdir()) / "lbsim-live-stack.lock"
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups into the node ids
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("stack") is not None:

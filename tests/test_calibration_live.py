@@ -77,7 +77,5 @@ def test_galera_round_robin_calibrates_within_bounds(tmp_path: Path) -> None:
 def test_haproxy_least_load_calibrates_within_bounds(tmp_path: Path) -> None:
     result = _campaign(tmp_path, "calibrate-least-load.yaml", "haproxy", 18120)
     _check(result)
-    served = [
-        result.levels[-1].measured["app"][n]["served"] for n in ("app1", "app2")
-    ]
+    served = [result.levels[-1].measured["app"][n]["served"] for n in ("app1", "app2")]
     assert min(served) > 0  # the agent weights kept both nodes in use

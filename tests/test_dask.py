@@ -12,7 +12,10 @@ from lbsim.experiment.executors import DaskError, DaskExecutor, LocalExecutor, m
 from lbsim.experiment.sweep import sweep
 from lbsim.scenario.loader import scenario_from_data
 
-pytestmark = pytest.mark.dask
+# one worker runs the module, so one LocalCluster starts per test run: two
+# starting at once on a loaded 2-core machine timed out ("Cluster closed
+# without starting up")
+pytestmark = [pytest.mark.dask, pytest.mark.xdist_group("dask")]
 
 distributed = pytest.importorskip("distributed")
 
@@ -31,13 +34,18 @@ TINY: dict[str, Any] = {
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Any]:
-    with distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=None,
-        silence_logs=50,
-    ) as c:
+    import dask
+
+    with (
+        dask.config.set({"distributed.comm.timeouts.connect": "120s"}),
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=50,
+        ) as c,
+    ):
         yield c
 
 

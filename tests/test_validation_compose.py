@@ -255,6 +255,8 @@ def test_haproxy_cfg(tmp_path: Path) -> None:
     assert "balance leastconn" in cfg
     assert "use-fcgi-app php" in cfg
     assert "set-param SCRIPT_FILENAME /srv/app/index.php" in cfg
+    # a kept FastCGI connection pins a php-fpm worker: one request per connection
+    assert "no option keep-conn" in cfg
     assert (
         "server app2 app2:9000 proto fcgi weight 1 maxconn 4 check inter 500ms fall 2 rise 1" in cfg
     )

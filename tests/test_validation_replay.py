@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import math
 import threading
@@ -30,14 +31,28 @@ from lbsim.validation.calibration import (
     calibrated_path,
     scale_dist,
 )
-from lbsim.validation.loadgen import NOT_SENT, TIMEOUT, Record, send_open_loop, send_sequential
+from lbsim.validation.loadgen import (
+    NOT_SENT,
+    TIMEOUT,
+    Record,
+    send_closed_loop,
+    send_open_loop,
+    send_sequential,
+)
 from lbsim.validation.measured import (
     loadgen_verdict,
     read_requests_csv,
     summarise,
     write_requests_csv,
 )
-from lbsim.validation.workplan import MachineCosts, PlannedQuery, PlannedRequest, work_plan
+from lbsim.validation.replay import MAX_USERS, replay
+from lbsim.validation.workplan import (
+    ClosedLoopPlan,
+    MachineCosts,
+    PlannedQuery,
+    PlannedRequest,
+    work_plan,
+)
 
 MIXED = Path("scenarios/mixed.yaml")
 
@@ -241,6 +256,80 @@ def test_timeouts_and_not_sent_are_recorded() -> None:
     assert {r.status for r in records} <= {TIMEOUT, NOT_SENT}
     assert stats.not_sent == sum(1 for r in records if r.status == NOT_SENT) > 0
     assert not loadgen_verdict(stats)["valid"]
+
+
+def _closed(users: int, think: Any, duration: float, **extra: Any) -> lbsim.Scenario:
+    """mixed.yaml's classes, clients and database, driven by ``users`` closed-loop users."""
+    data = yaml.safe_load(MIXED.read_text())
+    data["workload"].pop("open")
+    data["workload"]["closed"] = {"users": users, "think_time": think}
+    data.update(duration=duration, warmup=0, **extra)
+    return lbsim.Scenario.model_validate(data)
+
+
+@pytest.mark.unit
+def test_a_closed_loop_user_sends_what_the_model_s_user_sends() -> None:
+    """One user: the model and the plan draw think times, classes and demands in
+    the same order, so the k-th request is the same request (class, client, CPU)."""
+    sc = _closed(1, {"dist": "exponential", "mean": 0.2}, duration=60)
+    simulated = _simulated_requests(sc)
+    plan = ClosedLoopPlan(sc, MachineCosts(), rows=1000)
+    first = plan.think()
+    assert first == pytest.approx(simulated[0][0])  # the first send is the first think time
+    made = [plan.request(0, float(i)) for i in range(len(simulated))]
+    assert len(simulated) > 100
+    assert [(p.cls, p.client) for p in made] == [(c, u) for _, c, u, _ in simulated]
+    # the model splits the demand into bursts around the queries: equal up to rounding
+    assert [p.cpu for p in made] == pytest.approx([d for *_, d in simulated], rel=1e-12)
+
+
+@pytest.mark.unit
+def test_closed_loop_users_wait_for_their_answer_and_think(fake_app: FakeApp) -> None:
+    """Each user has at most one request in flight, sends again one think time
+    after its answer, and sends nothing from the horizon on."""
+    think = 0.1
+    sc = _closed(4, think, duration=1.5)
+    fired: list[int] = []
+    records, stats = send_closed_loop(
+        fake_app.url,
+        ClosedLoopPlan(sc, MachineCosts(), rows=1000),
+        timeout=5,
+        at=[(0.5, lambda: fired.append(1))],
+    )
+    assert fired == [1]
+    assert len(records) == len(fake_app.paths)
+    assert stats.max_in_flight <= 4 and not stats.stopped_early
+    assert [r.index for r in records] == list(range(len(records)))
+    for user in range(4):
+        mine = sorted((r for r in records if r.client == user), key=lambda r: r.sent)
+        # a cycle is the think time plus the fake app's 20 ms: about 12 in 1.5 s
+        assert 9 <= len(mine) <= 13
+        assert mine[0].scheduled == pytest.approx(think)
+        for a, b in itertools.pairwise(mine):
+            answered = a.sent + a.latency
+            assert b.sent >= answered  # never two requests of one user in flight
+            assert b.scheduled == pytest.approx(answered + think, abs=0.01)
+    assert all(r.status == 200 and r.scheduled < sc.horizon for r in records)
+    assert loadgen_verdict(stats)["valid"]
+
+
+@pytest.mark.unit
+def test_a_closed_loop_stops_at_its_request_limit(fake_app: FakeApp) -> None:
+    sc = _closed(2, 0.0, duration=5)
+    records, stats = send_closed_loop(
+        fake_app.url, ClosedLoopPlan(sc, MachineCosts(), rows=1000), timeout=5, max_requests=10
+    )
+    assert len(records) == 10
+    assert "request limit (10)" in stats.stopped_early
+    verdict = loadgen_verdict(stats)
+    assert not verdict["valid"] and stats.stopped_early in verdict["problems"]
+
+
+@pytest.mark.unit
+def test_replay_refuses_more_users_than_it_can_hold() -> None:
+    sc = _closed(MAX_USERS + 1, 1.0, duration=5)
+    with pytest.raises(ValueError, match=r"workload.closed.users: 4097 users"):
+        replay(sc, handle=None, costs=MachineCosts())  # type: ignore[arg-type]
 
 
 @pytest.mark.unit

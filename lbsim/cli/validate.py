@@ -84,7 +84,8 @@ def replay(
     port: PortOption = 8080,
 ) -> None:
     """Send FILE's arrival trace (same seed: same times, classes, clients, demands) to
-    its stack, open loop, and measure latency, throughput, utilisation, Galera counters."""
+    its stack, open loop — or run its closed-loop users (think, send, wait) — and
+    measure latency, throughput, utilisation, Galera counters."""
     scenario = load_or_exit(file, set_, duration=duration)
     known = _costs(costs)
     outdir = out or Path("validation/results") / scenario.name / "replay"

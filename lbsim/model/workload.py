@@ -274,6 +274,43 @@ class OpenLoopSource:
         self._advance()
 
 
+def closed_loop_classes(
+    scenario: schema.Scenario, rng: np.random.Generator
+) -> tuple[int, ClassPicker, ClassPicker]:
+    """(heavy users, class picker of a heavy user, of a light user) of a closed loop.
+
+    Heavy users (ids below the first number) draw heavy classes with the
+    probability that makes them send ``share`` of the heavy requests while the
+    overall class mix keeps the configured weights.
+    """
+    wl = scenario.workload
+    assert wl.closed is not None
+    users = wl.closed.users
+    weights = [c.weight for c in wl.classes]
+    heavy = wl.clients.heavy
+    if heavy is None:
+        light = ClassPicker(weights, rng)
+        return 0, light, light
+    is_heavy = [c.name in heavy.classes for c in wl.classes]
+    total = sum(weights)
+    p_h = sum(w for w, h in zip(weights, is_heavy, strict=True) if h) / total
+    f, s = heavy.fraction, heavy.share
+    n_heavy = min(max(1, round(f * users)), users - 1) if users > 1 else 0
+    ph_heavy_user = s * p_h / f
+    ph_light_user = (1 - s) * p_h / (1 - f)
+
+    def mix(ph: float) -> list[float]:
+        out = []
+        for w, h in zip(weights, is_heavy, strict=True):
+            if h:
+                out.append(w / (p_h * total) * ph if p_h > 0 else 0.0)
+            else:
+                out.append(w / ((1 - p_h) * total) * (1 - ph) if p_h < 1 else 0.0)
+        return out
+
+    return n_heavy, ClassPicker(mix(ph_heavy_user), rng), ClassPicker(mix(ph_light_user), rng)
+
+
 class ClosedLoopSource:
     """``users`` clients: think, send, wait for the answer (or give up), repeat.
 
@@ -297,35 +334,9 @@ class ClosedLoopSource:
         self._factory = factory
         self._send = send
         self._think = Sampler(wl.closed.think_time, streams.generator("think"))
-        weights = [c.weight for c in wl.classes]
-        rng = streams.generator("classes")
-        heavy = wl.clients.heavy
-        self.n_heavy = 0
-        if heavy is None:
-            self._light = ClassPicker(weights, rng)
-            self._heavy = self._light
-        else:
-            is_heavy = [c.name in heavy.classes for c in wl.classes]
-            total = sum(weights)
-            p_h = sum(w for w, h in zip(weights, is_heavy, strict=True) if h) / total
-            f, s = heavy.fraction, heavy.share
-            self.n_heavy = (
-                min(max(1, round(f * self.users)), self.users - 1) if self.users > 1 else 0
-            )
-            ph_heavy_user = s * p_h / f
-            ph_light_user = (1 - s) * p_h / (1 - f)
-
-            def mix(ph: float) -> list[float]:
-                out = []
-                for w, h in zip(weights, is_heavy, strict=True):
-                    if h:
-                        out.append(w / (p_h * total) * ph if p_h > 0 else 0.0)
-                    else:
-                        out.append(w / ((1 - p_h) * total) * (1 - ph) if p_h < 1 else 0.0)
-                return out
-
-            self._heavy = ClassPicker(mix(ph_heavy_user), rng)
-            self._light = ClassPicker(mix(ph_light_user), rng)
+        self.n_heavy, self._heavy, self._light = closed_loop_classes(
+            scenario, streams.generator("classes")
+        )
 
     def start(self) -> None:
         for user in range(self.users):

@@ -170,6 +170,13 @@ def haproxy_app_cfg(
         "    index index.php",
         f"    set-param SCRIPT_FILENAME {APP_SCRIPT}",
         "    set-param SCRIPT_NAME /index.php",
+        # One request per FastCGI connection, as nginx does (fastcgi_keep_conn
+        # off) and the model assumes. Kept connections pin php-fpm workers
+        # (one connection per worker): HAProxy's default `http-reuse safe`
+        # opens a new connection for every client's first request, so idle
+        # kept ones held all of a node's workers and new requests waited in
+        # its backlog until they timed out.
+        "    no option keep-conn",
         "frontend web",
         "    bind :80",
         "    # the replayed client's address, for balance source",

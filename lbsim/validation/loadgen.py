@@ -1,4 +1,5 @@
-"""The load generator: sends planned requests to the stack's balancer, open loop.
+"""The load generator: sends planned requests to the stack's balancer, open or
+closed loop.
 
 Open loop means the schedule is the plan's, whatever the stack does: a slow
 server never delays the next send (each request is its own task on one
@@ -6,6 +7,11 @@ asyncio loop, with its own TCP connection, as distinct internet clients
 have). The generator measures how late each send was against its schedule
 and its own CPU time, so a run where the generator itself was the bottleneck
 is flagged instead of reported as a measurement of the stack.
+
+Closed loop (:func:`send_closed_loop`) is the model's closed workload: each
+user thinks, sends, waits for the answer (or gives up at the client timeout)
+and thinks again, so the stack's speed sets the arrival rate. Lateness is
+then how far a send lags the end of its think time.
 
 HTTP/1.1 is spoken directly over asyncio streams: one ``GET`` per
 connection, ``Connection: close``, the response read to EOF. That is all the
@@ -20,7 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from lbsim.validation.workplan import PlannedRequest
+from lbsim.validation.workplan import ClosedLoopPlan, PlannedRequest
 
 #: status of a request the client gave up on (the model's ``timeout``)
 TIMEOUT = -1
@@ -68,6 +74,8 @@ class LoadgenStats:
     max_in_flight: int
     not_sent: int
     lateness: list[float] = field(default_factory=list)
+    #: why sending stopped before the horizon (closed loop at its request limit)
+    stopped_early: str = ""
 
 
 @dataclass(frozen=True)
@@ -207,6 +215,73 @@ def send_open_loop(
     the end of the warm-up). Blocks until every answer is in or timed out."""
     target = Target.from_url(url)
     return asyncio.run(_open_loop(target, list(plan), timeout, max_in_flight, list(at)))
+
+
+async def _closed_loop(
+    target: Target,
+    plan: ClosedLoopPlan,
+    timeout: float,
+    max_requests: int,
+    at: list[tuple[float, Callable[[], None]]],
+) -> tuple[list[Record], LoadgenStats]:
+    loop = asyncio.get_running_loop()
+    records: list[Record] = []
+    in_flight = peak = 0
+    stopped = ""
+    cpu0 = _own_cpu()
+    t0 = loop.time() + 0.05
+    # every user's first think time, in user order, as the model draws them
+    first = [plan.think() for _ in range(plan.users)]
+
+    async def user(u: int) -> None:
+        nonlocal in_flight, peak, stopped
+        due = first[u]
+        while due < plan.horizon:
+            delay = t0 + due - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if len(records) >= max_requests:
+                stopped = f"stopped at the request limit ({max_requests}) before the horizon"
+                return
+            item = plan.request(u, due)
+            record = Record(item.index, item.cls_name, item.client, due)
+            records.append(record)
+            in_flight += 1
+            peak = max(peak, in_flight)
+            await _one(target, item, record, t0, timeout)
+            in_flight -= 1
+            due = loop.time() - t0 + plan.think()
+
+    async def hooks() -> None:
+        for when, hook in sorted(at, key=lambda h: h[0]):
+            await asyncio.sleep(max(0.0, t0 + when - loop.time()))
+            hook()
+
+    await asyncio.gather(hooks(), *(user(u) for u in range(plan.users)))
+    records.sort(key=lambda r: r.index)
+    stats = LoadgenStats(
+        wall=loop.time() - t0,
+        cpu=_own_cpu() - cpu0,
+        max_in_flight=peak,
+        not_sent=0,
+        lateness=[r.lateness for r in records if r.status != NOT_SENT],
+        stopped_early=stopped,
+    )
+    return records, stats
+
+
+def send_closed_loop(
+    url: str,
+    plan: ClosedLoopPlan,
+    timeout: float,
+    max_requests: int = 200_000,
+    at: Iterable[tuple[float, Callable[[], None]]] = (),
+) -> tuple[list[Record], LoadgenStats]:
+    """Run ``plan``'s users against ``url`` until the scenario's horizon (no
+    request is sent from then on; those in flight are waited for), calling the
+    ``at`` hooks on schedule. Stops sending after ``max_requests`` requests."""
+    target = Target.from_url(url)
+    return asyncio.run(_closed_loop(target, plan, timeout, max_requests, list(at)))
 
 
 def send_sequential(

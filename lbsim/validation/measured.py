@@ -67,6 +67,8 @@ def loadgen_verdict(stats: LoadgenStats) -> dict[str, Any]:
     problems = []
     if stats.not_sent:
         problems.append(f"{stats.not_sent} requests not sent (in-flight limit reached)")
+    if stats.stopped_early:
+        problems.append(stats.stopped_early)
     if p99 > LATENESS_P99_LIMIT:
         problems.append(
             f"sends lagged their schedule (p99 lateness {p99 * 1e3:.1f} ms > "

@@ -1,7 +1,8 @@
 """Replay a scenario against its running stack and measure it.
 
 The plan (:mod:`lbsim.validation.workplan`) is the model's own trace; the
-load generator (:mod:`lbsim.validation.loadgen`) sends it open loop. At the
+load generator (:mod:`lbsim.validation.loadgen`) sends it open loop, or runs
+the model's closed-loop users (think, send, wait) until the horizon. At the
 end of the warm-up the collectors start the measured window (container CPU
 from cgroup accounting; ``FLUSH STATUS`` then ``SHOW GLOBAL STATUS`` on every
 database node, on a thread so the sends keep their schedule); at the end of
@@ -22,9 +23,12 @@ from lbsim.scenario.database import Galera
 from lbsim.scenario.schema import Scenario
 from lbsim.validation import collectors
 from lbsim.validation.lifecycle import StackHandle
-from lbsim.validation.loadgen import Record, send_open_loop
+from lbsim.validation.loadgen import Record, send_closed_loop, send_open_loop
 from lbsim.validation.measured import loadgen_verdict, summarise, write_requests_csv
-from lbsim.validation.workplan import MachineCosts, work_plan
+from lbsim.validation.workplan import ClosedLoopPlan, MachineCosts, work_plan
+
+#: closed-loop users the replay runs at once (each holds a connection while waiting)
+MAX_USERS = 4096
 
 
 @dataclass
@@ -128,26 +132,32 @@ def replay(
     replication: int = 0,
     max_requests: int = 200_000,
 ) -> ReplayRun:
-    """Send ``scenario``'s trace (replication ``replication``) to the stack, open loop."""
-    if scenario.workload.open is None and scenario.workload.trace is None:
+    """Send ``scenario``'s trace (replication ``replication``) to the stack, open
+    loop, or run its closed-loop users; at most ``max_requests`` requests."""
+    closed = scenario.workload.closed
+    if closed is not None and closed.users > MAX_USERS:
         raise ValueError(
-            "lbsim replay sends open-loop or trace workloads; this scenario is closed-loop "
-            "(workload.closed), whose arrivals depend on the answers"
+            f"workload.closed.users: {closed.users} users would hold {closed.users} "
+            f"connections at once; the replay runs at most {MAX_USERS}"
         )
     rows = int(handle.meta.get("rows", 0)) or 1
-    plan = []
-    for item in work_plan(scenario, costs, rows, replication):
-        plan.append(item)
-        if len(plan) > max_requests:
-            raise ValueError(
-                f"the replay would send more than {max_requests} requests; "
-                "shorten duration or lower the rate"
-            )
+    timeout = scenario.workload.timeout or 3600.0  # no client timeout: wait up to an hour
     window = Window(handle, isinstance(scenario.database, Galera))
     hooks = [(scenario.warmup, window.open), (scenario.horizon, window.close)]
     started = time.time()
-    timeout = scenario.workload.timeout or 3600.0  # no client timeout: wait up to an hour
-    records, stats = send_open_loop(handle.url, plan, timeout, at=hooks)
+    if closed is not None:
+        users = ClosedLoopPlan(scenario, costs, rows, replication)
+        records, stats = send_closed_loop(handle.url, users, timeout, max_requests, at=hooks)
+    else:
+        plan = []
+        for item in work_plan(scenario, costs, rows, replication):
+            plan.append(item)
+            if len(plan) > max_requests:
+                raise ValueError(
+                    f"the replay would send more than {max_requests} requests; "
+                    "shorten duration or lower the rate"
+                )
+        records, stats = send_open_loop(handle.url, plan, timeout, at=hooks)
     window.finish()
     results = summarise(scenario, records, window.cpu_seconds(), window.galera_block())
     verdict = loadgen_verdict(stats)

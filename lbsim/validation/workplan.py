@@ -29,7 +29,7 @@ from urllib.parse import quote
 from lbsim.model.db.keys import KeyPicker
 from lbsim.model.distributions import Sampler
 from lbsim.model.streams import RandomStreams
-from lbsim.model.workload import ClientPopulation, arrival_trace
+from lbsim.model.workload import ClientPopulation, arrival_trace, closed_loop_classes
 from lbsim.scenario.database import NoDatabase
 from lbsim.scenario.schema import Scenario
 
@@ -94,60 +94,116 @@ def seeded_rows(scenario: Scenario, drawn_rows: int) -> int:
     return drawn_rows + (scenario.workload.clients.count if own else 0)
 
 
+class RequestPlanner:
+    """Turns (time, class, client) into a :class:`PlannedRequest`, drawing its
+    demands from the model's streams in the order requests are made."""
+
+    def __init__(self, scenario: Scenario, costs: MachineCosts, rows: int, replication: int = 0):
+        self.streams = streams = RandomStreams(scenario.seed, replication)
+        wl = scenario.workload
+        self.classes = wl.classes
+        self.costs = costs
+        self.rows = rows
+        self.clients = ClientPopulation(wl.clients, wl.class_names, streams)
+        self._cpu = [Sampler(c.cpu, streams.generator(f"cpu:{c.name}")) for c in wl.classes]
+        self._qtime = [
+            [
+                Sampler(q.time, streams.generator(f"query:{c.name}:{i}"))
+                for i, q in enumerate(c.queries)
+            ]
+            for c in wl.classes
+        ]
+        db = scenario.database
+        self._keys = (
+            None
+            if isinstance(db, NoDatabase)
+            else KeyPicker(db.key_space, db.skew, streams.generator("db-keys"))
+        )
+
+    def make(self, index: int, t: float, cls: int, client: int) -> PlannedRequest:
+        c = self.classes[cls]
+        costs, rows = self.costs, self.rows
+        demand = float(self._cpu[cls]())
+        queries = []
+        for i, q in enumerate(c.queries):
+            assert self._keys is not None  # the schema refuses queries without a database
+            d = float(self._qtime[cls][i]())
+            if q.row == "client":
+                ids: tuple[int, ...] = (client_row(client, rows),)
+            else:
+                ids = tuple(sorted({1 + k % rows for k in self._keys.pick(q.keys, q.hot_keys)}))
+            queries.append(
+                PlannedQuery(
+                    "w" if q.kind == "write" else "r",
+                    ids,
+                    max(0, round(d / len(ids) / costs.db_iteration_seconds)),
+                    d,
+                )
+            )
+        return PlannedRequest(
+            index=index,
+            time=t,
+            cls=cls,
+            cls_name=c.name,
+            client=client,
+            address=".".join(map(str, self.clients.ip(client))),
+            cpu=demand,
+            units=max(0, round(demand / costs.unit_seconds)) if math.isfinite(demand) else 0,
+            queries=tuple(queries),
+        )
+
+
 def work_plan(
     scenario: Scenario,
     costs: MachineCosts,
     rows: int,
     replication: int = 0,
 ) -> Iterator[PlannedRequest]:
-    """The requests of ``scenario``'s arrival trace, with the work each one does.
+    """The requests of ``scenario``'s arrival trace (open loop or trace file), with
+    the work each one does.
 
     ``rows`` is the number of drawn rows seeded in the stack's table (the
     scenario's key space, possibly capped): a drawn key ``k`` maps to row
     ``1 + k mod rows``.
     """
-    streams = RandomStreams(scenario.seed, replication)
-    wl = scenario.workload
-    clients = ClientPopulation(wl.clients, wl.class_names, streams)
-    cpu = [Sampler(c.cpu, streams.generator(f"cpu:{c.name}")) for c in wl.classes]
-    qtime = [
-        [Sampler(q.time, streams.generator(f"query:{c.name}:{i}")) for i, q in enumerate(c.queries)]
-        for c in wl.classes
-    ]
-    db = scenario.database
-    keys = (
-        None
-        if isinstance(db, NoDatabase)
-        else KeyPicker(db.key_space, db.skew, streams.generator("db-keys"))
-    )
+    planner = RequestPlanner(scenario, costs, rows, replication)
     for index, (t, cls, client) in enumerate(arrival_trace(scenario, replication)):
-        c = wl.classes[cls]
-        demand = float(cpu[cls]())
-        queries = []
-        for i, q in enumerate(c.queries):
-            assert keys is not None  # the schema refuses queries without a database
-            d = float(qtime[cls][i]())
-            if q.row == "client":
-                ids: tuple[int, ...] = (client_row(client, rows),)
-            else:
-                ids = tuple(sorted({1 + k % rows for k in keys.pick(q.keys, q.hot_keys)}))
-            per_row = d / len(ids)
-            queries.append(
-                PlannedQuery(
-                    "w" if q.kind == "write" else "r",
-                    ids,
-                    max(0, round(per_row / costs.db_iteration_seconds)),
-                    d,
-                )
-            )
-        yield PlannedRequest(
-            index=index,
-            time=t,
-            cls=cls,
-            cls_name=c.name,
-            client=client,
-            address=".".join(map(str, clients.ip(client))),
-            cpu=demand,
-            units=max(0, round(demand / costs.unit_seconds)) if math.isfinite(demand) else 0,
-            queries=tuple(queries),
+        yield planner.make(index, t, cls, client)
+
+
+class ClosedLoopPlan:
+    """The users of a closed-loop scenario, drawing what the model's users draw.
+
+    The model's :class:`lbsim.model.workload.ClosedLoopSource` takes think times
+    from stream ``think`` and classes from stream ``classes`` (heavy users with
+    their own mix); requests from :class:`RequestPlanner`'s streams. This plan
+    draws from the same streams, in the order the load generator asks: the
+    first think time of every user in user order, then one class per request
+    and one think time per answer. With one user that order is the model's
+    exactly; with more it follows the real answers' order (same distributions).
+    """
+
+    def __init__(self, scenario: Scenario, costs: MachineCosts, rows: int, replication: int = 0):
+        closed = scenario.workload.closed
+        if closed is None:
+            raise ValueError("a closed-loop plan needs workload.closed")
+        self.planner = RequestPlanner(scenario, costs, rows, replication)
+        streams = self.planner.streams
+        self.users = closed.users
+        self.horizon = scenario.horizon
+        self._think = Sampler(closed.think_time, streams.generator("think"))
+        self.n_heavy, self._heavy, self._light = closed_loop_classes(
+            scenario, streams.generator("classes")
         )
+        self.made = 0
+
+    def think(self) -> float:
+        """The next think time (s)."""
+        return float(self._think())
+
+    def request(self, user: int, t: float) -> PlannedRequest:
+        """User ``user``'s next request, due at ``t`` s from the start of the run."""
+        cls = self._heavy() if user < self.n_heavy else self._light()
+        item = self.planner.make(self.made, t, cls, user)
+        self.made += 1
+        return item
