@@ -82,6 +82,18 @@ class Calibration:
     app_db: float = 0.0
     notes: list[str] = field(default_factory=list)
 
+    def at_speed(self, factor: float) -> Calibration:
+        """This calibration on a machine whose CPU work costs ``factor`` times
+        as much (the work unit measured during a run over the one measured at
+        calibration): every CPU demand scaled, latencies and idle load kept."""
+        out = copy.deepcopy(self)
+        for c in out.classes:
+            c.app_cpu *= factor
+            c.db_cpu *= factor
+            c.other_cpu *= factor
+        out.apply_cpu *= factor
+        return out
+
     def by_name(self) -> dict[str, ClassCost]:
         return {c.name: c for c in self.classes}
 

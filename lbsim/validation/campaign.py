@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import platform
 import statistics
 import subprocess
@@ -81,6 +82,8 @@ class LevelResult:
     errors: list[MetricError]
     valid: bool
     problems: list[str]
+    #: CPU cost of a work unit during the level over its calibrated cost
+    speed: float = 1.0
 
 
 @dataclass
@@ -204,7 +207,7 @@ def measure(
     return cal
 
 
-def _level_scenarios(
+def _level_model(
     file: Path,
     raw: dict[str, Any],
     base: Scenario,
@@ -213,10 +216,8 @@ def _level_scenarios(
     options: CampaignOptions,
     outdir: Path,
     tag: str,
-) -> tuple[Scenario, Scenario]:
-    """(the scenario replayed at ``rate``, the calibrated one simulated at ``rate``)."""
-    top = [f"duration={options.duration}", f"warmup={options.warmup}"]
-    replayed = load_scenario(file, [f"workload.open.rate={rate}", *top])
+) -> Scenario:
+    """The calibrated scenario at ``rate``, written to ``<tag>.calibrated.yaml``."""
     data = calibrate_scenario(raw, base, cal, rate=rate)
     data["duration"], data["warmup"], data["replications"] = (
         options.duration,
@@ -226,8 +227,15 @@ def _level_scenarios(
     path = outdir / f"{tag}.calibrated.yaml"
     path.write_text(header(file, cal) + yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     # relative paths in the scenario (trace files) resolve against the original's folder
-    model = load_scenario(path) if "trace" not in data["workload"] else load_scenario(file)
-    return replayed, model
+    return load_scenario(path) if "trace" not in data["workload"] else load_scenario(file)
+
+
+def speed_factor(measured_unit: float, calibrated_unit: float) -> float:
+    """How much more a work unit cost during a level than at calibration (1 when
+    the level has no measurement)."""
+    if not (math.isfinite(measured_unit) and measured_unit > 0 and calibrated_unit > 0):
+        return 1.0
+    return measured_unit / calibrated_unit
 
 
 def run_campaign(file: Path, options: CampaignOptions, say: Say = print) -> CampaignResult:
@@ -278,10 +286,15 @@ def _campaign(
         rate = round(level * capacity, 3)
         tag = f"level-{round(level * 100):02d}"
         say(f"{tag}: replaying {rate:g} requests/s for {options.warmup + options.duration:g} s")
-        replayed, model = _level_scenarios(file, raw, base, cal, rate, options, outdir, tag)
+        top = [f"duration={options.duration}", f"warmup={options.warmup}"]
+        replayed = load_scenario(file, [f"workload.open.rate={rate}", *top])
         run = replay(replayed, handle, cal.costs)
         run.write(outdir, f"{tag}-measured")
-        say(f"{tag}: simulating the calibrated scenario")
+        # This machine's CPU speed drifts (a shared VM: ±10-20 % over minutes);
+        # the level's prediction uses the speed the app measured while it ran.
+        speed = speed_factor(run.results["meta"]["unit_seconds"], cal.costs.unit_seconds)
+        say(f"{tag}: simulating the calibrated scenario (CPU work at ×{speed:.3f} its cost)")
+        model = _level_model(file, raw, base, cal.at_speed(speed), rate, options, outdir, tag)
         predicted = simulate(model, replications=1).to_dict()
         (outdir / f"{tag}-predicted.json").write_text(
             json.dumps(predicted, indent=2, default=str) + "\n", "utf-8"
@@ -290,7 +303,14 @@ def _campaign(
         verdict = run.results["meta"]["loadgen"]
         result.levels.append(
             LevelResult(
-                level, rate, predicted, run.results, errs, verdict["valid"], verdict["problems"]
+                level,
+                rate,
+                predicted,
+                run.results,
+                errs,
+                verdict["valid"],
+                verdict["problems"],
+                speed,
             )
         )
         worst = max(errs, key=lambda e: e.error / e.bound if e.bound else 0.0, default=None)

@@ -59,6 +59,7 @@ class Record:
     queue: float = float("nan")
     retries: int = 0
     db_error: int = 0
+    units: int = 0  # PHP work units asked for (the plan's)
 
     @property
     def lateness(self) -> float:
@@ -161,7 +162,7 @@ async def _open_loop(
     at: list[tuple[float, Callable[[], None]]],
 ) -> tuple[list[Record], LoadgenStats]:
     loop = asyncio.get_running_loop()
-    records = [Record(p.index, p.cls_name, p.client, p.time) for p in plan]
+    records = [Record(p.index, p.cls_name, p.client, p.time, units=p.units) for p in plan]
     tasks: set[asyncio.Task[None]] = set()
     peak = 0
     not_sent = 0
@@ -244,7 +245,7 @@ async def _closed_loop(
                 stopped = f"stopped at the request limit ({max_requests}) before the horizon"
                 return
             item = plan.request(u, due)
-            record = Record(item.index, item.cls_name, item.client, due)
+            record = Record(item.index, item.cls_name, item.client, due, units=item.units)
             records.append(record)
             in_flight += 1
             peak = max(peak, in_flight)
@@ -295,7 +296,7 @@ def send_sequential(
         out = []
         t0 = asyncio.get_running_loop().time()
         for item in plan:
-            record = Record(item.index, item.cls_name, item.client, item.time)
+            record = Record(item.index, item.cls_name, item.client, item.time, units=item.units)
             await _one(target, item, record, t0, timeout)
             out.append(record)
         return out

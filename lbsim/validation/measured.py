@@ -59,6 +59,18 @@ def _finish(r: Record) -> float:
     return r.sent + r.latency
 
 
+def unit_seconds(records: Iterable[Record]) -> float:
+    """PHP CPU per work unit while these requests ran (s): the app's
+    getrusage time of its work loop (``X-Lbsim-Work``) over the units asked
+    for. NaN when no answer carries both."""
+    work = units = 0.0
+    for r in records:
+        if r.status == 200 and r.units > 0 and math.isfinite(r.work):
+            work += r.work
+            units += r.units
+    return work / units if units else math.nan
+
+
 def loadgen_verdict(stats: LoadgenStats) -> dict[str, Any]:
     """Lateness and own CPU of the generator, and whether the run is valid."""
     late = np.asarray(stats.lateness or [0.0], dtype=float)

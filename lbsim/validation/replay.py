@@ -24,7 +24,12 @@ from lbsim.scenario.schema import Scenario
 from lbsim.validation import collectors
 from lbsim.validation.lifecycle import StackHandle
 from lbsim.validation.loadgen import Record, send_closed_loop, send_open_loop
-from lbsim.validation.measured import loadgen_verdict, summarise, write_requests_csv
+from lbsim.validation.measured import (
+    loadgen_verdict,
+    summarise,
+    unit_seconds,
+    write_requests_csv,
+)
 from lbsim.validation.workplan import ClosedLoopPlan, MachineCosts, work_plan
 
 #: closed-loop users the replay runs at once (each holds a connection while waiting)
@@ -172,6 +177,8 @@ def replay(
         "url": handle.url,
         "stack": {k: handle.meta.get(k) for k in ("balancer", "policy", "notes")},
         "costs": costs.to_dict(),
+        # the machine's speed during the run (the app's own CPU clock per unit)
+        "unit_seconds": unit_seconds(records),
         "loadgen": verdict,
         "collector_errors": window.errors,
         "cpu_seconds": window.cpu_seconds(),

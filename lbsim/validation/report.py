@@ -69,7 +69,11 @@ def write_report(result: CampaignResult) -> list[Path]:
     out = result.outdir
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    errors = [{**e.to_dict(), "rate": lv.rate} for lv in result.levels for e in lv.errors]
+    errors = [
+        {**e.to_dict(), "rate": lv.rate, "speed": lv.speed}
+        for lv in result.levels
+        for e in lv.errors
+    ]
     errors += [e.to_dict() for e in result.probe]
     (out / "errors.json").write_text(
         json.dumps({"machine": result.machine, "errors": errors}, indent=2) + "\n", "utf-8"
@@ -225,6 +229,10 @@ def _markdown(result: CampaignResult, path: Path) -> Path:
             f"{lg.get('lateness', {}).get('p99', math.nan) * 1e3:.2f} ms, "
             f"{lg.get('cpu_share', math.nan):.1%} of a core"
             + ("" if lv.valid else f" — **not valid**: {'; '.join(lv.problems)}"),
+            "",
+            "Machine speed: a PHP work unit cost "
+            f"{meta.get('unit_seconds', math.nan) * 1e6:.3f} µs "
+            f"(×{lv.speed:.3f} the calibrated cost); the prediction uses it.",
             "",
             "| metric | predicted | measured | error | bound | |",
             "|---|---|---|---|---|---|",
