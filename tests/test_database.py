@@ -417,3 +417,39 @@ def test_slow_node_throttles_everyone() -> None:
     assert sent["db3"] > 50
     assert sent["db2"] == 0
     assert r_slow["latency"]["mean"] > 10 * r_fast["latency"]["mean"]
+
+
+@pytest.mark.unit
+def test_receive_work_loads_the_other_nodes_but_not_the_apply_path() -> None:
+    """``receive`` is CPU each other node spends per write-set off the applier's
+    path: with cores to spare it raises their CPU by λ_w·receive / cores and
+    leaves the stale fraction (the apply window) exactly as it was."""
+    base = stale_setup(False, seed=4)
+    loaded = stale_setup(False, seed=4)
+    loaded["database"]["receive"] = 0.2
+    loaded["database"]["cores"] = 8
+    base["database"]["cores"] = 8
+    plain, busy = simulate(base).runs[0], simulate(loaded).runs[0]
+    assert busy["galera"]["stale_read_fraction"] == plain["galera"]["stale_read_fraction"]
+    for node in ("db2", "db3"):
+        extra = busy["utilisation"]["db"][node]["cpu"] - plain["utilisation"]["db"][node]["cpu"]
+        assert extra == pytest.approx(2.0 * 0.2 / 8, rel=0.1), node
+    # the writer receives nothing of its own
+    writer = busy["utilisation"]["db"]["db1"]["cpu"] - plain["utilisation"]["db"]["db1"]["cpu"]
+    assert writer == pytest.approx(0.0, abs=1e-9)
+    for key in ("wsrep_received", "wsrep_local_commits"):
+        assert busy["galera"]["nodes"]["db2"][key] == plain["galera"]["nodes"]["db2"][key]
+
+
+@pytest.mark.unit
+def test_offered_load_counts_receive_work_on_the_cpu_not_the_appliers() -> None:
+    from lbsim.experiment.offered_load import offered_load
+
+    data = stale_setup(False)
+    data["database"].update(receive=0.2, cores=8)
+    rows = {r.resource: r.utilisation for r in offered_load(scenario(data))}
+    data["database"].pop("receive")
+    plain = {r.resource: r.utilisation for r in offered_load(scenario(data))}
+    assert rows["db db2 cpu"] - plain["db db2 cpu"] == pytest.approx(2.0 * 0.2 / 8)
+    assert rows["db db1 cpu"] == pytest.approx(plain["db db1 cpu"])
+    assert rows["db db2 appliers"] == pytest.approx(plain["db db2 appliers"])

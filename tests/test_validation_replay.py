@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 import lbsim
 from lbsim.cli.app import app
 from lbsim.model.stack import Stack
+from lbsim.scenario.database import Galera
 from lbsim.scenario.distributions import DIST_SPECS, AnyDist, coerce_distribution
 from lbsim.validation.accuracy import compare, error
 from lbsim.validation.calibration import (
@@ -29,6 +30,8 @@ from lbsim.validation.calibration import (
     ClassCost,
     calibrate_scenario,
     calibrated_path,
+    measure_log_flush,
+    parse_dd_seconds,
     scale_dist,
 )
 from lbsim.validation.loadgen import (
@@ -433,6 +436,7 @@ def _calibration() -> Calibration:
         idle_cores=0.05,
         apply_cpu=0.0005,
         write_commit=0.001,
+        log_flush=0.0002,
         balancer_latency=0.002,
         app_db=0.0003,
     )
@@ -454,6 +458,16 @@ def test_the_calibrated_scenario_rescales_demands_and_shares_one_host(tmp_path: 
     factor = (0.014 - 2.0 * 2 * 0.0005) / 0.008
     assert classes["checkout"].queries[1].time.mean == pytest.approx(0.003 * factor)
     assert calibrated.hosts[0].cores == 2.0
+    # Galera write path: the log flush is the commit (writer and appliers), the rest
+    # of the extra write time the group round; the others' CPU per write-set is
+    # `receive`, off the applier's path
+    db = calibrated.database
+    assert isinstance(db, Galera)
+    assert db.commit.mean == pytest.approx(0.0002)
+    assert db.replication_delay.mean == pytest.approx(0.0008)
+    assert db.receive is not None and db.receive.mean == pytest.approx(0.0005)
+    assert db.apply is not None and db.apply.mean == 0.0
+    assert calibrated.network.app_db.mean == pytest.approx(0.0003)
     assert calibrated.hosts[0].background == pytest.approx(
         0.05 + 20.0 * cal.other_cpu_per_request(sc), abs=1e-4
     )
@@ -464,6 +478,18 @@ def test_the_calibrated_scenario_rescales_demands_and_shares_one_host(tmp_path: 
     assert cal.capacity(sc) == pytest.approx((2.0 - 0.05) / cal.cpu_per_request(sc))
     assert Calibration.from_dict(json.loads(json.dumps(cal.to_dict()))) == cal
     assert calibrated_path(MIXED) == Path("scenarios/mixed.calibrated.yaml")
+
+
+@pytest.mark.unit
+def test_dd_summaries_give_the_flush_time() -> None:
+    out = (
+        "200+0 records in\n200+0 records out\n"
+        "819200 bytes (819 kB, 800 KiB) copied, 0.0407247 s, 20.1 MB/s\n"
+    )
+    assert parse_dd_seconds(out) == pytest.approx(0.0407247)
+    assert measure_log_flush(lambda argv: out, n=200) == pytest.approx(0.0407247 / 200)
+    with pytest.raises(ValueError, match="no elapsed time"):
+        parse_dd_seconds("dd: failed to open 'x': Read-only file system")
 
 
 @pytest.mark.unit

@@ -158,18 +158,22 @@ def _database_loads(
     single = routing.mode == "proxy" and routing.policy == "first"
     writer = 0 if single else (routing.writer if routing.read_write_split else None)
     apply_cost = db.apply.mean * writes_per_s if db.apply is not None else write
+    # group communication work per received write-set: CPU, but not the appliers'
+    receive_cost = db.receive.mean * writes_per_s if db.receive is not None else 0.0
     out = []
     for i, node in enumerate(nodes):
         reads_i = read if single and i == 0 else (0.0 if single else read / n)
         if writer is None:
             own = write / n
             applied = apply_cost * (n - 1) / n
+            received = receive_cost * (n - 1) / n
             applied_rate = writes_per_s * (n - 1) / n
         else:
             own = write if i == writer else 0.0
             applied = 0.0 if i == writer else apply_cost
+            received = 0.0 if i == writer else receive_cost
             applied_rate = 0.0 if i == writer else writes_per_s
-        work = (reads_i + own + applied) * node.slowness
+        work = (reads_i + own + applied + received) * node.slowness
         if node.host is not None:
             host_work[node.host] = host_work.get(node.host, 0.0) + work
         out.append(

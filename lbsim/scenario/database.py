@@ -120,6 +120,10 @@ class Galera(ServerSettings):
     #: CPU cost of applying one write-set on another node; None: the write
     #: query's own execution time
     apply: Dist | None = None
+    #: CPU each other node spends on a write-set in group communication
+    #: (receiving it, certifying it) besides applying it: it loads the node's
+    #: cores when the write-set is delivered but does not delay its visibility
+    receive: Dist | None = None
     #: total-order broadcast delay (s): about one round trip to the slowest member
     replication_delay: Dist = Field(default_factory=lambda: Deterministic(value=0.0005))
     #: gcs.fc_limit, gcs.fc_factor, gcs.fc_single_primary

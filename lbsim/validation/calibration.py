@@ -10,12 +10,20 @@ What is measured, on an idle stack, one request at a time (nothing queues):
   class's PHP CPU demand, the database containers' share its query demands;
   what the balancer, the database proxy and the load generator used is CPU
   the model does not place on a node: it becomes the host's ``background``;
-* the write path: how much longer an empty write takes than an empty read
-  (``commit``: on one machine the Galera round trip is loopback, the rest is
-  certification, ordering and the log flush), and for Galera the CPU an
-  applier spends on one write-set on each other node (``apply``);
+* the write path: how much longer an empty write takes than an empty read,
+  and the time of one synchronous log write on a database node's datadir
+  (``dd oflag=dsync``: the redo-log flush of ``innodb_flush_log_at_trx_commit
+  = 1``). The flush is ``commit`` (the writer and every applier pay it); for
+  Galera the rest of the extra write time is the group communication round
+  (``replication_delay``), which only the writer waits for. The CPU each
+  other node spends on one write-set is ``receive`` (group communication,
+  certification and the row apply together); ``apply``, the applier's CPU
+  on the path to visibility, is 0: an applier installs row images and does
+  not re-run the statement (its BENCHMARK() work), and measured stale reads
+  (a few %) show that path is short next to the writer's acknowledgement;
 * latency outside the app: client → balancer → php-fpm and back
-  (``balancer.latency``), and the database round trip (``network.app_db``).
+  (``balancer.latency``), and the database round trip (``network.app_db``:
+  half the median time of an empty read as PHP sees it).
 
 The calibrated scenario keeps every distribution's family and shape and
 scales it (a lognormal stays a lognormal with the same cv), so the model
@@ -78,6 +86,8 @@ class Calibration:
     apply_cpu: float = 0.0
     #: how much longer an empty write takes than an empty read: the commit path
     write_commit: float = 0.0
+    #: one synchronous log write on a database node's datadir (s); 0: not measured
+    log_flush: float = 0.0
     balancer_latency: float = 0.0
     app_db: float = 0.0
     notes: list[str] = field(default_factory=list)
@@ -247,11 +257,20 @@ def measure_classes(
     return out
 
 
-def measure_writes(
-    url: str, cpu: Snapshot, others: Sequence[str], n: int = 40
-) -> tuple[float, float]:
-    """(apply CPU per write-set on one of the ``others`` nodes, write − read time)
-    of an empty write: a single-row autocommit UPDATE against a single-row SELECT."""
+@dataclass(frozen=True)
+class WritePath:
+    """An empty write against an empty read, measured one at a time."""
+
+    #: CPU one of the other Galera nodes spends per write-set (s)
+    apply_cpu: float
+    #: how much longer the write takes than the read as PHP sees it (s)
+    extra: float
+    #: median time of the empty read as PHP sees it (s): two hops and a trivial query
+    read_wall: float
+
+
+def measure_writes(url: str, cpu: Snapshot, others: Sequence[str], n: int = 40) -> WritePath:
+    """The write path of a single-row autocommit UPDATE against a single-row SELECT."""
     reads = [_request(i, 0, (PlannedQuery("r", (2 + i,), 0, 0.0),)) for i in range(n)]
     writes = [_request(i, 0, (PlannedQuery("w", (2 + i,), 0, 0.0),)) for i in range(n)]
     _check(send_sequential(url, reads[:3]), "warm-up reads")
@@ -264,8 +283,35 @@ def measure_writes(
     _check(w, "Galera write measurement")
     idle_per_request = _delta(a, b, others) / n  # the others' CPU while only reads run
     apply = max(_delta(b, c, others) / n - idle_per_request, 0.0) / max(len(others), 1)
-    extra = max(_mean(x.db - x.connect for x in w) - _mean(x.db - x.connect for x in r), 0.0)
-    return apply, extra
+    read_times = [x.db - x.connect for x in r]
+    write_times = [x.db - x.connect for x in w]
+    # medians: a write now and then waits milliseconds for something unrelated
+    extra = max(statistics.median(write_times) - statistics.median(read_times), 0.0)
+    return WritePath(apply, extra, max(statistics.median(read_times), 0.0))
+
+
+def parse_dd_seconds(text: str) -> float:
+    """The elapsed seconds in GNU dd's summary ("... copied, 0.0407 s, 20.1 MB/s")."""
+    for line in text.splitlines():
+        if "copied," in line:
+            part = line.split("copied,", 1)[1].split(",")[0].strip()
+            number, _, unit = part.partition(" ")
+            if unit.strip() == "s":
+                return float(number)
+    raise ValueError(f"no elapsed time in dd's output: {text.strip()[-200:]!r}")
+
+
+#: a synchronous write loop on the database's datadir (removed afterwards)
+FLUSH_PROBE = (
+    "cd /var/lib/mysql && dd if=/dev/zero of=lbsim-flush.probe bs=4096 count={n} "
+    "oflag=dsync 2>&1; rm -f lbsim-flush.probe"
+)
+
+
+def measure_log_flush(run: Callable[[list[str]], str], n: int = 200) -> float:
+    """Seconds per synchronous 4 KiB write on a database node's datadir: what one
+    redo-log flush costs there. ``run`` executes a command in the node's container."""
+    return parse_dd_seconds(run(["sh", "-c", FLUSH_PROBE.format(n=n)])) / n
 
 
 def measure_idle(machine_cpu: Callable[[], float], seconds: float = 5.0) -> float:
@@ -329,6 +375,8 @@ def calibrate_scenario(
         if m.planned_cpu > 0 and "cpu" in spec_cls:
             spec_cls["cpu"] = scale_dist(spec_cls["cpu"], m.app_cpu / m.planned_cpu)
         if m.planned_db > 0 and spec_cls.get("queries"):
+            # the database CPU of the class's own queries: measured minus what the
+            # other nodes spent on its write-sets (that is `receive`, below)
             path_cpu = max(m.db_cpu - m.writes * replicas * cal.apply_cpu, 0.0)
             factor = path_cpu / m.planned_db
             for q in spec_cls["queries"]:
@@ -352,11 +400,14 @@ def calibrate_scenario(
         if isinstance(dbo.get("nodes"), list):
             for node in dbo["nodes"]:
                 node.pop("host", None)
-        dbo["commit"] = round(cal.write_commit, 7)
+        flush = min(cal.log_flush, cal.write_commit) if cal.log_flush > 0 else cal.write_commit
+        dbo["commit"] = round(flush, 7)
         if isinstance(db, Galera):
-            dbo["apply"] = round(cal.apply_cpu, 7)
-            # the loopback broadcast is inside the measured write − read time
-            dbo["replication_delay"] = 0.0
+            # the extra write time beyond the flush is the group communication
+            # round, which only the writer waits for (appliers pay the flush)
+            dbo["replication_delay"] = round(max(cal.write_commit - flush, 0.0), 7)
+            dbo["receive"] = round(cal.apply_cpu, 7)
+            dbo["apply"] = 0.0
     if rate is not None and isinstance(out["workload"].get("open"), dict):
         out["workload"]["open"]["rate"] = rate
     return out

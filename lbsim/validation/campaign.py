@@ -51,6 +51,7 @@ from lbsim.validation.calibration import (
     measure_classes,
     measure_costs,
     measure_idle,
+    measure_log_flush,
     measure_writes,
 )
 from lbsim.validation.lifecycle import StackHandle
@@ -186,24 +187,25 @@ def measure(
     db = scenario.database
     if not isinstance(db, NoDatabase):
         others: list[str] = []
+        writer = handle.db_nodes[0]
         if isinstance(db, Galera):
             names = [n.name for n in db.resolved_nodes()]
             writer = names[db.routing.writer] if db.routing.read_write_split else names[0]
             others = [n for n in names if n != writer]
         say("measuring the write path (write − read time" + (", apply cost)" if others else ")"))
-        cal.apply_cpu, cal.write_commit = measure_writes(handle.url, cpu.snapshot, others)
+        path = measure_writes(handle.url, cpu.snapshot, others)
+        cal.apply_cpu, cal.write_commit = path.apply_cpu, path.extra
+        cal.app_db = path.read_wall / 2
+        cal.log_flush = measure_log_flush(lambda argv: handle.exec(writer, argv))
+        say(
+            f"  write − read {path.extra * 1e3:.3f} ms, log flush {cal.log_flush * 1e3:.3f} ms, "
+            f"empty read {path.read_wall * 1e3:.3f} ms"
+            + (f", {path.apply_cpu * 1e3:.3f} ms CPU per write-set elsewhere" if others else "")
+        )
     weights = [c.n for c in classes]
     cal.balancer_latency = max(
         statistics.fmean([c.latency - c.wall for c in classes], weights=weights), 0.0
     )
-    if not isinstance(db, NoDatabase):
-        nq = {c.name: len(c.queries) for c in scenario.workload.classes}
-        gaps, counts = [], []
-        for c in classes:
-            if nq[c.name] and c.writes == 0:
-                gaps.append(max(c.db_wall - c.db_cpu, 0.0) / (2 * nq[c.name]))
-                counts.append(c.n)
-        cal.app_db = statistics.fmean(gaps, weights=counts) if gaps else 0.0
     return cal
 
 

@@ -200,8 +200,9 @@ def _markdown(result: CampaignResult, path: Path) -> Path:
     if cal.apply_cpu or cal.write_commit:
         lines.append(
             f"- writes: an empty write takes {cal.write_commit * 1e3:.3f} ms longer than a "
-            f"read (the commit path); Galera apply {cal.apply_cpu * 1e3:.3f} ms CPU per "
-            "write-set per other node"
+            f"read (the commit path), of which the log flush {cal.log_flush * 1e3:.3f} ms; "
+            f"Galera: {cal.apply_cpu * 1e3:.3f} ms CPU per write-set on each other node "
+            "(`receive`)"
         )
     lines += [
         f"- capacity: {result.capacity:.1f} requests/s "

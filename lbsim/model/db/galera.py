@@ -218,6 +218,10 @@ class GaleraNode:
         self._start_appliers()
 
 
+def _received(_: Any) -> None:
+    """A write-set's receive work is done (nothing waits for it)."""
+
+
 class GaleraTier(DatabaseTierBase):
     def __init__(
         self,
@@ -259,6 +263,11 @@ class GaleraTier(DatabaseTierBase):
             Sampler(spec.apply, streams.generator("apply")) if spec.apply is not None else None
         )
         self._commit_sampler = Sampler(spec.commit, streams.generator("apply-commit"))
+        self._receive = (
+            Sampler(spec.receive, streams.generator("receive"))
+            if spec.receive is not None
+            else None
+        )
         self.seqno = 0
         self._cert_index: dict[int, tuple[int, int]] = {}  # key -> (seqno, origin)
         self._key_ok: dict[int, tuple[int, float]] = {}  # key -> (seqno, time acknowledged)
@@ -327,10 +336,16 @@ class GaleraTier(DatabaseTierBase):
             origin_node.deps_sum += s - depends
             origin_node.interval_sum += s - st.last_seen - 1
             origin_node.certified_n += 1
+        receive = self._receive
         for m in self.members:
             if m is origin_node:
                 continue
             m.c["received"] += 1
+            if receive is not None:
+                # group communication work: a thread of its own, off the applier's path
+                work = receive()
+                if work > 0:
+                    m.server.cpu.submit(work * m.server.slowness, _received, None)
             if ok:
                 m.receive(ws)
             else:
