@@ -453,3 +453,43 @@ def test_offered_load_counts_receive_work_on_the_cpu_not_the_appliers() -> None:
     assert rows["db db2 cpu"] - plain["db db2 cpu"] == pytest.approx(2.0 * 0.2 / 8)
     assert rows["db db1 cpu"] == pytest.approx(plain["db db1 cpu"])
     assert rows["db db2 appliers"] == pytest.approx(plain["db db2 appliers"])
+
+
+@pytest.mark.unit
+def test_a_connection_handshake_costs_server_cpu_and_a_round_trip() -> None:
+    """A new connection costs ``handshake`` CPU on the server plus one round trip
+    (2 × app_db) before its first query; a kept persistent connection costs
+    neither. At low load the latencies differ by exactly that much."""
+
+    def run(connect: str, handshake: float | None) -> dict[str, Any]:
+        data = db_queue(2.0, 4, duration=2000, handshake=handshake, connect=connect)
+        data["workload"]["classes"][0]["queries"][0]["time"] = 0.001
+        data["network"] = {"app_db": 0.0005}
+        data["app"]["workers"] = 1
+        data["workload"]["open"] = {"interarrival": 1.0}  # one request at a time
+        return simulate(data).runs[0]
+
+    plain = run("per_request", None)
+    shaken = run("per_request", 0.004)
+    kept = run("persistent", 0.004)
+    base = plain["latency"]["mean"]
+    assert base == pytest.approx(0.001 + 2 * 0.0005)
+    assert shaken["latency"]["mean"] == pytest.approx(base + 0.004 + 2 * 0.0005)
+    # one worker keeps one connection: only its first request shook hands
+    assert kept["latency"]["max"] == pytest.approx(base, rel=1e-6)
+    cpu = shaken["utilisation"]["db"]["db1"]["cpu"] - plain["utilisation"]["db"]["db1"]["cpu"]
+    assert cpu == pytest.approx(1.0 * 0.004 / 4, rel=0.02)
+
+
+@pytest.mark.unit
+def test_offered_load_counts_handshakes_per_connection_role() -> None:
+    from lbsim.experiment.offered_load import offered_load
+
+    data = stale_setup(False)  # writes on db1, reads split: reads and writes connect apart
+    data["database"].update(cores=8)
+    plain = {r.resource: r.utilisation for r in offered_load(scenario(data))}
+    data["database"]["handshake"] = 0.01
+    shaken = {r.resource: r.utilisation for r in offered_load(scenario(data))}
+    # 2 writes/s connect to the writer db1; 20 reads/s spread over 3 nodes
+    assert shaken["db db1 cpu"] - plain["db db1 cpu"] == pytest.approx((2 + 20 / 3) * 0.01 / 8)
+    assert shaken["db db2 cpu"] - plain["db db2 cpu"] == pytest.approx(20 / 3 * 0.01 / 8)

@@ -437,6 +437,7 @@ def _calibration() -> Calibration:
         apply_cpu=0.0005,
         write_commit=0.001,
         log_flush=0.0002,
+        connect=0.0012,
         balancer_latency=0.002,
         app_db=0.0003,
     )
@@ -454,8 +455,10 @@ def test_the_calibrated_scenario_rescales_demands_and_shares_one_host(tmp_path: 
     classes = {c.name: c for c in calibrated.workload.classes}
     original = {c.name: c for c in sc.workload.classes}
     assert classes["browse"].cpu.mean == pytest.approx(original["browse"].cpu.mean * 0.018 / 0.015)
-    # checkout's database CPU on its path: measured minus the applies on 2 other nodes
-    factor = (0.014 - 2.0 * 2 * 0.0005) / 0.008
+    # checkout's database CPU on its path: measured minus the write-sets' CPU on 2
+    # other nodes and the handshakes of its two connections (a read, a write)
+    handshake = 0.0012 - 2 * 0.0003
+    factor = (0.014 - 2.0 * 2 * 0.0005 - 2 * handshake) / 0.008
     assert classes["checkout"].queries[1].time.mean == pytest.approx(0.003 * factor)
     assert calibrated.hosts[0].cores == 2.0
     # Galera write path: the log flush is the commit (writer and appliers), the rest
@@ -468,6 +471,7 @@ def test_the_calibrated_scenario_rescales_demands_and_shares_one_host(tmp_path: 
     assert db.receive is not None and db.receive.mean == pytest.approx(0.0005)
     assert db.apply is not None and db.apply.mean == 0.0
     assert calibrated.network.app_db.mean == pytest.approx(0.0003)
+    assert db.handshake is not None and db.handshake.mean == pytest.approx(handshake)
     assert calibrated.hosts[0].background == pytest.approx(
         0.05 + 20.0 * cal.other_cpu_per_request(sc), abs=1e-4
     )

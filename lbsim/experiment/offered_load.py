@@ -141,7 +141,23 @@ def _database_loads(
         * lam
     )
     conns = _connections(scenario, lam, probs)
+    # connection handshakes (per-request connections): CPU of the server accepting
+    # them, one per role a request uses (reads and writes apart with a split)
+    split = db.engine == "galera" and db.routing.read_write_split
+    hs_read = hs_write = 0.0
+    if db.handshake is not None and db.connect == "per_request":
+        for p, c in zip(probs, classes, strict=True):
+            kinds = {q.kind for q in c.queries}
+            if split:
+                hs_read += p * ("read" in kinds)
+                hs_write += p * ("write" in kinds)
+            else:
+                hs_read += p * bool(kinds)
+        hs_read *= db.handshake.mean * lam
+        hs_write *= db.handshake.mean * lam
+    read += hs_read
     if db.engine == "mysql":
+        write += hs_write
         if db.host is not None:
             host_work[db.host] = read + write
         return [
@@ -169,7 +185,7 @@ def _database_loads(
             received = receive_cost * (n - 1) / n
             applied_rate = writes_per_s * (n - 1) / n
         else:
-            own = write if i == writer else 0.0
+            own = write + hs_write if i == writer else 0.0
             applied = 0.0 if i == writer else apply_cost
             received = 0.0 if i == writer else receive_cost
             applied_rate = 0.0 if i == writer else writes_per_s

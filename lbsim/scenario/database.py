@@ -58,6 +58,10 @@ class ServerSettings(_Strict):
     #: how PHP connects: a new connection per request, or one persistent
     #: connection per PHP worker (pconnect), reused by its later requests
     connect: Literal["per_request", "persistent"] = "per_request"
+    #: CPU the server spends accepting a new connection (thread, authentication),
+    #: before its first query; the handshake also costs one round trip
+    #: (2 × network.app_db). Reused persistent connections skip it.
+    handshake: Dist | None = None
     #: extra attempts of a query that failed with 1213 (deadlock / certification
     #: conflict) by the application before the request fails
     app_retries: NonNegInt = 0

@@ -23,7 +23,10 @@ What is measured, on an idle stack, one request at a time (nothing queues):
   (a few %) show that path is short next to the writer's acknowledgement;
 * latency outside the app: client → balancer → php-fpm and back
   (``balancer.latency``), and the database round trip (``network.app_db``:
-  half the median time of an empty read as PHP sees it).
+  half the median time of an empty read as PHP sees it);
+* opening a database connection (``handshake``): its median time less one
+  round trip, as CPU of the server accepting it (thread, authentication) —
+  so it grows with the load like the work it competes with.
 
 The calibrated scenario keeps every distribution's family and shape and
 scales it (a lognormal stays a lognormal with the same cv), so the model
@@ -46,8 +49,8 @@ from typing import Any
 
 import yaml
 
-from lbsim.scenario.database import Galera, NoDatabase
-from lbsim.scenario.schema import Scenario
+from lbsim.scenario.database import Galera, MySQL, NoDatabase
+from lbsim.scenario.schema import RequestClass, Scenario
 from lbsim.validation.loadgen import Record, send_sequential
 from lbsim.validation.workplan import MachineCosts, PlannedQuery, PlannedRequest, work_plan
 
@@ -88,6 +91,8 @@ class Calibration:
     write_commit: float = 0.0
     #: one synchronous log write on a database node's datadir (s); 0: not measured
     log_flush: float = 0.0
+    #: median time to open a database connection, as PHP sees it (s)
+    connect: float = 0.0
     balancer_latency: float = 0.0
     app_db: float = 0.0
     notes: list[str] = field(default_factory=list)
@@ -267,6 +272,8 @@ class WritePath:
     extra: float
     #: median time of the empty read as PHP sees it (s): two hops and a trivial query
     read_wall: float
+    #: median time PHP takes to open a database connection (s)
+    connect_wall: float = 0.0
 
 
 def measure_writes(url: str, cpu: Snapshot, others: Sequence[str], n: int = 40) -> WritePath:
@@ -287,7 +294,12 @@ def measure_writes(url: str, cpu: Snapshot, others: Sequence[str], n: int = 40) 
     write_times = [x.db - x.connect for x in w]
     # medians: a write now and then waits milliseconds for something unrelated
     extra = max(statistics.median(write_times) - statistics.median(read_times), 0.0)
-    return WritePath(apply, extra, max(statistics.median(read_times), 0.0))
+    return WritePath(
+        apply,
+        extra,
+        max(statistics.median(read_times), 0.0),
+        statistics.median(x.connect for x in r),
+    )
 
 
 def parse_dd_seconds(text: str) -> float:
@@ -367,6 +379,7 @@ def calibrate_scenario(
     out: dict[str, Any] = copy.deepcopy(raw)
     costs = cal.by_name()
     db = scenario.database
+    handshake = max(cal.connect - 2 * cal.app_db, 0.0)
     replicas = len(db.resolved_nodes()) - 1 if isinstance(db, Galera) else 0
     for spec_cls, c in zip(out["workload"]["classes"], scenario.workload.classes, strict=True):
         m = costs.get(c.name)
@@ -376,8 +389,12 @@ def calibrate_scenario(
             spec_cls["cpu"] = scale_dist(spec_cls["cpu"], m.app_cpu / m.planned_cpu)
         if m.planned_db > 0 and spec_cls.get("queries"):
             # the database CPU of the class's own queries: measured minus what the
-            # other nodes spent on its write-sets (that is `receive`, below)
-            path_cpu = max(m.db_cpu - m.writes * replicas * cal.apply_cpu, 0.0)
+            # other nodes spent on its write-sets (`receive`, below) and the
+            # handshakes of its connections (`handshake`)
+            path_cpu = max(
+                m.db_cpu - m.writes * replicas * cal.apply_cpu - _connections(c, db) * handshake,
+                0.0,
+            )
             factor = path_cpu / m.planned_db
             for q in spec_cls["queries"]:
                 q["time"] = scale_dist(q["time"], factor)
@@ -402,6 +419,8 @@ def calibrate_scenario(
                 node.pop("host", None)
         flush = min(cal.log_flush, cal.write_commit) if cal.log_flush > 0 else cal.write_commit
         dbo["commit"] = round(flush, 7)
+        if handshake > 0 and db.connect == "per_request":
+            dbo["handshake"] = round(handshake, 7)
         if isinstance(db, Galera):
             # the extra write time beyond the flush is the group communication
             # round, which only the writer waits for (appliers pay the flush)
@@ -411,6 +430,15 @@ def calibrate_scenario(
     if rate is not None and isinstance(out["workload"].get("open"), dict):
         out["workload"]["open"]["rate"] = rate
     return out
+
+
+def _connections(cls: RequestClass, db: NoDatabase | MySQL | Galera) -> int:
+    """Database connections one request of ``cls`` opens (reads and writes
+    apart under a Galera read/write split)."""
+    kinds = {q.kind for q in cls.queries}
+    if isinstance(db, Galera) and db.routing.read_write_split:
+        return len(kinds)
+    return 1 if kinds else 0
 
 
 def header(scenario_file: Path, cal: Calibration) -> str:

@@ -196,10 +196,11 @@ def measure(
         path = measure_writes(handle.url, cpu.snapshot, others)
         cal.apply_cpu, cal.write_commit = path.apply_cpu, path.extra
         cal.app_db = path.read_wall / 2
+        cal.connect = path.connect_wall
         cal.log_flush = measure_log_flush(lambda argv: handle.exec(writer, argv))
         say(
             f"  write − read {path.extra * 1e3:.3f} ms, log flush {cal.log_flush * 1e3:.3f} ms, "
-            f"empty read {path.read_wall * 1e3:.3f} ms"
+            f"empty read {path.read_wall * 1e3:.3f} ms, connect {path.connect_wall * 1e3:.3f} ms"
             + (f", {path.apply_cpu * 1e3:.3f} ms CPU per write-set elsewhere" if others else "")
         )
     weights = [c.n for c in classes]

@@ -17,10 +17,13 @@ just acknowledged is stale.
   the model's ``stale_reads / reads`` (``galera.stale_read_fraction``): reads
   issued after the write was acknowledged on a node that had not yet applied
   it. In the model a write-set reaches every node at the same instant, so the
-  race is: the writer's commit plus the two hops PHP → reader (2 × app_db)
-  against the reader's apply (waiting for its applier, the ``apply`` CPU, the
-  commit). With ``sync_wait`` the read waits for the reader to catch up:
-  never stale.
+  race is: the writer's commit (the log flush) plus the two hops PHP → reader
+  (2 × app_db) against the reader's apply (waiting for its applier, the
+  ``apply`` CPU; the group communication ``receive`` CPU runs beside it and
+  does not delay visibility). A calibrated scenario has ``apply`` 0 (see
+  :mod:`lbsim.validation.calibration`), so at low load the model says the
+  reader wins unless its applier is still busy with earlier write-sets. With
+  ``sync_wait`` the read waits for the reader to catch up: never stale.
 """
 
 from __future__ import annotations

@@ -127,6 +127,8 @@ class DatabaseTierBase:
         self._commit = Sampler(spec.commit, streams.generator("db-commit"))
         self.keys = KeyPicker(spec.key_space, spec.skew, streams.generator("db-keys"))
         self._persistent = spec.connect == "persistent"
+        hs = spec.handshake
+        self._handshake = Sampler(hs, streams.generator("db-handshake")) if hs is not None else None
         # persistent connections of each PHP worker: (app node, worker, role) → server
         self._pools: dict[tuple[int, int, str], int] = {}
         self._lock_deadlines = Deadlines(
@@ -181,25 +183,41 @@ class DatabaseTierBase:
         role = self.router.role(st.kind)
         idx = session.conns.get(role)
         if idx is None:
-            idx = self._connect(request, session, role)
-            if idx is None:
+            fresh = self._connect(request, session, role)
+            if fresh is None:
                 self._reply(st, ERR_TOO_MANY_CONNECTIONS)
                 return
+            idx, new = fresh
             session.conns[role] = idx
+            if new and self._handshake is not None:
+                st.server = self.servers[idx]
+                st.server.cpu.submit(self._handshake() * st.server.slowness, self._shaken, st)
+                return
         st.server = self.servers[idx]
+        self._issue(st)
+
+    def _shaken(self, st: Statement) -> None:
+        """The handshake's CPU is done; its round trip, then the first query."""
+        self._hop(self._hop_back, st)
+
+    def _hop_back(self, st: Statement) -> None:
+        self._hop(self._issue, st)
+
+    def _issue(self, st: Statement) -> None:
         st.t_issue = self.env.now
         if st.kind == "write":
             self._write(st)
         else:
             self.read(st)
 
-    def _connect(self, request: Request, session: Session, role: str) -> int | None:
+    def _connect(self, request: Request, session: Session, role: str) -> tuple[int, bool] | None:
+        """(server index, whether the connection is new), or None for 1040."""
         if self._persistent:
             kept = self._pools.pop((session.app.index, session.worker, role), None)
             if kept is not None:
-                return kept
+                return kept, False
         idx = self.router.route(request, role, session.app.index)
-        return idx if self.servers[idx].connect() else None
+        return (idx, True) if self.servers[idx].connect() else None
 
     # -- reads --------------------------------------------------------------------------
     def _rows(self, st: Statement) -> tuple[int, ...]:
