@@ -485,6 +485,38 @@ def test_the_calibrated_scenario_rescales_demands_and_shares_one_host(tmp_path: 
 
 
 @pytest.mark.unit
+def test_a_level_is_predicted_at_the_speed_it_ran() -> None:
+    """The classes' demands were measured at one CPU speed (their work units'
+    cost then); a level that ran slower or faster is predicted with every CPU
+    demand scaled by the ratio, latencies and idle load kept."""
+    from lbsim.validation.campaign import speed_factor
+    from lbsim.validation.measured import unit_seconds
+
+    cal = _calibration()
+    assert cal.reference_unit() == cal.costs.unit_seconds  # nothing measured: the costs'
+    cal.classes[0].unit, cal.classes[3].unit = 8e-6, 10e-6
+    assert cal.reference_unit() == pytest.approx((40 * 8e-6 + 10 * 10e-6) / 50)
+    ran = [
+        Record(0, "browse", 1, 0.0, status=200, work=0.009, units=1000),
+        Record(1, "browse", 1, 0.1, status=200, work=0.027, units=3000),
+        Record(2, "browse", 1, 0.2, status=502, work=0.5, units=1000),  # no answer: ignored
+    ]
+    assert unit_seconds(ran) == pytest.approx(9e-6)
+    factor = speed_factor(unit_seconds(ran), 8e-6)
+    assert factor == pytest.approx(1.125)
+    assert speed_factor(math.nan, 8e-6) == 1.0
+    slow = cal.at_speed(factor)
+    assert slow.classes[1].app_cpu == pytest.approx(cal.classes[1].app_cpu * 1.125)
+    assert slow.classes[2].db_cpu == pytest.approx(cal.classes[2].db_cpu * 1.125)
+    assert slow.apply_cpu == pytest.approx(cal.apply_cpu * 1.125)
+    assert (slow.idle_cores, slow.write_commit, slow.balancer_latency) == (
+        cal.idle_cores,
+        cal.write_commit,
+        cal.balancer_latency,
+    )
+
+
+@pytest.mark.unit
 def test_dd_summaries_give_the_flush_time() -> None:
     out = (
         "200+0 records in\n200+0 records out\n"

@@ -52,6 +52,7 @@ import yaml
 from lbsim.scenario.database import Galera, MySQL, NoDatabase
 from lbsim.scenario.schema import RequestClass, Scenario
 from lbsim.validation.loadgen import Record, send_sequential
+from lbsim.validation.measured import unit_seconds
 from lbsim.validation.workplan import MachineCosts, PlannedQuery, PlannedRequest, work_plan
 
 #: the host every container of the calibrated scenario is placed on
@@ -75,6 +76,8 @@ class ClassCost:
     wall: float  # php-fpm's wall time (s)
     db_wall: float  # time in the database, connect included (s)
     writes: float  # write queries per request
+    #: PHP CPU per work unit while these requests ran (s); 0: not measured
+    unit: float = 0.0
 
 
 @dataclass
@@ -108,6 +111,14 @@ class Calibration:
             c.other_cpu *= factor
         out.apply_cpu *= factor
         return out
+
+    def reference_unit(self) -> float:
+        """PHP CPU per work unit while the classes were measured (s): the speed
+        the measured demands belong to (the cost measurement's when unknown)."""
+        known = [(c.n, c.unit) for c in self.classes if math.isfinite(c.unit) and c.unit > 0]
+        if not known:
+            return self.costs.unit_seconds
+        return sum(n * u for n, u in known) / sum(n for n, _ in known)
 
     def by_name(self) -> dict[str, ClassCost]:
         return {c.name: c for c in self.classes}
@@ -257,6 +268,7 @@ def measure_classes(
                 wall=_mean(r.wall for r in recs),
                 db_wall=_mean(r.db for r in recs),
                 writes=_mean(sum(1 for q in i.queries if q.kind == "w") for i in items),
+                unit=_finite_or_zero(unit_seconds(recs)),
             )
         )
     return out
@@ -274,6 +286,10 @@ class WritePath:
     read_wall: float
     #: median time PHP takes to open a database connection (s)
     connect_wall: float = 0.0
+
+
+def _finite_or_zero(x: float) -> float:
+    return x if math.isfinite(x) else 0.0
 
 
 def measure_writes(url: str, cpu: Snapshot, others: Sequence[str], n: int = 40) -> WritePath:

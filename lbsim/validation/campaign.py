@@ -234,8 +234,8 @@ def _level_model(
 
 
 def speed_factor(measured_unit: float, calibrated_unit: float) -> float:
-    """How much more a work unit cost during a level than at calibration (1 when
-    the level has no measurement)."""
+    """How much more a work unit cost during a level than while the classes were
+    measured (1 when the level has no measurement)."""
     if not (math.isfinite(measured_unit) and measured_unit > 0 and calibrated_unit > 0):
         return 1.0
     return measured_unit / calibrated_unit
@@ -295,7 +295,7 @@ def _campaign(
         run.write(outdir, f"{tag}-measured")
         # This machine's CPU speed drifts (a shared VM: ±10-20 % over minutes);
         # the level's prediction uses the speed the app measured while it ran.
-        speed = speed_factor(run.results["meta"]["unit_seconds"], cal.costs.unit_seconds)
+        speed = speed_factor(run.results["meta"]["unit_seconds"], cal.reference_unit())
         say(f"{tag}: simulating the calibrated scenario (CPU work at ×{speed:.3f} its cost)")
         model = _level_model(file, raw, base, cal.at_speed(speed), rate, options, outdir, tag)
         predicted = simulate(model, replications=1).to_dict()

@@ -233,7 +233,7 @@ def _markdown(result: CampaignResult, path: Path) -> Path:
             "",
             "Machine speed: a PHP work unit cost "
             f"{meta.get('unit_seconds', math.nan) * 1e6:.3f} µs "
-            f"(×{lv.speed:.3f} the calibrated cost); the prediction uses it.",
+            f"(×{lv.speed:.3f} its cost while the classes were measured); the prediction uses it.",
             "",
             "| metric | predicted | measured | error | bound | |",
             "|---|---|---|---|---|---|",
