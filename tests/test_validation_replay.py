@@ -461,13 +461,13 @@ def test_the_calibrated_scenario_rescales_demands_and_shares_one_host(tmp_path: 
     factor = (0.014 - 2.0 * 2 * 0.0005 - 2 * handshake) / 0.008
     assert classes["checkout"].queries[1].time.mean == pytest.approx(0.003 * factor)
     assert calibrated.hosts[0].cores == 2.0
-    # Galera write path: the log flush is the commit (writer and appliers), the rest
-    # of the extra write time the group round; the others' CPU per write-set is
-    # `receive`, off the applier's path
+    # Galera write path: the extra write time is every node's in-order commit (the
+    # loopback group round inside it); the others' CPU per write-set is `receive`,
+    # off the applier's path to visibility
     db = calibrated.database
     assert isinstance(db, Galera)
-    assert db.commit.mean == pytest.approx(0.0002)
-    assert db.replication_delay.mean == pytest.approx(0.0008)
+    assert db.commit.mean == pytest.approx(0.001)
+    assert db.replication_delay.mean == 0.0
     assert db.receive is not None and db.receive.mean == pytest.approx(0.0005)
     assert db.apply is not None and db.apply.mean == 0.0
     assert calibrated.network.app_db.mean == pytest.approx(0.0003)

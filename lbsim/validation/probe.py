@@ -17,7 +17,7 @@ just acknowledged is stale.
   the model's ``stale_reads / reads`` (``galera.stale_read_fraction``): reads
   issued after the write was acknowledged on a node that had not yet applied
   it. In the model a write-set reaches every node at the same instant, so the
-  race is: the writer's commit (the log flush) plus the two hops PHP → reader
+  race is: the writer's commit plus the two hops PHP → reader
   (2 × app_db) against the reader's apply (waiting for its applier, the
   ``apply`` CPU; the group communication ``receive`` CPU runs beside it and
   does not delay visibility). A calibrated scenario has ``apply`` 0 (see
