@@ -70,12 +70,19 @@ class AppNode:
         if not self.up:
             self.refused += 1
             return False
-        if self.busy < self.workers:
+        backlog = self.backlog
+        if self.busy < self.workers and not backlog:
             self._start(request, attempt)
             return True
-        if len(self.backlog) < self.backlog_limit:
-            self.backlog.append((request, attempt))
-            self.backlog_tw.set(self.env.now, len(self.backlog))
+        # A free worker with a non-empty backlog only happens inside _finish:
+        # the node answered the balancer, which at once sent the next
+        # connection before the freed worker took the backlog's head. The
+        # new connection queues behind the others (the kernel's accept queue
+        # is FIFO), and the head is about to leave, so it counts as free room.
+        room = self.backlog_limit + (self.workers - self.busy)
+        if len(backlog) < room:
+            backlog.append((request, attempt))
+            self.backlog_tw.set(self.env.now, len(backlog))
             return True
         self.refused += 1
         return False
