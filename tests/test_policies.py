@@ -440,6 +440,7 @@ def test_registry_and_make_policy_validation() -> None:
         "ip_hash",
         "consistent_hash",
         "first",
+        "roundrobin_haproxy",
     }
     with pytest.raises(ValidationError):
         policy("power_of_d", backends(1, 1), {"choices": 2, "bogus": 1})

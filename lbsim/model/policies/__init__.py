@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from lbsim.model.policies import (
     consistent_hash,
     first,
+    fwrr,
     ip_hash,
     least_conn,
     least_load,
@@ -32,6 +33,7 @@ __all__ = [
     "Policy",
     "consistent_hash",
     "first",
+    "fwrr",
     "ip_hash",
     "least_conn",
     "least_load",
