@@ -20,6 +20,10 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+#: the balancer products a scenario may name (``balancer.product``); nginx,
+#: the seed's balancer, is the default
+PRODUCTS: tuple[str, ...] = ("nginx", "haproxy", "envoy")
+
 
 class NoOptions(BaseModel):
     """Options of a policy that takes none."""
@@ -92,6 +96,12 @@ class Policy:
 
     name: ClassVar[str]
     Options: ClassVar[type[BaseModel]] = NoOptions
+    #: the products (:data:`PRODUCTS`) that have this rule; a scenario naming
+    #: the policy under another product is refused
+    products: ClassVar[frozenset[str]]
+    #: the product the balancer runs as; ``make_policy`` sets it, for the
+    #: few rules that differ by product (Envoy's weighted round robin)
+    product: str = "nginx"
     #: True when the policy maps a request to a fixed server (hashing): a
     #: request whose server is full then waits in that server's queue
     #: instead of the backend queue (HAProxy persistence semantics).
@@ -120,6 +130,11 @@ def register(name: str) -> Callable[[type[Policy]], type[Policy]]:
     def deco(cls: type[Policy]) -> type[Policy]:
         if name in POLICIES:
             raise ValueError(f"policy {name!r} registered twice")
+        products = getattr(cls, "products", frozenset())
+        if not products or not products <= set(PRODUCTS):
+            raise ValueError(
+                f"policy {name!r} must declare products, a non-empty subset of {PRODUCTS}"
+            )
         cls.name = name
         POLICIES[name] = cls
         return cls

@@ -62,6 +62,8 @@ class ConsistentHash(Policy):
     lets its ``effective_weight`` recover; reproduced.
     """
 
+    products = frozenset({"nginx", "haproxy"})
+
     Options = ConsistentHashOptions
     sticky = True
 

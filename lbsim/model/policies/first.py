@@ -14,6 +14,8 @@ class First(Policy):
     is the first with a free slot.
     """
 
+    products = frozenset({"haproxy"})
+
     def choose(self, request: RequestView, available: Eligibility, now: float) -> Backend | None:
         for b in self.backends:
             if available(b):

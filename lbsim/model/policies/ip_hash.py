@@ -30,6 +30,8 @@ class IpHash(Policy):
     except that the 20-round budget is per call.
     """
 
+    products = frozenset({"nginx"})
+
     sticky = True
 
     def __init__(self, backends: Sequence[Backend], options: BaseModel, rng: np.random.Generator):

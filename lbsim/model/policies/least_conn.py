@@ -18,6 +18,8 @@ class LeastConn(Policy):
     best, no WRR state changes at all.
     """
 
+    products = frozenset({"nginx"})
+
     def choose(self, request: RequestView, available: Eligibility, now: float) -> Backend | None:
         avail = [b for b in self.backends if available(b)]
         if not avail:

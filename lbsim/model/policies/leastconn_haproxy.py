@@ -94,6 +94,8 @@ class LeastConnHaproxy(Policy):
     HAProxy's ``server_drop_conn`` does.
     """
 
+    products = frozenset({"haproxy"})
+
     def __init__(self, backends: Sequence[Backend], options: BaseModel, rng: np.random.Generator):
         super().__init__(backends, options, rng)
         self._tree = FwlcTree(self.backends)

@@ -55,6 +55,8 @@ class Random(Policy):
     WRR, as nginx does.
     """
 
+    products = frozenset({"nginx", "haproxy", "envoy"})
+
     def __init__(self, backends: Sequence[Backend], options: BaseModel, rng: np.random.Generator):
         super().__init__(backends, options, rng)
         self._peek = WeightedPeek(self.backends, Uniforms(rng))

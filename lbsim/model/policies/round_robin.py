@@ -15,5 +15,7 @@ class RoundRobin(Policy):
     backend is available.
     """
 
+    products = frozenset({"nginx", "envoy"})
+
     def choose(self, request: RequestView, available: Eligibility, now: float) -> Backend | None:
         return smooth_wrr_available(self.backends, available)
