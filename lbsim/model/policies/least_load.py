@@ -57,6 +57,8 @@ class LeastLoad(Policy):
     weight as effective weight.
     """
 
+    products = frozenset({"haproxy"})
+
     Options = LeastLoadOptions
 
     def __init__(self, backends: Sequence[Backend], options: BaseModel, rng: np.random.Generator):

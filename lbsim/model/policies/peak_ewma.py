@@ -46,6 +46,8 @@ class PeakEwma(Policy):
     observed yet but requests are pending; ``pending`` is ``conns``.
     """
 
+    products = frozenset({"envoy"})
+
     Options = PeakEwmaOptions
 
     def __init__(self, backends: Sequence[Backend], options: BaseModel, rng: np.random.Generator):

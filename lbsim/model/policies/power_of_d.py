@@ -52,6 +52,8 @@ class PowerOfD(Policy):
       keeps fewer ``conns``, a tie goes to the first draw.
     """
 
+    products = frozenset({"nginx", "haproxy", "envoy"})
+
     Options = PowerOfDOptions
 
     def __init__(self, backends: Sequence[Backend], options: BaseModel, rng: np.random.Generator):
