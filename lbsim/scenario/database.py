@@ -9,14 +9,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, model_validator
 
 from lbsim.scenario.distributions import Deterministic, DistSpec, coerce_distribution
+from lbsim.scenario.numbers import Fraction, NonNegFloat, NonNegInt, PositiveFloat, PositiveInt
 
 Dist = Annotated[DistSpec, BeforeValidator(coerce_distribution)]
-PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-PositiveInt = Annotated[int, Field(ge=1)]
-NonNegInt = Annotated[int, Field(ge=0)]
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 
 
@@ -54,7 +52,7 @@ class ServerSettings(_Strict):
     #: rows outside the hot set are drawn from this many keys
     key_space: PositiveInt = 1_000_000
     #: Zipf exponent for picking hot rows (0: uniform over the hot rows)
-    skew: Annotated[float, Field(ge=0, le=5)] = 0.0
+    skew: Annotated[float, Strict(), Field(ge=0, le=5)] = 0.0
     #: how PHP connects: a new connection per request, or one persistent
     #: connection per PHP worker (pconnect), reused by its later requests
     connect: Literal["per_request", "persistent"] = "per_request"
@@ -84,7 +82,7 @@ class GaleraNodeSpec(_Strict):
     slowness: PositiveFloat = 1.0
     #: extra one-way network delay to this node (s); group communication waits
     #: for the slowest member
-    latency: Annotated[float, Field(ge=0)] = 0.0
+    latency: NonNegFloat = 0.0
 
 
 class GaleraRouting(_Strict):
@@ -132,7 +130,7 @@ class Galera(ServerSettings):
     replication_delay: Dist = Field(default_factory=lambda: Deterministic(value=0.0005))
     #: gcs.fc_limit, gcs.fc_factor, gcs.fc_single_primary
     fc_limit: PositiveInt = 16
-    fc_factor: Annotated[float, Field(ge=0, le=1)] = 1.0
+    fc_factor: Fraction = 1.0
     fc_single_primary: bool = False
     #: wsrep_retry_autocommit: an autocommit statement that fails certification
     #: is retried this many times inside the server before the client sees 1213

@@ -14,12 +14,10 @@ import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationInfo, model_validator
 
 from lbsim.scenario.errors import AtKey
-
-PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+from lbsim.scenario.numbers import Fraction, NonNegFloat, PositiveFloat, PositiveInt
 
 
 def _finite(x: Any) -> bool:
@@ -85,7 +83,7 @@ class Erlang(_Dist):
 
     dist: Literal["erlang"]
     mean: PositiveFloat
-    k: Annotated[int, Field(ge=1)]
+    k: PositiveInt
 
     @model_validator(mode="before")
     @classmethod
@@ -118,7 +116,7 @@ class Hyperexponential(_Dist):
     """
 
     dist: Literal["hyperexponential"]
-    probs: tuple[Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)], ...]
+    probs: tuple[Fraction, ...]
     means: tuple[PositiveFloat, ...]
 
     @model_validator(mode="before")
@@ -206,7 +204,7 @@ class Pareto(_Dist):
 
     dist: Literal["pareto"]
     mean: PositiveFloat
-    alpha: Annotated[float, Field(gt=1, allow_inf_nan=False)]
+    alpha: Annotated[float, Strict(), Field(gt=1, allow_inf_nan=False)]
 
     @model_validator(mode="before")
     @classmethod

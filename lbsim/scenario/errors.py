@@ -132,6 +132,40 @@ def describe(value: object) -> str:
     return type(value).__name__
 
 
+_TYPE_WORDS = {
+    "int_type": "a whole number",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "string_type": "a string",
+    "bool_type": "true or false",
+}
+
+
+def _numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _type_message(expected: str, value: object) -> str:
+    """The message for a value of the wrong type, with the YAML reason when there is one."""
+    if isinstance(value, bool) and expected != "true or false":
+        return (
+            f"expected {expected}, got a boolean (YAML reads true/false, yes/no and on/off "
+            "as booleans"
+            + ("; quote the word to mean it as text)" if expected == "a string" else ")")
+        )
+    if isinstance(value, str) and expected != "a string" and _numeric(value):
+        return f"expected {expected}, got {describe(value)} (write a number without quotes)"
+    if isinstance(value, float) and expected == "a whole number":
+        return f"expected {expected}, got {value:g}"
+    if value is None:
+        return f"expected {expected}, got null (an empty value)"
+    return f"expected {expected}, got {describe(value)}"
+
+
 # errors that only restate, at an outer key, an error reported deeper down
 # (pydantic counts a list whose items failed as empty; a union branch that
 # wanted another type)
@@ -176,6 +210,8 @@ def problems_from_validation(
                 )
             else:
                 msg = f"expected a mapping, got {describe(err['input'])}"
+        elif kind in _TYPE_WORDS:
+            msg = _type_message(_TYPE_WORDS[kind], err["input"])
         elif kind == "missing":
             msg = "required key is missing"
         elif kind.startswith("value_error"):

@@ -6,9 +6,8 @@ import copy
 from collections.abc import Sequence
 from typing import Any
 
-import yaml
-
 from lbsim.scenario.errors import Problem, ScenarioError, describe
+from lbsim.scenario.yamlio import load_value
 
 
 def parse_override(text: str, file: str) -> tuple[list[str | int], Any]:
@@ -17,8 +16,8 @@ def parse_override(text: str, file: str) -> tuple[list[str | int], Any]:
     if not sep or not key:
         raise ScenarioError(file, [Problem(("--set",), f"expected dotted.key=value, got {text!r}")])
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
+        value = load_value(raw) if raw.strip() else None
+    except (ScenarioError, ValueError):
         value = raw
     parts: list[str | int] = [int(p) if p.isdigit() else p for p in key.split(".")]
     if any(p == "" for p in parts):

@@ -32,12 +32,16 @@ from lbsim.model.policies import POLICIES
 from lbsim.scenario.database import DatabaseSpec, NoDatabase
 from lbsim.scenario.distributions import Deterministic, DistSpec, coerce_distribution
 from lbsim.scenario.errors import NAME_PATTERN, AtKey, did_you_mean
+from lbsim.scenario.numbers import (
+    Fraction,
+    NonNegFloat,
+    NonNegInt,
+    OpenFraction,
+    PositiveFloat,
+    PositiveInt,
+)
 
 Dist = Annotated[DistSpec, BeforeValidator(coerce_distribution)]
-PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-PositiveInt = Annotated[int, Field(ge=1)]
-NonNegInt = Annotated[int, Field(ge=0)]
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=NAME_PATTERN)]
 
 
@@ -210,8 +214,8 @@ class RequestClass(Strict):
 class HeavyUsers(Strict):
     """A ``fraction`` of clients send ``share`` of the requests of the heavy ``classes``."""
 
-    fraction: Annotated[float, Field(gt=0, lt=1)]
-    share: Annotated[float, Field(ge=0, le=1)]
+    fraction: OpenFraction
+    share: Fraction
     classes: tuple[Name, ...] = Field(min_length=1)
 
 
@@ -498,7 +502,7 @@ class Report(Strict):
     #: length of one time-series interval (s); None: duration / 100
     interval: PositiveFloat | None = None
     #: relative error of the latency percentiles
-    percentile_error: Annotated[float, Field(gt=0, le=0.05)] = 0.005
+    percentile_error: Annotated[float, Field(ge=1e-4, le=0.05, strict=True)] = 0.005
 
 
 # --------------------------------------------------------------------------- scenario
