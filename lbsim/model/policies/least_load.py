@@ -19,7 +19,13 @@ class LeastLoadOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    interval: float = Field(default=2.0, gt=0, description="agent-inter, seconds between replies")
+    interval: float = Field(
+        default=2.0,
+        gt=0,
+        strict=True,
+        allow_inf_nan=False,
+        description="agent-inter, seconds between replies",
+    )
     metric: Literal["workers", "cpu"] = Field(
         default="workers",
         description=(
@@ -31,7 +37,7 @@ class LeastLoadOptions(BaseModel):
         default="roundrobin", description="HAProxy balance algorithm applied with the agent weights"
     )
     min_idle: float = Field(
-        default=0.01, gt=0, le=1, description="floor of the reported idle fraction"
+        default=0.01, gt=0, le=1, strict=True, description="floor of the reported idle fraction"
     )
 
 

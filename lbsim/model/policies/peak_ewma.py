@@ -28,7 +28,11 @@ class PeakEwmaOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     decay_time: float = Field(
-        default=10.0, gt=0, description="τ, seconds: mean lifetime of a latency peak in `cost`"
+        default=10.0,
+        gt=0,
+        strict=True,
+        allow_inf_nan=False,
+        description="τ, seconds: mean lifetime of a latency peak in `cost`",
     )
 
 

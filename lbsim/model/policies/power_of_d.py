@@ -33,7 +33,9 @@ class PowerOfDOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    choices: int = Field(default=2, ge=2, description="d: backends sampled per request")
+    choices: int = Field(
+        default=2, ge=2, le=100, strict=True, description="d: backends sampled per request (≤ 100)"
+    )
     flavour: Literal["nginx", "envoy"] = Field(
         default="nginx", description="whose sampling and tie rule to reproduce"
     )
