@@ -9,17 +9,17 @@ import sys
 from pathlib import Path
 
 from lbsim.experiment.result import Result
+from lbsim.report import atomic
 from lbsim.report.jsonout import write_json
-from lbsim.report.plots import write_all
 
 
 def write_timeseries(result: Result, path: Path) -> None:
     rows = result.timeseries
     if not rows:
-        path.write_text("")
+        atomic.write_text(path, "")
         return
     fields = list(rows[0])
-    with path.open("w", newline="", encoding="utf-8") as f:
+    with atomic.replacing(path, newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         for row in rows:
@@ -32,6 +32,8 @@ def command_line() -> str:
 
 
 def write_outputs(result: Result, out_dir: Path, command: str | None = None) -> list[Path]:
+    from lbsim.report.plots import write_all  # matplotlib: only when plots are written
+
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = out_dir / "summary.json"
     write_json(summary, result.to_dict())
