@@ -11,9 +11,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from lbsim.model.policies import Backend, Policy, make_policy
 from lbsim.model.policies.fwrr import Fwrr
+from lbsim.model.policies.haproxy_map import full_hash, hash_sdbm, server_map
+from lbsim.model.policies.least_time import LeastTime
+from lbsim.model.policies.nginx_hash import rehash_value
 
 
 @dataclass
@@ -127,3 +131,153 @@ def test_fwrr_weight_change_at_run_time() -> None:
     assert f.next_weight == 96
     with pytest.raises(ValueError, match=r"0\.\.256"):
         Fwrr([257])
+
+
+# --- HAProxy static-rr and map-based hashing (lb_map.c) ---------------------
+
+
+@pytest.mark.unit
+def test_server_map_hand_computed() -> None:
+    # 5,1,1 (tot 7): wscore += w each slot, v = (wscore + 7) / 7, first max wins,
+    # winner pays 7: slots a a a b a a c (b at slot 3: a has -1 -> v 0, b 4 -> v 1)
+    assert server_map([5, 1, 1], [True] * 3) == [0, 0, 0, 1, 0, 0, 2]
+    # 1,2: slot 0 ties at v 1 -> a (declared first); then b, b
+    assert server_map([1, 2], [True, True]) == [0, 1, 1]
+    # b down: the map is rebuilt over a, c only (tot 6)
+    assert server_map([5, 1, 1], [True, False, True]) == [0, 0, 0, 0, 0, 2]
+    assert server_map([1, 1], [False, False]) == []
+    assert server_map([1, 1], [False, True]) == [1]
+
+
+@pytest.mark.unit
+def test_static_rr_walks_the_map_and_skips_saturated() -> None:
+    bs = backends(5, 1, 1)
+    p = policy("static_rr", bs)
+    assert picks(p, 14) == "aaabaac" * 2
+    assert picks(p, 3) == "aaa"
+    bs[1].max_conns, bs[1].conns = 1, 1  # b full: its slot is passed over
+    out = [p.choose(Req(), not_full, 0.0) for _ in range(3)]
+    assert [b.name for b in out if b is not None] == ["a", "a", "c"]
+    assert p.rr_idx == 0  # type: ignore[attr-defined]
+    # weights are divided by their GCD: 2,4 is the 1,2 map
+    assert policy("static_rr", backends(2, 4)).map == [0, 1, 1]  # type: ignore[attr-defined]
+
+
+@pytest.mark.unit
+def test_static_rr_down_server_rebuilds_map_and_none_when_all_full() -> None:
+    bs = backends(5, 1, 1)
+    p = policy("static_rr", bs)
+    bs[1].up = False
+    assert picks(p, 6) == "aaaaac"
+    for b in bs:
+        b.max_conns, b.conns = 1, 1
+    assert p.choose(Req(), not_full, 0.0) is None
+
+
+@pytest.mark.unit
+def test_hash_haproxy_source_is_ip_mod_total_weight_of_running() -> None:
+    bs = backends(1, 1, 1)
+    p = policy("hash_haproxy", bs)
+    # 10.0.0.1 = 167772161: % 3 = 2 -> c; 10.0.0.2 -> 0 -> a
+    assert p.choose(Req(client_ip=(10, 0, 0, 1)), up, 0.0) is bs[2]
+    assert p.choose(Req(client_ip=(10, 0, 0, 2)), up, 0.0) is bs[0]
+    bs[1].up = False  # map [a, c]: 167772161 % 2 = 1 -> c
+    assert p.choose(Req(client_ip=(10, 0, 0, 1)), up, 0.0) is bs[2]
+    bs[2].up = False  # one server left: no hash taken
+    assert p.choose(Req(client_ip=(10, 0, 0, 1)), up, 0.0) is bs[0]
+    # weights 5,1,1: 10.0.0.0 = 167772160, % 7 = 3 -> slot 3 = b
+    q = policy("hash_haproxy", backends(5, 1, 1))
+    assert q.choose(Req(client_ip=(10, 0, 0, 0)), up, 0.0).name == "b"  # type: ignore[union-attr]
+
+
+@pytest.mark.unit
+def test_hash_haproxy_hdr_sdbm_sticky_to_a_full_server() -> None:
+    # sdbm("12"): 49, then 50 + (49 << 6) + (49 << 16) - 49 = 3214401; % 3 = 0
+    assert hash_sdbm(b"12") == 3214401
+    bs = backends(1, 1, 1)
+    p = policy("hash_haproxy", bs, {"key": "client"})
+    assert p.sticky
+    bs[0].max_conns, bs[0].conns = 1, 1
+    assert p.choose(Req(client=12), up, 0.0) is bs[0]  # waits for its server
+    assert p.choose(Req(client=12), lambda b: b is not bs[0], 0.0) is None  # tried already
+    # values from HAProxy's C code compiled as is (intops.h, hash.c)
+    assert (full_hash(0), full_hash(167772161)) == (0xAB4ED927, 0x2AA26E52)
+    assert hash_sdbm(b"4711") == 2393425859
+    with pytest.raises(ValidationError):
+        policy("hash_haproxy", bs, {"key": "uri"})
+
+
+# --- nginx hash $key (non-consistent) ----------------------------------------
+
+
+@pytest.mark.unit
+def test_hash_nginx_rehash_rounds_hand_computed() -> None:
+    # key "10.0.0.1": round 0 adds (crc32("10.0.0.1") >> 16) & 0x7fff = 9982,
+    # round 1 (crc32("1" + key)) 7327, round 2 9490: sums 9982, 17309, 26799
+    assert [rehash_value(b"10.0.0.1", r) for r in range(3)] == [9982, 7327, 9490]
+    bs = backends(1, 1, 1)
+    p = policy("hash_nginx", bs)
+    assert not p.sticky
+    assert p.choose(Req(), up, 0.0) is bs[1]  # 9982 % 3 = 1
+    bs[1].up = False
+    assert p.choose(Req(), up, 0.0) is bs[2]  # 17309 % 3 = 2
+    bs[1].up = True
+    bs[1].max_conns, bs[1].conns = 1, 1  # full: nginx moves on too
+    assert p.choose(Req(), not_full, 0.0) is bs[2]
+    bs[2].up = False
+    assert p.choose(Req(), not_full, 0.0) is bs[0]  # 26799 % 3 = 0
+    # weights 5,1,1: 9982 % 7 = 0 -> a's slots 0..4
+    assert policy("hash_nginx", backends(5, 1, 1)).choose(Req(), up, 0.0).name == "a"  # type: ignore[union-attr]
+
+
+@pytest.mark.unit
+def test_hash_nginx_falls_back_to_round_robin() -> None:
+    bs = backends(1, 1)
+    p = policy("hash_nginx", bs, {"key": "client"})
+    only_b = lambda b: b is bs[1]  # noqa: E731
+    # every round lands on b or a; a unavailable -> rehash until b, never RR
+    assert p.choose(Req(client=3), only_b, 0.0) is bs[1]
+    # a single peer: straight to round robin
+    one = backends(1)
+    assert policy("hash_nginx", one).choose(Req(), up, 0.0) is one[0]
+    bs[0].up = bs[1].up = False
+    assert p.choose(Req(), up, 0.0) is None
+
+
+# --- nginx Plus least_time ----------------------------------------------------
+
+
+@pytest.mark.unit
+def test_least_time_moving_average_and_score() -> None:
+    bs = backends(1, 1, 1)
+    p = policy("least_time", bs)
+    assert isinstance(p, LeastTime)
+    p.on_response(bs[0], 1.0, 1.0)  # first sample sets the average
+    p.on_response(bs[0], 0.5, 2.0)  # 0.9 * 1.0 + 0.1 * 0.5
+    assert p.avg[0] == pytest.approx(0.95)
+    p.on_response(bs[1], 2.0, 2.0)
+    # c has no sample yet (average 0): tried first
+    assert p.choose(Req(), up, 3.0) is bs[2]
+    bs[2].up = False
+    bs[0].conns = 1  # a: 0.95 * 2 = 1.9 < b: 2.0 * 1
+    assert p.choose(Req(), up, 3.0) is bs[0]
+    bs[0].conns = 2  # a: 2.85 > 2.0
+    assert p.choose(Req(), up, 3.0) is bs[1]
+    q = policy("least_time", backends(1, 1), {"factor": 0.0})
+    q.on_response(q.backends[0], 1.0, 0.0)
+    q.on_response(q.backends[0], 3.0, 0.0)
+    assert q.avg[0] == 3.0  # type: ignore[attr-defined]
+
+
+@pytest.mark.unit
+def test_least_time_weights_and_ties_by_smooth_wrr() -> None:
+    bs = backends(1, 2)
+    p = policy("least_time", bs)
+    p.on_response(bs[0], 1.0, 0.0)
+    p.on_response(bs[1], 2.0, 0.0)
+    # a: 1.0 * 1 / 1 = 1 ; b: 2.0 * 1 / 2 = 1 -> tie: smooth WRR (1, 2) -> b a b
+    assert picks(p, 3) == "bab"
+    bs[1].conns = 1  # b: 2 * 2 / 2 = 2 > 1
+    assert picks(p, 2) == "aa"
+    with pytest.raises(ValidationError):
+        policy("least_time", bs, {"factor": 1.0})

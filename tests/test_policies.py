@@ -441,6 +441,10 @@ def test_registry_and_make_policy_validation() -> None:
         "consistent_hash",
         "first",
         "roundrobin_haproxy",
+        "static_rr",
+        "hash_haproxy",
+        "hash_nginx",
+        "least_time",
     }
     with pytest.raises(ValidationError):
         policy("power_of_d", backends(1, 1), {"choices": 2, "bogus": 1})

@@ -34,7 +34,7 @@ _CURR, _T0, _T1 = 0, 1, 2
 _NONE = -1
 
 
-def _c_div(a: int, b: int) -> int:
+def c_div(a: int, b: int) -> int:
     """C integer division (truncates towards zero; Python's ``//`` floors)."""
     q = abs(a) // abs(b)
     return q if (a >= 0) == (b > 0) else -q
@@ -235,7 +235,7 @@ class Fwrr:
         self.usable[i], self.eweight[i] = usable, new_ew
         self.next_weight += new_ew
         self._get_srv(i)
-        self.npos[i] = self.curr_pos + _c_div(
+        self.npos[i] = self.curr_pos + c_div(
             self.next_weight + self.curr_weight - self.curr_pos, new_ew
         )
         self._queue_srv(i)
