@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -9,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from lbsim.report.atomic import OutputClash, refuse_overwriting
 from lbsim.scenario import Scenario, ScenarioError, load_scenario
 
 console = Console()
@@ -31,6 +33,18 @@ ReplicationsOption = Annotated[
 DurationOption = Annotated[
     float | None, typer.Option(help="Override the measured duration (simulated seconds).")
 ]
+
+
+def guard_outputs(
+    inputs: Iterable[Path | None],
+    files: Iterable[Path | None] = (),
+    directories: Iterable[Path | None] = (),
+) -> None:
+    """Exit 2 before any work when an output would replace one of the command's inputs."""
+    try:
+        refuse_overwriting(inputs, files, directories)
+    except OutputClash as exc:
+        fail(str(exc))
 
 
 def fail(message: str) -> NoReturn:

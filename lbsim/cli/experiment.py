@@ -10,7 +10,7 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from lbsim.cli.common import console, err_console, fail
+from lbsim.cli.common import console, err_console, fail, guard_outputs
 from lbsim.cli.progress import ProgressBar
 from lbsim.experiment.compare import Comparison
 from lbsim.experiment.errors import ExperimentInputError
@@ -69,7 +69,10 @@ T = TypeVar("T", Comparison, Sweep, Plan)
 
 
 def out_dir(out: Path | None, kind: str, file: Path) -> Path:
-    return out if out is not None else Path("out") / f"{kind}-{file.stem}"
+    """The results directory; exits 2 when it would replace the scenario or one of its inputs."""
+    folder = out if out is not None else Path("out") / f"{kind}-{file.stem}"
+    guard_outputs([file], [folder], [folder])
+    return folder
 
 
 def max_reps(target: str | None, maximum: int | None) -> int:

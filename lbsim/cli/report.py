@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from lbsim.cli.common import console, fail
+from lbsim.cli.common import console, fail, guard_outputs
 from lbsim.experiment.load import kind_of, load_results
 from lbsim.experiment.store import StoreError
 from lbsim.report.html import write_report
@@ -36,6 +36,8 @@ def report(
     except StoreError as exc:
         fail(str(exc))
     target = output if output is not None else directory / "report.html"
+    read = [p for p in directory.rglob("*") if p.suffix in (".json", ".csv", ".parquet")]
+    guard_outputs(read, [target])
     try:
         write_report(obj, kind, target)
     except OSError as exc:

@@ -19,12 +19,13 @@ from lbsim.cli.common import (
     console,
     err_console,
     fail,
+    guard_outputs,
     load_or_exit,
 )
 from lbsim.experiment.executors import DASK_ENV, DaskError, DaskExecutor
 from lbsim.experiment.offered_load import arrival_rate, offered_load
 from lbsim.experiment.run import simulate
-from lbsim.report.files import write_outputs
+from lbsim.report.files import RUN_OUTPUT_NAMES, write_outputs
 from lbsim.report.jsonout import write_json
 from lbsim.report.table import print_offered_load, print_result
 
@@ -59,6 +60,14 @@ def run(
 ) -> None:
     """Simulate FILE and print latency, throughput, failures and utilisation."""
     scenario = load_or_exit(file, set_, seed, replications, duration)
+    guard_outputs([file], [json_path], [out])
+    if (
+        json_path is not None
+        and out is not None
+        and json_path.resolve().parent == out.resolve()
+        and json_path.name in RUN_OUTPUT_NAMES
+    ):
+        fail(f"--json {json_path} is also written by --out {out}; choose another name")
     for target in (json_path, out):
         if target is not None and target.exists() and target.is_dir() != (target is out):
             fail(f"{target}: exists and is {'not ' if target is out else ''}a directory")

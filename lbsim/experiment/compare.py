@@ -25,6 +25,7 @@ from lbsim.experiment.session import ProgressHook, Session
 from lbsim.experiment.stopping import TargetHalfWidth, make_rule
 from lbsim.experiment.store import PointResult
 from lbsim.experiment.variants import Axis, open_space, parse_axes
+from lbsim.report import atomic
 from lbsim.scenario.schema import Scenario
 from lbsim.stats.replications import t_half_width
 
@@ -117,8 +118,10 @@ class Comparison:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         paths = [out / "compare.csv", out / "results.csv"]
-        self.table().to_csv(paths[0], index=False)
-        self.frame.to_csv(paths[1], index=False)
+        with atomic.replacing(paths[0], newline="") as fh:
+            self.table().to_csv(fh, index=False)
+        with atomic.replacing(paths[1], newline="") as fh:
+            self.frame.to_csv(fh, index=False)
         return paths
 
 

@@ -28,6 +28,7 @@ from lbsim.experiment.slo import SLO, SLOCheck, check_slo, joint_confidence, par
 from lbsim.experiment.stopping import Fixed, TargetHalfWidth, make_rule
 from lbsim.experiment.store import PointResult
 from lbsim.experiment.variants import Axis, Variant, format_value, open_space, parse_axes
+from lbsim.report import atomic
 from lbsim.report.jsonout import clean
 from lbsim.scenario.schema import Scenario
 
@@ -139,8 +140,9 @@ class Plan:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         paths = [out / "plan.json", out / "candidates.csv"]
-        paths[0].write_text(json.dumps(clean(self.to_dict()), indent=2) + "\n", encoding="utf-8")
-        self.frame.to_csv(paths[1], index=False)
+        atomic.write_text(paths[0], json.dumps(clean(self.to_dict()), indent=2) + "\n")
+        with atomic.replacing(paths[1], newline="") as fh:
+            self.frame.to_csv(fh, index=False)
         return paths
 
 

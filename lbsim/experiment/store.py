@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import shlex
 import sys
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from typing import Any
 from lbsim import __version__
 from lbsim.experiment.result import Result
 from lbsim.experiment.variants import Variant
+from lbsim.report import atomic
 from lbsim.report.jsonout import clean
 from lbsim.scenario.loader import scenario_from_data
 
@@ -120,9 +120,7 @@ def command_line() -> str:
 
 
 def _write_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(clean(data), indent=1, allow_nan=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic.write_text(path, json.dumps(clean(data), indent=1, allow_nan=False) + "\n")
 
 
 class ResultsDir:

@@ -24,6 +24,7 @@ from lbsim.experiment.session import ProgressHook, Session
 from lbsim.experiment.stopping import TargetHalfWidth, make_rule
 from lbsim.experiment.store import PointResult
 from lbsim.experiment.variants import Axis, format_value, open_space, parse_axes, short_keys
+from lbsim.report import atomic
 from lbsim.report.jsonout import clean
 from lbsim.scenario.schema import Scenario
 from lbsim.stats.replications import t_half_width
@@ -179,11 +180,14 @@ class Sweep:
         out.mkdir(parents=True, exist_ok=True)
         frame = self.frame
         paths = [out / "results.csv", out / "results.parquet", out / "summary.csv"]
-        frame.to_csv(paths[0], index=False)
-        frame.to_parquet(paths[1], index=False)
-        self.summary().to_csv(paths[2], index=False)
+        with atomic.replacing(paths[0], newline="") as fh:
+            frame.to_csv(fh, index=False)
+        with atomic.replacing(paths[1], "wb") as fh:
+            frame.to_parquet(fh, index=False)
+        with atomic.replacing(paths[2], newline="") as fh:
+            self.summary().to_csv(fh, index=False)
         knee = out / "knee.json"
-        knee.write_text(json.dumps(clean(self.knee_json()), indent=2) + "\n", encoding="utf-8")
+        atomic.write_text(knee, json.dumps(clean(self.knee_json()), indent=2) + "\n")
         return [*paths, knee]
 
 

@@ -22,6 +22,7 @@ from lbsim.experiment.metrics import label, resolve
 from lbsim.experiment.plan import Plan
 from lbsim.experiment.result import Result
 from lbsim.experiment.sweep import Sweep
+from lbsim.report import atomic
 
 STYLE = "tableau-colorblind10"
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
@@ -47,7 +48,7 @@ def new_figure(rows: int = 1, cols: int = 1, **kwargs: Any) -> tuple[Figure, Any
 
 
 def save(fig: Figure, path: Path) -> Path:
-    fig.savefig(path)
+    atomic.save_figure(fig, path)
     return path
 
 

@@ -12,6 +12,9 @@ from lbsim.experiment.result import Result
 from lbsim.report import atomic
 from lbsim.report.jsonout import write_json
 
+#: the files of a run's --out directory besides its PNG figures
+RUN_OUTPUT_NAMES = ("summary.json", "timeseries.csv", "runs.json", "cdf.json", "meta.json")
+
 
 def write_timeseries(result: Result, path: Path) -> None:
     rows = result.timeseries

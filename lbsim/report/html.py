@@ -21,6 +21,7 @@ from lbsim.experiment.compare import Comparison
 from lbsim.experiment.plan import Plan
 from lbsim.experiment.result import Result
 from lbsim.experiment.sweep import Sweep
+from lbsim.report import atomic
 from lbsim.report.figures import figures
 from lbsim.report.summaries import Table, headline, tables
 
@@ -201,5 +202,5 @@ def render(obj: Result | Comparison | Sweep | Plan, kind: str) -> str:
 
 def write_report(obj: Result | Comparison | Sweep | Plan, kind: str, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(obj, kind), encoding="utf-8")
+    atomic.write_text(path, render(obj, kind))
     return path

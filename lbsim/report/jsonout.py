@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from lbsim.report import atomic
+
 
 def clean(value: Any) -> Any:
     if isinstance(value, float):
@@ -20,4 +22,4 @@ def clean(value: Any) -> Any:
 
 def write_json(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(clean(data), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    atomic.write_text(path, json.dumps(clean(data), indent=2, allow_nan=False) + "\n")

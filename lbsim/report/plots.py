@@ -14,6 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from lbsim.experiment.result import Result
+from lbsim.report import atomic
 
 STYLE = "tableau-colorblind10"
 
@@ -40,7 +41,7 @@ def latency_cdf(result: Result, path: Path) -> None:
         ax.legend(title="class")
         ax.set_title(f"Latency CDF — {result.scenario.name} (replication 0, after warm-up)")
         fig.tight_layout()
-        fig.savefig(path)
+        atomic.save_figure(fig, path)
         plt.close(fig)
 
 
@@ -73,7 +74,7 @@ def utilisation(result: Result, path: Path) -> None:
             )
         ax1.set_title(f"Utilisation per interval — {result.scenario.name}")
         fig.tight_layout()
-        fig.savefig(path)
+        atomic.save_figure(fig, path)
         plt.close(fig)
 
 
@@ -97,7 +98,7 @@ def queues(result: Result, path: Path) -> None:
         ax.legend(fontsize="small")
         ax.set_title(f"Queue length per interval — {result.scenario.name}")
         fig.tight_layout()
-        fig.savefig(path)
+        atomic.save_figure(fig, path)
         plt.close(fig)
 
 
@@ -146,7 +147,7 @@ def database(result: Result, path: Path) -> bool:
             )
         axes[0].set_title(f"Database per interval — {result.scenario.name}")
         fig.tight_layout()
-        fig.savefig(path)
+        atomic.save_figure(fig, path)
         plt.close(fig)
     return True
 

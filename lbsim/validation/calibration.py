@@ -49,6 +49,7 @@ from typing import Any
 
 import yaml
 
+from lbsim.report import atomic
 from lbsim.scenario.database import Galera, MySQL, NoDatabase
 from lbsim.scenario.schema import RequestClass, Scenario
 from lbsim.validation.loadgen import Record, send_sequential
@@ -477,7 +478,7 @@ def write_calibrated(
 ) -> Path:
     data = calibrate_scenario(raw, scenario, cal)
     text = header(source, cal) + yaml.safe_dump(data, sort_keys=False, width=100)
-    path.write_text(text, encoding="utf-8")
+    atomic.write_text(path, text)
     return path
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from lbsim.model.observer import BASE_REASONS
+from lbsim.report import atomic
 from lbsim.scenario.database import Galera, MySQL, NoDatabase
 from lbsim.scenario.schema import Scenario
 from lbsim.validation.loadgen import CONNECT_ERROR, NOT_SENT, TIMEOUT, LoadgenStats, Record
@@ -184,7 +185,7 @@ def database_cores(scenario: Scenario) -> dict[str, float]:
 def write_requests_csv(records: Iterable[Record], path: Path) -> Path:
     """The raw per-request measurements, one row per planned request."""
     names = [f.name for f in fields(Record)]
-    with path.open("w", newline="", encoding="utf-8") as fh:
+    with atomic.replacing(path, newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=names)
         w.writeheader()
         for r in records:

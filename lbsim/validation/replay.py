@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lbsim import __version__
+from lbsim.report import atomic
 from lbsim.scenario.database import Galera
 from lbsim.scenario.schema import Scenario
 from lbsim.validation import collectors
@@ -126,7 +127,7 @@ class ReplayRun:
     def write(self, outdir: Path, stem: str = "replay") -> list[Path]:
         outdir.mkdir(parents=True, exist_ok=True)
         js = outdir / f"{stem}.json"
-        js.write_text(json.dumps(self.results, indent=2) + "\n", encoding="utf-8")
+        atomic.write_text(js, json.dumps(self.results, indent=2) + "\n")
         return [js, write_requests_csv(self.records, outdir / f"{stem}-requests.csv")]
 
 

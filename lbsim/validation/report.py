@@ -25,6 +25,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from lbsim.report import atomic
 from lbsim.stats.replications import flatten
 
 if TYPE_CHECKING:
@@ -75,15 +76,16 @@ def write_report(result: CampaignResult) -> list[Path]:
         for e in lv.errors
     ]
     errors += [e.to_dict() for e in result.probe]
-    (out / "errors.json").write_text(
-        json.dumps({"machine": result.machine, "errors": errors}, indent=2) + "\n", "utf-8"
+    atomic.write_text(
+        out / "errors.json",
+        json.dumps({"machine": result.machine, "errors": errors}, indent=2) + "\n",
     )
     written.append(out / "errors.json")
     cal = result.calibration.to_dict()
     cal["machine"] = result.machine
     cal["capacity"] = result.capacity
     cal["calibrated_scenario"] = str(result.calibrated_file)
-    (out / "calibration.json").write_text(json.dumps(cal, indent=2) + "\n", "utf-8")
+    atomic.write_text(out / "calibration.json", json.dumps(cal, indent=2) + "\n")
     written.append(out / "calibration.json")
     written.append(_measurements_csv(result, out / "measurements.csv"))
     written.extend(_plots(result, out))
@@ -100,7 +102,7 @@ def _measurements_csv(result: CampaignResult, path: Path) -> Path:
     for lv in result.levels:
         for metric, value in sorted(_flat(lv.measured).items()):
             lines.append(f"{PARAM},{lv.rate:g},{metric},{value:.9g},")
-    path.write_text("\n".join(lines) + "\n", "utf-8")
+    atomic.write_text(path, "\n".join(lines) + "\n")
     return path
 
 
@@ -134,7 +136,7 @@ def _plot(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    fig.savefig(path)
+    atomic.save_figure(fig, path)
     plt.close(fig)
     return path
 
@@ -261,5 +263,5 @@ def _markdown(result: CampaignResult, path: Path) -> Path:
     for name in ("latency", "throughput", "utilisation", "galera"):
         if (path.parent / f"{name}.png").exists():
             lines.append(f"![{name}]({name}.png)")
-    path.write_text("\n".join(lines) + "\n", "utf-8")
+    atomic.write_text(path, "\n".join(lines) + "\n")
     return path
