@@ -26,12 +26,28 @@ SetOption = Annotated[
         show_default=False,
     ),
 ]
-SeedOption = Annotated[int | None, typer.Option(help="Override the scenario seed.")]
+
+
+def _positive_seconds(value: float | None) -> float | None:
+    if value is not None and not (0 < value < float("inf")):
+        raise typer.BadParameter(f"must be a finite number of seconds > 0 (got {value:g})")
+    return value
+
+
+#: the largest seed (numpy's SeedSequence takes any non-negative integer; 2^63 - 1 keeps
+#: it a signed 64-bit value in every results file)
+MAX_SEED = 2**63 - 1
+SeedOption = Annotated[
+    int | None, typer.Option(help="Override the scenario seed.", min=0, max=MAX_SEED)
+]
 ReplicationsOption = Annotated[
-    int | None, typer.Option(help="Override the number of replications.")
+    int | None, typer.Option(help="Override the number of replications.", min=1)
 ]
 DurationOption = Annotated[
-    float | None, typer.Option(help="Override the measured duration (simulated seconds).")
+    float | None,
+    typer.Option(
+        help="Override the measured duration (simulated seconds).", callback=_positive_seconds
+    ),
 ]
 
 

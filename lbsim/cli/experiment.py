@@ -38,11 +38,16 @@ TargetOption = Annotated[
 MaxReplicationsOption = Annotated[
     int | None,
     typer.Option(
-        "--max-replications", help="Cap for --target-ci (default 30).", show_default=False
+        "--max-replications",
+        help="Cap for --target-ci (default 30).",
+        show_default=False,
+        min=2,
+        max=100_000,
     ),
 ]
 JobsOption = Annotated[
-    int, typer.Option("--jobs", "-j", help="Local worker processes (0: one per core).")
+    int,
+    typer.Option("--jobs", "-j", help="Local worker processes (0: one per core).", min=0, max=4096),
 ]
 DaskOption = Annotated[
     str | None,

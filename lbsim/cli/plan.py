@@ -58,6 +58,7 @@ def plan(
             help=f"Replications per configuration (default: the scenario's, at least "
             f"{DEFAULT_REPLICATIONS}).",
             show_default=False,
+            min=1,
         ),
     ] = None,
     target_ci: TargetOption = None,

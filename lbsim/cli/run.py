@@ -46,7 +46,8 @@ def run(
         typer.Option(help="Write summary.json, timeseries.csv and PNG plots to this directory."),
     ] = None,
     jobs: Annotated[
-        int, typer.Option(help="Worker processes for replications (0: all cores).")
+        int,
+        typer.Option(help="Worker processes for replications (0: all cores).", min=0, max=4096),
     ] = 1,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print no tables.")] = False,
     dask: Annotated[
