@@ -14,10 +14,19 @@ import pytest
 from pydantic import ValidationError
 
 from lbsim.model.policies import Backend, Policy, make_policy
+from lbsim.model.policies.envoy_hash import (
+    MAX_RING_SIZE,
+    Maglev,
+    RingHash,
+    build_maglev,
+    build_ring,
+    ring_size,
+)
 from lbsim.model.policies.fwrr import Fwrr
 from lbsim.model.policies.haproxy_map import full_hash, hash_sdbm, server_map
 from lbsim.model.policies.least_time import LeastTime
 from lbsim.model.policies.nginx_hash import rehash_value
+from lbsim.model.policies.xxhash64 import xxh64, xxh64_rows
 
 
 @dataclass
@@ -281,3 +290,123 @@ def test_least_time_weights_and_ties_by_smooth_wrr() -> None:
     assert picks(p, 2) == "aa"
     with pytest.raises(ValidationError):
         policy("least_time", bs, {"factor": 1.0})
+
+
+# --- Envoy ring_hash and maglev ------------------------------------------------
+
+
+def envoy_hosts(*weights: int, port0: int = 90, hostname: bool = False) -> list[Backend]:
+    # Envoy's tests name hosts 127.0.0.1:90.. (or hash the hostname "90"..)
+    return [
+        Backend(
+            index=i,
+            name=str(port0 + i),
+            address=str(port0 + i) if hostname else f"127.0.0.1:{port0 + i}",
+            weight=w,
+        )
+        for i, w in enumerate(weights)
+    ]
+
+
+@pytest.mark.unit
+def test_xxh64_matches_the_reference_library() -> None:
+    # values printed by the xxhash C library (python-xxhash 4.1.0)
+    assert xxh64(b"") == 17241709254077376921
+    assert xxh64(b"", 1) == 15397730242686860875
+    assert xxh64(b"10.0.0.1") == 17084065887361098711
+    assert xxh64(b"10.0.0.1:9000_0") == 3261933769142838882
+    long = b"a-very-long-hostname.example.com:9000_12345"  # >= 32 bytes: 4 lanes
+    assert (xxh64(long), xxh64(long, 1)) == (3920907380537154094, 10530991585181352572)
+    rows = np.frombuffer(long * 3, dtype=np.uint8).reshape(3, len(long))
+    assert xxh64_rows(rows).tolist() == [3920907380537154094] * 3
+
+
+@pytest.mark.unit
+def test_ring_hash_envoys_own_ring_of_12() -> None:
+    # Envoy ring_hash_lb_test.cc BasicWithHostname: hosts "90".."95", min ring 12
+    hashes, owners = build_ring(envoy_hosts(*[1] * 6, hostname=True), 12, MAX_RING_SIZE)
+    assert hashes.tolist() == [
+        1975508444536362413, 2376063919839173711, 2386806903309390596,
+        6749904478991551885, 6803900775736438537, 7225015537174310577,
+        8787465352164086522, 11282020843382717940, 13723418369486627818,
+        13776502110861797421, 14338313586354474791, 15364271037087512980,
+    ]  # fmt: skip
+    assert [90 + i for i in owners.tolist()] == [95, 95, 93, 94, 93, 92, 90, 92, 91, 90, 91, 94]
+    p = policy("ring_hash", envoy_hosts(*[1] * 6, hostname=True), {"minimum_ring_size": 12})
+    assert isinstance(p, RingHash)
+    p.refresh(0.0)
+    # the same lookups as Envoy's test: 0 and 2**64-1 (wraps) -> 95; a point's
+    # own hash -> that point's host
+    assert [p.lookup(h) for h in (0, 2**64 - 1, 7225015537174310577, 6803900775736438537)] == [
+        5, 5, 2, 3,
+    ]  # fmt: skip
+
+
+@pytest.mark.unit
+def test_ring_size_min_1024_and_capped_for_huge_weights() -> None:
+    assert ring_size([1, 1, 1], 1024, MAX_RING_SIZE) == (1026.0, 1026)  # 342 per host
+    assert ring_size([5, 1, 1], 1024, MAX_RING_SIZE)[1] == 1029  # 735, 147, 147
+    # 10**9 against 1 would ask for 1024 * (10**9 + 1) points: capped at
+    # maximum_ring_size (Envoy's 8M by default)
+    assert ring_size([10**9, 1], 1024, MAX_RING_SIZE) == (float(MAX_RING_SIZE), MAX_RING_SIZE)
+    bs = envoy_hosts(10**9, 1)
+    hashes, owners = build_ring(bs, 1024, 4096)
+    assert len(hashes) == 4096 and set(owners.tolist()) == {0}  # the light host: no point left
+    p = policy("ring_hash", bs, {"maximum_ring_size": 4096})
+    assert {p.choose(Req(client_ip=(10, 0, 0, i)), up, 0.0) for i in range(20)} == {bs[0]}
+    with pytest.raises(ValidationError):
+        policy("ring_hash", bs, {"minimum_ring_size": 5000, "maximum_ring_size": 4096})
+
+
+@pytest.mark.unit
+def test_ring_hash_request_key_and_health_panic() -> None:
+    bs = envoy_hosts(1, 1, 1, 1)
+    p = policy("ring_hash", bs)
+    assert isinstance(p, RingHash)
+    assert p.sticky and p.products == frozenset({"envoy"})
+    h = xxh64(b"10.0.0.1")  # source_ip: the dotted address string
+    p.refresh(0.0)
+    first = bs[p.lookup(h)]
+    assert p.choose(Req(client_ip=(10, 0, 0, 1)), up, 0.0) is first
+    first.up = False  # 3 of 4 healthy: ring rebuilt without it
+    second = p.choose(Req(client_ip=(10, 0, 0, 1)), up, 0.0)
+    assert second is not None and second is not first
+    for b in bs:
+        b.up = b is second
+    # 1 of 4 healthy (25 % < 50 %): panic, the ring holds all hosts again
+    p.refresh(0.0)
+    assert bs[p.lookup(h)] is first
+    assert p.choose(Req(client_ip=(10, 0, 0, 1)), up, 0.0) is None  # it is down
+    for b in bs:
+        b.up = True
+    assert p.choose(Req(client_ip=(10, 0, 0, 1)), up, 0.0) is first  # cached table back
+
+
+@pytest.mark.unit
+def test_maglev_envoys_own_tables() -> None:
+    # Envoy maglev_lb_test.cc, table size 7: Basic (127.0.0.1:90..95) and
+    # BasicWithHostName; Weighted (weights 1, 2; size 17)
+    assert build_maglev(envoy_hosts(*[1] * 6), 7) == [2, 4, 0, 1, 5, 0, 3]
+    assert build_maglev(envoy_hosts(*[1] * 6, hostname=True), 7) == [2, 5, 0, 3, 4, 1, 0]
+    weighted = build_maglev(envoy_hosts(1, 2), 17)
+    assert weighted == [1, 0, 0, 1, 0, 1, 1, 0, 1, 1, 1, 1, 1, 0, 1, 0, 1]
+    p = policy("maglev", envoy_hosts(*[1] * 6), {"table_size": 7})
+    assert isinstance(p, Maglev)
+    p.refresh(0.0)
+    assert [p.lookup(h) for h in range(14)] == [2, 4, 0, 1, 5, 0, 3] * 2
+
+
+@pytest.mark.unit
+def test_maglev_default_table_and_options() -> None:
+    bs = envoy_hosts(5, 1, 1)
+    p = policy("maglev", bs)
+    assert isinstance(p, Maglev)
+    p.refresh(0.0)
+    counts = np.bincount(np.array(p.table), minlength=3).tolist()
+    assert sum(counts) == 65537 and counts[1] == counts[2] and counts[0] > 4.9 * counts[1]
+    key = xxh64(b"10.0.0.7")
+    assert p.choose(Req(client_ip=(10, 0, 0, 7)), up, 0.0) is bs[p.table[key % 65537]]
+    with pytest.raises(ValidationError, match="prime"):
+        policy("maglev", bs, {"table_size": 65536})
+    with pytest.raises(ValidationError):
+        policy("maglev", bs, {"bogus": 1})

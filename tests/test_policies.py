@@ -445,6 +445,8 @@ def test_registry_and_make_policy_validation() -> None:
         "hash_haproxy",
         "hash_nginx",
         "least_time",
+        "ring_hash",
+        "maglev",
     }
     with pytest.raises(ValidationError):
         policy("power_of_d", backends(1, 1), {"choices": 2, "bogus": 1})

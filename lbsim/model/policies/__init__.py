@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from lbsim.model.policies import (
     consistent_hash,
+    envoy_hash,
     first,
     fwrr,
     haproxy_map,
@@ -35,6 +36,7 @@ __all__ = [
     "NoOptions",
     "Policy",
     "consistent_hash",
+    "envoy_hash",
     "first",
     "fwrr",
     "haproxy_map",
