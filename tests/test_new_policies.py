@@ -97,6 +97,17 @@ def test_fwrr_equal_weights_rotate_in_declaration_order() -> None:
 
 
 @pytest.mark.unit
+def test_fwrr_any_window_of_sum_weights_picks_is_within_one_of_each_weight() -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(40):
+        ws = [int(w) for w in rng.integers(1, 21, size=int(rng.integers(1, 7)))]
+        f = Fwrr(ws)
+        for _ in range(3):
+            got = [f.next(never) for _ in range(sum(ws))]
+            assert all(abs(got.count(i) - w) <= 1 for i, w in enumerate(ws)), ws
+
+
+@pytest.mark.unit
 def test_fwrr_saturated_server_is_stepped_and_requeued_not_lost() -> None:
     # weights 1,1,1 (eweight 16, total 48): a at npos 51; b from init
     # (npos 52) is saturated -> chained, then c (npos 53) taken; b requeued
@@ -246,6 +257,18 @@ def test_hash_nginx_falls_back_to_round_robin() -> None:
     only_b = lambda b: b is bs[1]  # noqa: E731
     # every round lands on b or a; a unavailable -> rehash until b, never RR
     assert p.choose(Req(client=3), only_b, 0.0) is bs[1]
+    # client 1254: none of its 21 rounds lands on c (found by search); with a
+    # and b unavailable nginx gives up after 21 rounds and round robin finds c
+    three = backends(1, 1, 1)
+    calls: list[str] = []
+
+    def only_c(b: Backend) -> bool:
+        calls.append(b.name)
+        return b is three[2]
+
+    q = policy("hash_nginx", three, {"key": "client"})
+    assert q.choose(Req(client=1254), only_c, 0.0) is three[2]
+    assert len(calls) == 21 + 3 and "c" not in calls[:21]
     # a single peer: straight to round robin
     one = backends(1)
     assert policy("hash_nginx", one).choose(Req(), up, 0.0) is one[0]
