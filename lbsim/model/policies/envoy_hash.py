@@ -184,18 +184,24 @@ class _EnvoyHashOptions(BaseModel):
         description="hash_policy: connection_properties.source_ip, or a header with the client id",
     )
     panic_threshold: float = Field(
-        default=50.0, ge=0, le=100, description="healthy_panic_threshold, percent of hosts"
+        default=50.0,
+        ge=0,
+        le=100,
+        strict=True,
+        allow_inf_nan=False,
+        description="healthy_panic_threshold, percent of hosts",
     )
 
 
 class RingHashOptions(_EnvoyHashOptions):
     """Options of ``ring_hash``."""
 
-    minimum_ring_size: int = Field(default=MIN_RING_SIZE, ge=1, le=MAX_RING_SIZE)
+    minimum_ring_size: int = Field(default=MIN_RING_SIZE, ge=1, le=MAX_RING_SIZE, strict=True)
     maximum_ring_size: int = Field(
         default=MAX_RING_SIZE,
         ge=1,
         le=MAX_RING_SIZE,
+        strict=True,
         description="cap on ring points (Envoy's default and limit, 8M: about 100 MB here)",
     )
 
@@ -212,7 +218,7 @@ class RingHashOptions(_EnvoyHashOptions):
 class MaglevOptions(_EnvoyHashOptions):
     """Options of ``maglev``."""
 
-    table_size: int = Field(default=MAGLEV_TABLE_SIZE, ge=2, le=MAGLEV_MAX_TABLE_SIZE)
+    table_size: int = Field(default=MAGLEV_TABLE_SIZE, ge=2, le=MAGLEV_MAX_TABLE_SIZE, strict=True)
 
     @field_validator("table_size")
     @classmethod

@@ -38,6 +38,8 @@ class LeastTimeOptions(BaseModel):
         default=0.9,
         ge=0.0,
         lt=1.0,
+        strict=True,
+        allow_inf_nan=False,
         description="weight of the previous average in each update (0: the last sample only)",
     )
 
