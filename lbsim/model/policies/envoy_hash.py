@@ -120,7 +120,8 @@ def build_ring(
         hashes.append(_point_hashes(h.address, n))
         owners.append(np.full(n, h.index, dtype=np.int32))
     all_hashes = np.concatenate(hashes)
-    order = np.argsort(all_hashes, kind="stable")
+    # std::sort is not stable either; equal 64-bit points are vanishingly rare
+    order = np.argsort(all_hashes)
     return all_hashes[order], np.concatenate(owners)[order]
 
 
