@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from lbsim.model.policies import Backend, Policy, make_policy
+import lbsim
+from lbsim.model.policies import POLICIES, Backend, Policy, make_policy
 from lbsim.model.policies.envoy_hash import (
     MAX_RING_SIZE,
     Maglev,
@@ -27,6 +28,7 @@ from lbsim.model.policies.haproxy_map import full_hash, hash_sdbm, server_map
 from lbsim.model.policies.least_time import LeastTime
 from lbsim.model.policies.nginx_hash import rehash_value
 from lbsim.model.policies.xxhash64 import xxh64, xxh64_rows
+from lbsim.scenario.schema import Balancer
 
 
 @dataclass
@@ -433,3 +435,39 @@ def test_maglev_default_table_and_options() -> None:
         policy("maglev", bs, {"table_size": 65536})
     with pytest.raises(ValidationError):
         policy("maglev", bs, {"bogus": 1})
+
+
+# --- each new policy end to end ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "product"),
+    [
+        ("roundrobin_haproxy", "haproxy"),
+        ("static_rr", "haproxy"),
+        ("hash_haproxy", "haproxy"),
+        ("hash_nginx", "nginx"),
+        ("least_time", "nginx"),
+        ("ring_hash", "envoy"),
+        ("maglev", "envoy"),
+    ],
+)
+def test_new_policy_runs_a_short_simulation(name: str, product: str) -> None:
+    balancer: dict[str, Any] = {"policy": name}
+    if "product" in Balancer.model_fields:  # the scenario names its balancer product
+        balancer["product"] = product
+    data = {
+        "name": "smoke",
+        "seed": 7,
+        "duration": 30.0,
+        "warmup": 3.0,
+        "workload": {
+            "open": {"rate": 40.0},
+            "classes": [{"name": "job", "cpu": {"dist": "exponential", "mean": 0.05}}],
+        },
+        "balancer": balancer,
+        "app": {"nodes": 3, "workers": 2, "cores": 2.0},
+    }
+    result = lbsim.simulate(lbsim.Scenario.model_validate(data), replications=1)
+    assert result.value("throughput") > 30
+    assert POLICIES[name].products == frozenset({product})
