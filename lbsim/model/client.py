@@ -35,7 +35,7 @@ class ClientEdge:
         self._balancer_receive = receive
 
     def send(self, request: Request) -> None:
-        self.observer.arrived(request, self.env.now)
+        self.observer.arrived(request, self.env._now)
         if self._deadlines is not None:
             self._deadlines.add(request, 0)
         net = self._net
@@ -54,7 +54,7 @@ class ClientEdge:
         if request.answered:
             return  # the client had already given up
         request.answered = True
-        self.observer.answered(request, status, self.env.now)
+        self.observer.answered(request, status, self.env._now)
         if request.on_answer is not None:
             request.on_answer(request)
 
@@ -63,7 +63,7 @@ class ClientEdge:
 
     def _gave_up(self, request: Request, _: int) -> None:
         request.answered = True
-        self.observer.answered(request, TIMEOUT, self.env.now)
+        self.observer.answered(request, TIMEOUT, self.env._now)
         if request.on_answer is not None:
             request.on_answer(request)
 

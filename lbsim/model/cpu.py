@@ -20,15 +20,14 @@ changes. O(log n) per job event.
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections.abc import Callable
+from heapq import heappop, heappush
 from typing import Any
 
 import simpy
 from simpy.events import NORMAL
 
-from lbsim.model.engine import Call, later
 from lbsim.stats.timeweighted import TimeWeighted
 
 _EPS = 1e-9
@@ -82,33 +81,41 @@ class Cpu:
         """Run ``work`` core-seconds; call ``callback(arg)`` when done."""
         env = self.env
         now: float = env._now  # the hot path: skip the property
-        n = self.n
+        n = self.n + 1
+        self.n = n
+        busy = self.busy
         if self.dedicated:
-            n += 1
-            self.n = n
-            self.alloc = float(n)
-            self.busy.set(now, self.alloc)
+            alloc = float(n)
+            self.alloc = alloc
+            # busy.set(now, alloc), inlined
+            busy._area += busy.value * (now - busy._t)
+            busy._t = now
+            busy.value = alloc
             job = Job(now + work, callback, arg)
-            later(env, work, self._dedicated_done, job)
+            queue: list[Any] = env._queue
+            heappush(queue, (now + work, NORMAL, next(env._eid), self._dedicated_done, job))
             return job
-        if n:
-            self._v += (now - self._t) * self.rate
+        heap = self._heap
+        if n > 1:
+            v = self._v + (now - self._t) * self.rate
         else:
             # rebase the virtual clock whenever the CPU empties (keeps tags small)
-            self._v = 0.0
-            self._heap.clear()
+            v = 0.0
+            heap.clear()
+        self._v = v
         self._t = now
-        tag = self._v + work
+        tag = v + work
         job = Job(tag, callback, arg)
-        self._seq += 1
-        heapq.heappush(self._heap, (tag, self._seq, job))
-        n += 1
-        self.n = n
+        seq = self._seq + 1
+        self._seq = seq
+        heappush(heap, (tag, seq, job))
         if self.host is None:
             cores = self.cores
             alloc = n if n < cores else cores
             if alloc != self.alloc:
-                self.busy.set(now, alloc)
+                busy._area += busy.value * (now - busy._t)
+                busy._t = now
+                busy.value = alloc
                 self.alloc = alloc
             rate = alloc / n
             if rate != self.rate:
@@ -127,7 +134,7 @@ class Cpu:
         if job.cancelled:
             return
         job.cancelled = True
-        now = self.env.now
+        now = self.env._now
         if self.dedicated:
             self.n -= 1
             self.alloc = float(self.n)
@@ -147,9 +154,15 @@ class Cpu:
         if job.cancelled:
             return
         job.cancelled = True  # finished: a later cancel() is a no-op
-        self.n -= 1
-        self.alloc = float(self.n)
-        self.busy.set(self.env.now, self.alloc)
+        n = self.n - 1
+        self.n = n
+        alloc = float(n)
+        self.alloc = alloc
+        busy = self.busy
+        now: float = self.env._now
+        busy._area += busy.value * (now - busy._t)
+        busy._t = now
+        busy.value = alloc
         job.callback(job.arg)
 
     def _advance(self, now: float) -> None:
@@ -184,7 +197,7 @@ class Cpu:
         """
         heap = self._heap
         while heap and heap[0][2].cancelled:
-            heapq.heappop(heap)
+            heappop(heap)
         if not heap:
             self._wake_tag = math.inf
             return
@@ -193,47 +206,67 @@ class Cpu:
         delay = (tag - self._v) / self.rate
         if delay < 0:
             delay = 0.0
-        at = self.env._now + delay
+        env = self.env
+        at = env._now + delay
         if self._wake_at <= at + _EPS:
             return  # the pending wake-up is early enough
-        self._wake_gen += 1
+        gen = self._wake_gen + 1
+        self._wake_gen = gen
         self._wake_at = at
-        env = self.env
         # what later() does, inlined: one calendar entry per wake-up
         queue: list[Any] = env._queue
-        heapq.heappush(queue, (at, NORMAL, next(env._eid), Call(self._wake, self._wake_gen)))
+        heappush(queue, (at, NORMAL, next(env._eid), self._wake, gen))
 
     def _wake(self, gen: int) -> None:
         if gen != self._wake_gen:
             return  # superseded by an earlier wake-up
         self._wake_at = math.inf
         now: float = self.env._now
-        if self.n:
-            self._v += (now - self._t) * self.rate
+        n = self.n
+        v = self._v
+        if n:
+            v += (now - self._t) * self.rate
+            self._v = v
         self._t = now
         heap = self._heap
-        v = self._v
         limit = v + _EPS + 1e-12 * v
-        done: list[Job] = []
+        if not heap or heap[0][0] > limit:
+            self._plan()  # nothing finished: the rate fell since this was planned
+            return
+        job = heappop(heap)[2]
+        done: list[Job] | None = None
         while heap and heap[0][0] <= limit:
-            job = heapq.heappop(heap)[2]
-            if not job.cancelled:
-                done.append(job)
-        if done:
-            n = self.n - len(done)
-            self.n = n
-            if self.host is None:  # inline _load_changed: this is the hot path
-                cores = self.cores
-                alloc = n if n < cores else cores
-                if alloc != self.alloc:
-                    self.busy.set(now, alloc)
-                    self.alloc = alloc
-                self.rate = alloc / n if n else 1.0
-            else:
-                self.host.rebalance(now)
+            other = heappop(heap)[2]
+            if not other.cancelled:
+                if done is None:
+                    done = [] if job.cancelled else [job]
+                done.append(other)
+        if done is None:
+            if job.cancelled:
+                self._plan()
+                return
+            n -= 1
+        else:
+            n -= len(done)
+        self.n = n
+        if self.host is None:  # inline _load_changed: this is the hot path
+            cores = self.cores
+            alloc = n if n < cores else cores
+            if alloc != self.alloc:
+                busy = self.busy
+                busy._area += busy.value * (now - busy._t)
+                busy._t = now
+                busy.value = alloc
+                self.alloc = alloc
+            self.rate = alloc / n if n else 1.0
+        else:
+            self.host.rebalance(now)
         self._plan()
-        for job in done:
+        if done is None:
             job.callback(job.arg)
+        else:
+            for job in done:
+                job.callback(job.arg)
 
 
 class Host:

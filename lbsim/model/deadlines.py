@@ -34,7 +34,7 @@ class Deadlines:
         self._armed = False
 
     def add(self, item: Any, token: int) -> None:
-        self._fifo.append((self.env.now + self.timeout, item, token))
+        self._fifo.append((self.env._now + self.timeout, item, token))
         if not self._armed:
             self._arm()
 
@@ -48,12 +48,12 @@ class Deadlines:
             fifo.popleft()
         if fifo:
             self._armed = True
-            later(self.env, max(fifo[0][0] - self.env.now, 0.0), self._fire)
+            later(self.env, max(fifo[0][0] - self.env._now, 0.0), self._fire)
         else:
             self._armed = False
 
     def _fire(self, _: Any) -> None:
-        now = self.env.now
+        now = self.env._now
         fifo = self._fifo
         while fifo and fifo[0][0] <= now + 1e-9:  # tolerate rounding of now + delay
             _, item, token = fifo.popleft()

@@ -10,6 +10,7 @@ everything, and :func:`run` steps through it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from heapq import heappop, heappush
 from typing import Any
@@ -19,11 +20,10 @@ from simpy.events import NORMAL
 
 
 class Call:
-    """An entry of SimPy's calendar that calls ``fn(arg)`` when reached.
+    """Kept for code that built calendar entries by hand: ``fn(arg)`` as a SimPy event.
 
-    :func:`run` executes these directly; an ordinary :class:`simpy.Event`
-    met on the way (none of lbsim's components creates one, but a user's
-    process may) is processed by SimPy's own ``step``.
+    lbsim's own entries are plain tuples (see :func:`later`); a :class:`Call`
+    scheduled with ``env.schedule``-style 4-tuples is still run by :func:`run`.
     """
 
     __slots__ = ("arg", "fn")
@@ -35,29 +35,44 @@ class Call:
 
 def later(env: simpy.Environment, delay: float, fn: Callable[[Any], None], arg: Any = None) -> None:
     """Schedule ``fn(arg)`` in ``delay`` seconds; ``delay == 0`` still goes through the
-    calendar so that same-time events keep their order (the same entry that
-    ``env.schedule(event, NORMAL, delay)`` builds)."""
+    calendar so that same-time events keep their order.
+
+    The entry is the tuple ``(time, NORMAL, eid, fn, arg)`` on SimPy's own heap:
+    it orders exactly as the ``(time, NORMAL, eid, event)`` that
+    ``env.schedule(event, NORMAL, delay)`` would build (``eid`` is unique and
+    drawn from SimPy's counter), without an event object per entry.
+    """
     queue: list[Any] = env._queue
-    heappush(queue, (env._now + delay, NORMAL, next(env._eid), Call(fn, arg)))
+    heappush(queue, (env._now + delay, NORMAL, next(env._eid), fn, arg))
 
 
 def run(env: simpy.Environment, until: float | None = None) -> None:
     """Process the calendar up to (not including) time ``until``, then set the clock
-    to ``until`` — what ``env.run(until=...)`` does, at a third of the cost per
-    event for :class:`Call` entries."""
+    to ``until`` — what ``env.run(until=...)`` does, at a fraction of the cost per
+    event for the entries :func:`later` makes; SimPy events met on the way (none of
+    lbsim's components creates one, but a user's process may) go through SimPy's
+    own ``step``."""
     queue: list[Any] = env._queue
-    call = Call
+    pop = heappop
+    limit = math.inf if until is None else until
     while queue:
-        entry = queue[0]
-        if until is not None and entry[0] >= until:
+        if queue[0][0] >= limit:
             break
-        event = entry[3]
-        if event.__class__ is call:
-            heappop(queue)
-            env._now = entry[0]
-            event.fn(event.arg)
-        else:
-            env.step()
+        entry = pop(queue)
+        try:
+            t, _, _, fn, arg = entry
+        except ValueError:  # a SimPy event: (time, priority, eid, event)
+            heappush(queue, entry)
+            event = entry[3]
+            if event.__class__ is Call:
+                pop(queue)
+                env._now = entry[0]
+                event.fn(event.arg)
+            else:
+                env.step()
+            continue
+        env._now = t
+        fn(arg)
     if until is not None:
         env._now = until
 
@@ -68,7 +83,7 @@ def every(
     """Call ``fn(now)`` at ``first``, ``first + interval``, ... for as long as the run lasts."""
 
     def tick(_: Any) -> None:
-        fn(env.now)
+        fn(env._now)
         later(env, interval, tick)
 
     later(env, first, tick)

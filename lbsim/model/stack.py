@@ -148,8 +148,8 @@ class Stack:
         self._interval = interval
 
     def _end_warmup(self, _: Any) -> None:
-        self.observer.start_measuring(self.env.now)
-        self.database.reset_stats(self.env.now)
+        self.observer.start_measuring(self.env._now)
+        self.database.reset_stats(self.env._now)
 
     def run(self, progress: Progress | None = None) -> dict[str, Any]:
         sc = self.scenario

@@ -265,12 +265,12 @@ class OpenLoopSource:
         nxt = next(self._trace, None)
         if nxt is not None:
             self._next = nxt
-            later(self.env, max(nxt[0] - self.env.now, 0.0), self._arrive)
+            later(self.env, max(nxt[0] - self.env._now, 0.0), self._arrive)
 
     def _arrive(self, _: Any) -> None:
         assert self._next is not None
         _, cls, client = self._next
-        self._send(self._factory.make(self.env.now, cls, client))
+        self._send(self._factory.make(self.env._now, cls, client))
         self._advance()
 
 
@@ -344,7 +344,7 @@ class ClosedLoopSource:
 
     def _request(self, user: int) -> None:
         cls = self._heavy() if user < self.n_heavy else self._light()
-        req = self._factory.make(self.env.now, cls, user)
+        req = self._factory.make(self.env._now, cls, user)
         req.on_answer = self._answered
         self._send(req)
 

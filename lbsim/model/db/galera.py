@@ -171,7 +171,7 @@ class GaleraNode:
         self.recv_q_sum += len(q)  # queue seen by the arriving write-set
         self.recv_q_n += 1
         q.append(ws)
-        self.recv_tw.set(self.env.now, len(q))
+        self.recv_tw.set(self.env._now, len(q))
         if len(q) > self.cluster.fc_upper and not self.fc_stop:
             self.fc_stop = True
             self.c["flow_control_sent"] += 1
@@ -183,7 +183,7 @@ class GaleraNode:
         while self.free_appliers and q:
             ws = q.popleft()
             self.free_appliers -= 1
-            self.recv_tw.set(self.env.now, len(q))
+            self.recv_tw.set(self.env._now, len(q))
             if self.fc_stop and len(q) <= self.cluster.fc_lower:
                 self.fc_stop = False
                 self.cluster.flow_control_changed(stop=False)
@@ -384,7 +384,7 @@ class GaleraTier(DatabaseTierBase):
         node.c["local_commits"] += 1
         assert st.server is not None and st.holder is not None
         st.server.locks.release(st.holder)
-        now = self.env.now
+        now = self.env._now
         self.commit_latency.add(now - st.t_commit)
         for k in ws.keys:
             self._key_ok[k] = (ws.seqno, now)
@@ -407,7 +407,7 @@ class GaleraTier(DatabaseTierBase):
         if paused == self.paused:
             return
         self.paused = paused
-        self.paused_tw.set(self.env.now, 1.0 if paused else 0.0)
+        self.paused_tw.set(self.env._now, 1.0 if paused else 0.0)
         if not paused:
             for m in self.members:
                 q = m.send_queue
@@ -458,7 +458,7 @@ class GaleraTier(DatabaseTierBase):
             ok = self._key_ok.get(k)
             if ok is not None and ok[0] > applied and ok[1] <= issued:
                 stale = True
-                worst = max(worst, self.env.now - ok[1])
+                worst = max(worst, self.env._now - ok[1])
         if stale:
             self.stale_reads += 1
             self.staleness.add(worst)

@@ -61,12 +61,12 @@ class DbServer:
         self.connections += 1
         if self.connections > self.connections_max:
             self.connections_max = self.connections
-        self.connections_tw.set(self.env.now, self.connections)
+        self.connections_tw.set(self.env._now, self.connections)
         return True
 
     def disconnect(self) -> None:
         self.connections -= 1
-        self.connections_tw.set(self.env.now, self.connections)
+        self.connections_tw.set(self.env._now, self.connections)
 
     # -- running a statement ------------------------------------------------------------
     def admit(self, fn: Callable[[Any], None], arg: Any) -> None:

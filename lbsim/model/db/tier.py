@@ -204,7 +204,7 @@ class DatabaseTierBase:
         self._hop(self._issue, st)
 
     def _issue(self, st: Statement) -> None:
-        st.t_issue = self.env.now
+        st.t_issue = self.env._now
         if st.kind == "write":
             self._write(st)
         else:
@@ -287,7 +287,7 @@ class DatabaseTierBase:
         st.job = None
         assert st.server is not None
         st.server.leave()
-        st.t_commit = self.env.now
+        st.t_commit = self.env._now
         self.commit(st)
 
     def _bf_aborted(self, st: Statement, _holder: Holder | None = None) -> None:
@@ -335,7 +335,7 @@ class DatabaseTierBase:
     def _committed(self, st: Statement) -> None:
         assert st.server is not None and st.holder is not None
         st.server.locks.release(st.holder)
-        self.commit_latency.add(self.env.now - st.t_commit)
+        self.commit_latency.add(self.env._now - st.t_commit)
         self.after_commit(st)
         self._reply(st, None)
 
