@@ -6,12 +6,20 @@ options), so two stacks never run at once; and a machine-wide lock keeps
 every other test off the CPU while a live test runs (other tests hold it
 shared, a live test exclusively), so the measurements the live tests compare
 with the model are not disturbed by the rest of the suite.
+
+No test may leave a process behind (:func:`_no_leftover_processes`): a
+leftover would load the machine for the tests after it, and its
+``ResourceWarning`` would fail whichever test runs when it is collected.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import os
+import signal
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,3 +44,75 @@ def _machine_to_ourselves(request: pytest.FixtureRequest) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+# ---------------------------------------------------------------- leftover processes
+#: helpers multiprocessing keeps for the life of the process that started them
+#: (one each, by design): not leftovers of the test that happened to start them
+_LONG_LIVED = ("multiprocessing.forkserver", "multiprocessing.resource_tracker")
+#: how long a test's processes may take to exit after it ends (pools shut
+#: down without waiting, killed groups being reaped) on a loaded machine
+_EXIT_GRACE = 30.0
+
+
+def _descendants(root: int) -> dict[int, str]:
+    """The live (not zombie) descendants of ``root``: pid -> command line."""
+    parent: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry.name}/stat").read_text()
+        except OSError:  # exited meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()  # the name, in (), may hold spaces
+        if fields[0] not in ("Z", "X"):
+            parent[int(entry.name)] = int(fields[1])
+    found: dict[int, str] = {}
+    frontier = [root]
+    while frontier:
+        pid = frontier.pop()
+        for child, ppid in parent.items():
+            if ppid == pid and child not in found:
+                try:
+                    raw = Path(f"/proc/{child}/cmdline").read_bytes()
+                except OSError:
+                    continue
+                found[child] = raw.replace(b"\0", b" ").decode(errors="replace").strip()
+                frontier.append(child)
+    return found
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_processes(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail the test that leaves a process running (and kill the process).
+
+    Processes that were running when the test started (a module's Dask
+    cluster, multiprocessing's fork server) are not the test's.
+    """
+    if not Path("/proc/self/stat").exists():  # pragma: no cover - Linux only
+        yield
+        return
+    me = os.getpid()
+    before = set(_descendants(me))
+    yield
+    deadline = time.monotonic() + _EXIT_GRACE
+    while True:
+        left = {
+            pid: cmd
+            for pid, cmd in _descendants(me).items()
+            if pid not in before and not any(name in cmd for name in _LONG_LIVED)
+        }
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    if left:
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        shown = "; ".join(f"{pid}: {cmd[:200]}" for pid, cmd in sorted(left.items()))
+        pytest.fail(
+            f"{request.node.nodeid} left {len(left)} process(es) running "
+            f"{_EXIT_GRACE:g} s after it ended (now killed): {shown}",
+            pytrace=False,
+        )

@@ -16,9 +16,13 @@ nbclient = pytest.importorskip("nbclient")
 @pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.stem)
 def test_notebook_runs(path: Path) -> None:
     book = nbformat.read(path, as_version=4)
+    # per cell, and for the kernel to start (nbclient's default, 60 s, is short
+    # on a loaded 2-core machine); nbclient shuts the kernel down however
+    # execute() ends, and jupyter_client kills its process group
     client = nbclient.NotebookClient(
         book,
-        timeout=300,
+        timeout=600,
+        startup_timeout=300,
         kernel_name="python3",
         resources={"metadata": {"path": str(NOTEBOOKS)}},
     )

@@ -9,13 +9,18 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import run_program
+
 ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.quality
 
 
 def _run(*cmd: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+    # mypy --strict from a cold cache takes about a minute alone; on a loaded
+    # 2-core machine (-n auto plus other work) several: the timeout only
+    # catches a hang (the tool's process group is then killed)
+    return run_program(cmd, cwd=ROOT, timeout=1200)
 
 
 def test_ruff_lint() -> None:

@@ -8,13 +8,13 @@ from __future__ import annotations
 import os
 import shutil
 import struct
-import subprocess
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from lbsim.cli.app import app
+from tests.support import run_program
 
 pytestmark = pytest.mark.browser
 
@@ -39,7 +39,11 @@ app: {nodes: 2, workers: 4, cores: 1}
 def screenshot(page: Path, png: Path, profile: Path) -> tuple[int, int]:
     """Render ``page`` in headless Chromium; returns the screenshot's width and height."""
     assert CHROMIUM is not None
-    proc = subprocess.run(
+    # Chromium starts a zygote, GPU and renderer processes that outlive a killed
+    # parent: it runs in its own process group, all killed if it hangs. A
+    # screenshot takes a few seconds alone; the timeout allows for a loaded
+    # 2-core machine (-n auto plus other work) and only catches a hang.
+    proc = run_program(
         [
             CHROMIUM,
             "--headless",
@@ -55,10 +59,7 @@ def screenshot(page: Path, png: Path, profile: Path) -> tuple[int, int]:
             "--window-size=1280,2000",
             page.as_uri(),
         ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+        timeout=600,
     )
     assert png.exists(), proc.stdout + proc.stderr
     data = png.read_bytes()
