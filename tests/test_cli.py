@@ -270,9 +270,14 @@ def test_overload_warning(tmp_path: Path) -> None:
         "app: {nodes: 1, workers: 8, cores: 2, backlog: 100}\n"
     )
     for command in ("run", "check"):
-        out = ok(command, path).stdout
-        assert "warning: offered load of app app1 cpu is 1.50 ≥ 1" in out
-        assert "bottleneck: app app1 cpu at 1.500" in out
+        result = ok(command, path)
+        # the warning goes to stderr, so that --quiet (tables off) keeps it
+        assert "warning: offered load of app app1 cpu is 1.50 ≥ 1" in result.stderr
+        assert "warning:" not in result.stdout
+        assert "bottleneck: app app1 cpu at 1.500" in result.stdout
+    quiet = ok("run", path, "-q")
+    assert "warning: offered load of app app1 cpu is 1.50 ≥ 1" in quiet.stderr
+    assert quiet.stdout == ""
 
 
 # ----------------------------------------------------------------- check, version

@@ -4,22 +4,40 @@ from __future__ import annotations
 
 import typer
 
-from lbsim.cli.common import ScenarioFile, SetOption, console, load_or_exit
+from lbsim.cli.common import (
+    ScenarioFile,
+    SetOption,
+    budget_or_exit,
+    console,
+    err_console,
+    load_or_exit,
+)
+from lbsim.experiment.budget import MAX_WALL
 from lbsim.experiment.offered_load import arrival_rate, offered_load
-from lbsim.report.table import print_offered_load
+from lbsim.report.table import print_offered_load, print_overload_warnings
 
 
 def check(file: ScenarioFile, set_: SetOption = None) -> None:
     """Validate FILE and show the offered load of every resource."""
     scenario = load_or_exit(file, set_)
+    cost = budget_or_exit(scenario, insist=True)
     mean, peak, how = arrival_rate(scenario)
     console.print(f"[green]ok[/green] {file}: scenario '{scenario.name}' is valid")
+    loads = offered_load(scenario, use_peak=peak > mean)
     print_offered_load(
         console,
-        offered_load(scenario, use_peak=peak > mean),
+        loads,
         f"{how}, {peak if peak > mean else mean:.4g} requests/s"
         + (" at peak" if peak > mean else ""),
     )
+    console.print(f"cost: {cost.describe()}", highlight=False)
+    print_overload_warnings(err_console, loads)
+    if cost.wall > MAX_WALL:
+        err_console.print(
+            "[bold yellow]note:[/bold yellow] lbsim run refuses this without --insist "
+            f"(longer than {MAX_WALL / 3600:g} hours)",
+            highlight=False,
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
+if TYPE_CHECKING:
+    from lbsim.experiment.budget import Cost
 from lbsim.report.atomic import OutputClash, refuse_overwriting
 from lbsim.scenario import Scenario, ScenarioError, load_scenario
 
@@ -60,6 +62,16 @@ def guard_outputs(
     try:
         refuse_overwriting(inputs, files, directories)
     except OutputClash as exc:
+        fail(str(exc))
+
+
+def budget_or_exit(scenario: Scenario, *, insist: bool = False) -> Cost:
+    """The run's estimated cost; exit 2 naming the key when it is absurd."""
+    from lbsim.experiment.budget import BudgetError, check
+
+    try:
+        return check(scenario, insist=insist)
+    except BudgetError as exc:
         fail(str(exc))
 
 

@@ -16,18 +16,20 @@ from lbsim.cli.common import (
     ScenarioFile,
     SeedOption,
     SetOption,
+    budget_or_exit,
     console,
     err_console,
     fail,
     guard_outputs,
     load_or_exit,
 )
+from lbsim.experiment.budget import ANNOUNCE_WALL, MAX_WALL
 from lbsim.experiment.executors import DASK_ENV, DaskError, DaskExecutor
 from lbsim.experiment.offered_load import arrival_rate, offered_load
 from lbsim.experiment.run import simulate
 from lbsim.report.files import RUN_OUTPUT_NAMES, write_outputs
 from lbsim.report.jsonout import write_json
-from lbsim.report.table import print_offered_load, print_result
+from lbsim.report.table import print_offered_load, print_overload_warnings, print_result
 
 PROGRESS_AFTER = 2.0  # s of wall time before a progress bar appears
 
@@ -49,7 +51,16 @@ def run(
         int,
         typer.Option(help="Worker processes for replications (0: all cores).", min=0, max=4096),
     ] = 1,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print no tables.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print no tables (warnings still go to stderr).")
+    ] = False,
+    insist: Annotated[
+        bool,
+        typer.Option(
+            "--insist",
+            help=f"Run even when the estimated wall time is over {MAX_WALL / 3600:g} hours.",
+        ),
+    ] = False,
     dask: Annotated[
         str | None,
         typer.Option(
@@ -79,15 +90,20 @@ def run(
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 fail(f"{folder}: cannot create directory ({exc.strerror})")
+    cost = budget_or_exit(scenario, insist=insist)
+    mean, peak, how = arrival_rate(scenario)
+    use_peak = peak > mean
+    loads = offered_load(scenario, use_peak)
     if not quiet:
-        mean, peak, how = arrival_rate(scenario)
-        use_peak = peak > mean
         print_offered_load(
             console,
-            offered_load(scenario, use_peak),
+            loads,
             f"{how}, {peak if use_peak else mean:.4g} requests/s"
             + (" at peak" if use_peak else ""),
         )
+    print_overload_warnings(err_console, loads)
+    if cost.wall > ANNOUNCE_WALL:
+        err_console.print(f"estimate: {cost.describe()}", highlight=False, soft_wrap=True)
     n_jobs = jobs if jobs > 0 else (os.cpu_count() or 1)
     started = time.perf_counter()
     bar: Progress | None = None

@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from lbsim.experiment import budget
 from lbsim.experiment.errors import ExperimentInputError
 from lbsim.scenario.errors import KeyPath, Problem, ScenarioError
 from lbsim.scenario.loader import parse_yaml, read_scenario_file, scenario_from_data
@@ -28,6 +29,8 @@ from lbsim.scenario.schema import Scenario
 
 #: more variants than this is almost certainly a typo in a range
 MAX_VALUES = 10_000
+#: the most points of a compare/sweep/plan grid (each point is at least one simulation)
+MAX_POINTS = 10_000
 
 _FORMS = "key=v1,v2,...  key=start:stop:step  or  key=first..last"
 
@@ -262,6 +265,13 @@ class VariantSpace:
                     for p in exc.problems
                 ],
             ) from None
+        try:
+            # memory and zero-time loops are refused per point; total time is the user's call
+            budget.check(scenario, insist=True)
+        except budget.BudgetError as exc:
+            raise budget.BudgetError(
+                exc.key, f"{exc}" + (f" (in variant {what})" if what else ""), exc.insistable
+            ) from None
         if label is None:
             names = short_keys(list(assignments))
             label = ", ".join(f"{names[k]}={format_value(v)}" for k, v in assignments.items())
@@ -272,6 +282,13 @@ class VariantSpace:
 
         With one axis the label is just the value (``least_conn``).
         """
+        points = math.prod(len(a.values) for a in axes)
+        if points > MAX_POINTS:
+            sizes = " x ".join(f"{len(a.values)} ({a.key})" for a in axes)
+            raise VaryError(
+                f"the grid has {points:,} points ({sizes}), more than {MAX_POINTS:,}; "
+                "vary fewer values or fewer keys at once"
+            )
         combos = itertools.product(*(a.values for a in axes)) if axes else iter([()])
         out: list[Variant] = []
         for combo in combos:

@@ -41,13 +41,18 @@ def print_offered_load(console: Console, loads: list[ResourceLoad], rate_note: s
     console.print(table)
     top = bottleneck(loads)
     console.print(f"bottleneck: [bold]{top.resource}[/bold] at {top.utilisation:.3f}")
-    if top.utilisation >= 1:
-        for r in loads:
-            if r.utilisation >= 1:
-                console.print(
-                    f"[bold red]warning:[/bold red] offered load of {r.resource} is "
-                    f"{r.utilisation:.2f} ≥ 1: {r.when_full}"
-                )
+
+
+def print_overload_warnings(err_console: Console, loads: list[ResourceLoad]) -> None:
+    """Warnings for every resource offered a load ≥ 1 (on stderr: ``--quiet`` keeps them)."""
+    for r in loads:
+        if r.utilisation >= 1:
+            err_console.print(
+                f"[bold red]warning:[/bold red] offered load of {r.resource} is "
+                f"{r.utilisation:.2f} ≥ 1: {r.when_full}",
+                highlight=False,
+                soft_wrap=True,
+            )
 
 
 def print_result(console: Console, result: Result) -> None:

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, model_validator
 
 from lbsim.scenario.distributions import Deterministic, DistSpec, coerce_distribution
+from lbsim.scenario.errors import AtKey
 from lbsim.scenario.numbers import Fraction, NonNegFloat, NonNegInt, PositiveFloat, PositiveInt
 
 Dist = Annotated[DistSpec, BeforeValidator(coerce_distribution)]
@@ -106,12 +107,14 @@ class GaleraRouting(_Strict):
 
         allowed = sorted(p for p in POLICIES if p not in _ROUTING_EXCLUDED)
         if self.policy not in allowed:
-            raise ValueError(f"unknown routing policy {self.policy!r}; valid: {', '.join(allowed)}")
+            raise AtKey(
+                "policy", f"unknown routing policy {self.policy!r}; valid: {', '.join(allowed)}"
+            )
         return self
 
 
 # agent-based and latency-based policies need app-side signals a DB proxy does not have
-_ROUTING_EXCLUDED = {"least_load", "peak_ewma"}
+_ROUTING_EXCLUDED = {"least_load", "peak_ewma", "least_time"}
 
 
 class Galera(ServerSettings):
@@ -146,15 +149,19 @@ class Galera(ServerSettings):
     def _check(self) -> Galera:
         n = self.nodes if isinstance(self.nodes, int) else len(self.nodes)
         if isinstance(self.nodes, tuple) and not self.nodes:
-            raise ValueError("nodes must be a count >= 1 or a non-empty list")
+            raise AtKey("nodes", "nodes must be a count >= 1 or a non-empty list")
         if self.routing.writer >= n:
-            raise ValueError(
+            raise AtKey(
+                ("routing", "writer"),
                 f"routing.writer is {self.routing.writer} but the cluster has {n} nodes "
-                f"(indices 0..{n - 1})"
+                f"(indices 0..{n - 1})",
             )
         names = [s.name for s in self.resolved_nodes()]
-        if len(set(names)) != len(names):
-            raise ValueError("galera node names must be unique")
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise AtKey(
+                    ("nodes", i, "name"), f"galera node names must be unique ({name!r} repeats)"
+                )
         return self
 
     def resolved_nodes(self) -> tuple[ResolvedGaleraNode, ...]:
