@@ -35,6 +35,8 @@ WORKER_BYTES = 64
 USER_BYTES = 2_000
 #: one time-series value, bytes (a float in a row dict, with its share of the key)
 SERIES_VALUE_BYTES = 40
+#: one point of a consistent-hash ring (a tuple in a sorted list), bytes
+RING_POINT_BYTES = 120
 #: one hot row of a Zipf-skewed key picker (a float in its CDF), bytes
 HOT_ROW_BYTES = 8
 
@@ -160,6 +162,12 @@ def estimate(s: Scenario, replications: int | None = None) -> Cost:
     cost.memory_drivers.append(("report.interval", rows * columns * SERIES_VALUE_BYTES))
     cost.memory_drivers.append(("app.nodes", n * NODE_BYTES))
     cost.memory_drivers.append(("app.workers", sum(x.workers for x in nodes) * WORKER_BYTES))
+    if s.balancer.policy == "consistent_hash":
+        # nginx's ketama ring: 160 points per unit of weight, each a (hash, address) pair
+        points = 160 * sum(x.weight for x in nodes)
+        cost.memory_drivers.append(
+            ("app.weight (or app.nodes[i].weight)", points * RING_POINT_BYTES)
+        )
     hot = max((q.hot_keys for c in wl.classes for q in c.queries), default=0)
     if _skew(s) > 0:
         cost.memory_drivers.append(("workload.classes.queries.hot_keys", hot * HOT_ROW_BYTES))

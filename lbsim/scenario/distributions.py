@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationInfo, model
 
 from lbsim.scenario.errors import AtKey
 from lbsim.scenario.numbers import Fraction, NonNegFloat, PositiveFloat, PositiveInt
+from lbsim.scenario.yamlio import UnreadableFile, read_regular_text
 
 
 def _finite(x: Any) -> bool:
@@ -248,9 +249,9 @@ class Empirical(_Dist):
             if not path.is_absolute() and base is not None:
                 path = Path(base) / path
             try:
-                text = path.read_text()
-            except OSError as exc:
-                raise AtKey("file", f"cannot read {path}: {exc.strerror}") from None
+                text = read_regular_text(path, "values file")
+            except UnreadableFile as exc:
+                raise AtKey("file", f"{path}: {exc}") from None
             try:
                 values = tuple(float(t) for t in text.replace(",", " ").split())
             except ValueError as exc:

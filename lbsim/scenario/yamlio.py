@@ -202,44 +202,46 @@ def load_value(text: str) -> Any:
     return data
 
 
-def read_text_file(path: Path | str, what: str = "scenario file") -> str:
-    """A small regular UTF-8 file's text; anything else is a :class:`ScenarioError`.
+class UnreadableFile(ValueError):
+    """A file lbsim cannot use; ``str()`` says why (without the file name)."""
+
+
+def read_regular_text(path: Path | str, what: str = "file", limit: int = MAX_FILE_BYTES) -> str:
+    """A small regular UTF-8 file's text, or :class:`UnreadableFile`.
 
     A FIFO, a device or a directory is refused before it is opened (reading a
-    FIFO would wait for a writer forever).
+    FIFO would wait for a writer forever), and so is a file over ``limit`` bytes.
     """
     path = Path(path)
-    file = str(path)
     try:
         st = path.stat()
     except FileNotFoundError:
-        raise ScenarioError(file, [Problem((), "no such file")]) from None
+        raise UnreadableFile("no such file") from None
     except PermissionError:
-        raise ScenarioError(file, [Problem((), "permission denied")]) from None
+        raise UnreadableFile("permission denied") from None
     except OSError as exc:
-        raise ScenarioError(file, [Problem((), f"cannot read: {exc.strerror}")]) from None
+        raise UnreadableFile(f"cannot read: {exc.strerror}") from None
     if stat.S_ISDIR(st.st_mode):
-        raise ScenarioError(file, [Problem((), f"is a directory, not a {what}")])
+        raise UnreadableFile(f"is a directory, not a {what}")
     if not stat.S_ISREG(st.st_mode):
-        raise ScenarioError(
-            file, [Problem((), f"is not a regular file (a FIFO, socket or device), not a {what}")]
-        )
-    if st.st_size > MAX_FILE_BYTES:
-        raise ScenarioError(
-            file,
-            [
-                Problem(
-                    (),
-                    f"is {st.st_size:,} bytes; a {what} may be at most "
-                    f"{MAX_FILE_BYTES // 1024 // 1024} MiB",
-                )
-            ],
+        raise UnreadableFile(f"is not a regular file (a FIFO, socket or device), not a {what}")
+    if st.st_size > limit:
+        raise UnreadableFile(
+            f"is {st.st_size:,} bytes; a {what} may be at most {limit // 1024 // 1024} MiB"
         )
     try:
         return path.read_text(encoding="utf-8")
     except PermissionError:
-        raise ScenarioError(file, [Problem((), "permission denied")]) from None
+        raise UnreadableFile("permission denied") from None
     except UnicodeDecodeError:
-        raise ScenarioError(file, [Problem((), "not UTF-8 text")]) from None
+        raise UnreadableFile("not UTF-8 text") from None
     except OSError as exc:
-        raise ScenarioError(file, [Problem((), f"cannot read: {exc.strerror}")]) from None
+        raise UnreadableFile(f"cannot read: {exc.strerror}") from None
+
+
+def read_text_file(path: Path | str, what: str = "scenario file") -> str:
+    """:func:`read_regular_text` with failures as a :class:`ScenarioError` on the file."""
+    try:
+        return read_regular_text(path, what)
+    except UnreadableFile as exc:
+        raise ScenarioError(str(path), [Problem((), str(exc))]) from None
