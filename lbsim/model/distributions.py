@@ -101,6 +101,36 @@ class Sampler:
         self._i = i + 1
         return buf[i]
 
+    def rest(self) -> list[float]:
+        """The values the next calls would return up to the end of the current block
+        (drawing a fresh block first when it is used up): the same sequence as
+        calling the sampler that many times. Not for constant samplers."""
+        i = self._i
+        buf = self._buf
+        if i >= len(buf):
+            assert self._draw is not None
+            buf = self._buf = self._draw(self._gen, BLOCK).tolist()
+            i = 0
+        self._i = len(buf)
+        return buf[i:] if i else buf
+
+    def take(self, n: int) -> list[float]:
+        """The next ``n`` values, as ``n`` calls would return them."""
+        if self.constant is not None:
+            return [self.constant] * n
+        out: list[float] = []
+        while len(out) < n:
+            i = self._i
+            buf = self._buf
+            if i >= len(buf):
+                assert self._draw is not None
+                buf = self._buf = self._draw(self._gen, BLOCK).tolist()
+                i = 0
+            j = min(len(buf), i + n - len(out))
+            out.extend(buf[i:j])
+            self._i = j
+        return out
+
     def sample(self, n: int) -> np.ndarray:
         """``n`` values at once (for tests and analysis)."""
         return np.array([self() for _ in range(n)])

@@ -30,7 +30,7 @@ from lbsim.model.workload import (
     ClosedLoopSource,
     OpenLoopSource,
     RequestFactory,
-    arrival_trace,
+    arrival_blocks,
 )
 from lbsim.scenario import schema
 
@@ -143,7 +143,7 @@ class Stack:
             self.source = ClosedLoopSource(env, scenario, streams, factory, self.clients.send)
         else:
             self.source = OpenLoopSource(
-                env, arrival_trace(scenario, replication), factory, self.clients.send
+                env, arrival_blocks(scenario, replication), factory, self.clients.send
             )
         self._interval = interval
 

@@ -75,6 +75,25 @@ class ClientPopulation:
             return self.n_heavy + min(int(frac * rest), rest - 1)
         return min(int(u * self.count), self.count - 1)
 
+    def pick_many(self, classes: list[int]) -> list[int]:
+        """``[self.pick(c) for c in classes]``, computed on a block at once
+        (the same uniforms, the same arithmetic, so the same clients)."""
+        k = len(classes)
+        u = np.asarray(self._uniform.take(k), dtype=float)
+        count = self.count
+        ids = np.minimum((u * count).astype(np.int64), count - 1)
+        if self.n_heavy and any(self.heavy_class):
+            heavy = np.asarray(self.heavy_class, dtype=bool)[np.asarray(classes, dtype=np.int64)]
+            share, nh = self.heavy_share, self.n_heavy
+            rest = count - nh
+            with np.errstate(all="ignore"):
+                lo = np.minimum((u / share * nh).astype(np.int64), nh - 1)
+                frac = (u - share) / (1.0 - share)
+                hi = nh + np.minimum((frac * rest).astype(np.int64), rest - 1)
+            ids = np.where(heavy, np.where(u < share, lo, hi), ids)
+        out: list[int] = ids.tolist()
+        return out
+
     def ip(self, client: int) -> tuple[int, int, int, int]:
         ip = self._ips.get(client)
         if ip is None:
@@ -118,13 +137,28 @@ class ClassPicker:
         self._i += 1
         return v
 
+    def take(self, n: int) -> list[int]:
+        """The next ``n`` classes, as ``n`` calls would return them."""
+        if self._n == 1:
+            return [0] * n
+        out: list[int] = []
+        while len(out) < n:
+            if self._i >= len(self._buf):
+                self._buf = self._rng.choice(self._n, size=4096, p=self._p).tolist()
+                self._i = 0
+            j = min(len(self._buf), self._i + n - len(out))
+            out.extend(self._buf[self._i : j])
+            self._i = j
+        return out
+
 
 # --------------------------------------------------------------------------- arrival trace
 
 
 def _arrival_times(
     spec: schema.OpenLoop, streams: RandomStreams, horizon: float
-) -> Iterator[float]:
+) -> Iterator[list[float]]:
+    """Arrival times below ``horizon`` in blocks (lists), in order."""
     gen = streams.generator("arrivals")
     if spec.rate is not None or spec.interarrival is not None:
         dist: AnyDist
@@ -134,13 +168,48 @@ def _arrival_times(
             assert spec.rate is not None
             dist = Exponential(dist="exponential", mean=1.0 / spec.rate)
         gap = Sampler(dist, gen)
-        t = gap()
-        while t < horizon:
-            yield t
-            t += gap()
-        return
+        if gap.constant is not None:
+            yield from _chunks(_renewal_times(gap, horizon))
+            return
+        # t_k = t_(k-1) + gap_k: a sequential cumulative sum, the same float
+        # additions in the same order as adding one gap at a time
+        t = 0.0
+        first = True
+        while True:
+            gaps = np.asarray(gap.rest(), dtype=float)
+            if not first:
+                gaps[0] += t
+            first = False
+            times = np.cumsum(gaps)
+            over = times >= horizon
+            if over.any():
+                cut = int(over.argmax())
+                if cut:
+                    yield times[:cut].tolist()
+                return
+            out: list[float] = times.tolist()
+            t = out[-1]
+            yield out
     assert spec.schedule is not None
-    yield from _schedule_times(spec.schedule, spec.shape, gen, horizon)
+    yield from _chunks(_schedule_times(spec.schedule, spec.shape, gen, horizon))
+
+
+def _renewal_times(gap: Sampler, horizon: float) -> Iterator[float]:
+    t = gap()
+    while t < horizon:
+        yield t
+        t += gap()
+
+
+def _chunks(times: Iterator[float], size: int = 4096) -> Iterator[list[float]]:
+    block: list[float] = []
+    for t in times:
+        block.append(t)
+        if len(block) >= size:
+            yield block
+            block = []
+    if block:
+        yield block
 
 
 def _schedule_times(
@@ -171,8 +240,11 @@ def _schedule_times(
             return
 
 
-def arrival_trace(scenario: schema.Scenario, replication: int = 0) -> Iterator[Arrival]:
-    """The open-loop or trace-file arrivals of ``scenario``: (time, class index, client)."""
+ArrivalBlock = tuple[list[float], list[int], list[int]]  # times, class indices, clients
+
+
+def arrival_blocks(scenario: schema.Scenario, replication: int = 0) -> Iterator[ArrivalBlock]:
+    """:func:`arrival_trace` in blocks of parallel lists (what the simulation consumes)."""
     wl = scenario.workload
     streams = RandomStreams(scenario.seed, replication)
     names = wl.class_names
@@ -180,18 +252,28 @@ def arrival_trace(scenario: schema.Scenario, replication: int = 0) -> Iterator[A
     horizon = scenario.horizon
     if wl.trace is not None:
         index = {n: i for i, n in enumerate(names)}
+        rows: list[tuple[float, int, int]] = []
         for t, cls_name, client in wl.trace.rows:
             if t >= horizon:
-                return
+                break
             cls = index[cls_name]
-            yield t, cls, client if client is not None else clients.pick(cls)
+            rows.append((t, cls, client if client is not None else clients.pick(cls)))
+        for k in range(0, len(rows), 4096):
+            chunk = rows[k : k + 4096]
+            yield [r[0] for r in chunk], [r[1] for r in chunk], [r[2] for r in chunk]
         return
     if wl.open is None:
         raise ValueError("a closed workload has no arrival trace: arrivals depend on responses")
     pick_class = ClassPicker([c.weight for c in wl.classes], streams.generator("classes"))
-    for t in _arrival_times(wl.open, streams, horizon):
-        cls = pick_class()
-        yield t, cls, clients.pick(cls)
+    for times in _arrival_times(wl.open, streams, horizon):
+        classes = pick_class.take(len(times))
+        yield times, classes, clients.pick_many(classes)
+
+
+def arrival_trace(scenario: schema.Scenario, replication: int = 0) -> Iterator[Arrival]:
+    """The open-loop or trace-file arrivals of ``scenario``: (time, class index, client)."""
+    for times, classes, clients in arrival_blocks(scenario, replication):
+        yield from zip(times, classes, clients, strict=True)
 
 
 # --------------------------------------------------------------------------- requests
@@ -250,27 +332,43 @@ class OpenLoopSource:
     """Feeds an arrival trace into the stack, one scheduled event per arrival."""
 
     def __init__(
-        self, env: simpy.Environment, trace: Iterator[Arrival], factory: RequestFactory, send: Send
+        self,
+        env: simpy.Environment,
+        blocks: Iterator[ArrivalBlock],
+        factory: RequestFactory,
+        send: Send,
     ):
         self.env = env
-        self._trace = trace
+        self._blocks = blocks
         self._factory = factory
         self._send = send
-        self._next: Arrival | None = None
+        self._times: list[float] = []
+        self._classes: list[int] = []
+        self._clients: list[int] = []
+        self._i = 0
 
     def start(self) -> None:
         self._advance()
 
     def _advance(self) -> None:
-        nxt = next(self._trace, None)
-        if nxt is not None:
-            self._next = nxt
-            later(self.env, max(nxt[0] - self.env._now, 0.0), self._arrive)
+        i = self._i
+        times = self._times
+        if i >= len(times):
+            block = next(self._blocks, None)
+            if block is None:
+                return
+            times, self._classes, self._clients = block
+            self._times = times
+            i = self._i = 0
+        env = self.env
+        now: float = env._now
+        delay = times[i] - now
+        later(env, delay if delay > 0.0 else 0.0, self._arrive)
 
     def _arrive(self, _: Any) -> None:
-        assert self._next is not None
-        _, cls, client = self._next
-        self._send(self._factory.make(self.env._now, cls, client))
+        i = self._i
+        self._i = i + 1
+        self._send(self._factory.make(self.env._now, self._classes[i], self._clients[i]))
         self._advance()
 
 
