@@ -8,11 +8,19 @@ else ``docker-compose`` v1; both read the generated format-2.4 file.
 Containers are found by the labels every compose version sets
 (``com.docker.compose.project`` / ``.service``), so the lookup needs neither
 the compose file nor the compose binary.
+
+No call waits without a bound: every command runs with a timeout, in a
+process group of its own, and on expiry (or Ctrl-C) the whole group is
+killed -- compose, the build scripts and whatever they started -- and
+:class:`DockerTimeout` says which command did not finish.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -32,6 +40,79 @@ class DockerUnavailable(StackError):
     """Docker itself is missing or its daemon does not answer."""
 
 
+class DockerTimeout(StackError):
+    """A docker or compose command did not finish in time (it was killed)."""
+
+    def __init__(self, message: str, output: str = ""):
+        super().__init__(message)
+        #: what the command wrote before it was killed (stdout then stderr)
+        self.output = output
+
+
+#: after SIGTERM, how long a timed-out command's process group may take to exit
+KILL_GRACE = 5.0
+
+
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM the process group of ``proc`` (its own session), SIGKILL it after
+    :data:`KILL_GRACE` s, and reap ``proc``."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=KILL_GRACE)
+            if sig == signal.SIGTERM:
+                # the leader is gone; anything left in its group goes now
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def communicate(
+    argv: Sequence[str],
+    timeout: float,
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    merge_stderr: bool = False,
+) -> subprocess.CompletedProcess[str]:
+    """``argv`` in its own session with output captured, for at most ``timeout`` s.
+
+    On expiry (or any exception, e.g. Ctrl-C) the whole process group is
+    killed; expiry raises :class:`DockerTimeout`. ``OSError`` (a missing
+    program) propagates.
+    """
+    proc = subprocess.Popen(
+        list(argv),
+        cwd=cwd,
+        env=dict(env) if env is not None else None,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    with proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            out = err = ""
+            # what it wrote before it was killed; the dead group closed the pipes
+            with contextlib.suppress(subprocess.TimeoutExpired, ValueError, OSError):
+                out, err = proc.communicate(timeout=KILL_GRACE)
+            raise DockerTimeout(
+                f"`{' '.join(argv)}` did not finish within {timeout:g} s (killed)",
+                (out or "") + (err or ""),
+            ) from None
+        except BaseException:
+            _kill_group(proc)
+            raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out or "", err or "")
+
+
 def _first_line(text: str) -> str:
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     return lines[-1] if lines else ""
@@ -48,23 +129,14 @@ def run(
     """Run a command, capturing text output; failures become :class:`StackError`.
 
     With ``check`` a non-zero exit raises, quoting the command and its last
-    line of stderr; a missing program or a timeout always raises.
+    line of stderr; a missing program or a timeout (:class:`DockerTimeout`,
+    the command's process group killed) always raises.
     """
     shown = " ".join(argv)
     try:
-        proc = subprocess.run(
-            list(argv),
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-            env=dict(env) if env is not None else None,
-        )
+        proc = communicate(argv, timeout, cwd=cwd, env=env)
     except FileNotFoundError:
         raise DockerUnavailable(f"`{argv[0]}` is not installed (running `{shown}`)") from None
-    except subprocess.TimeoutExpired:
-        raise StackError(f"`{shown}` did not finish within {timeout:g} s") from None
     if check and proc.returncode != 0:
         why = _first_line(proc.stderr) or _first_line(proc.stdout) or f"exit {proc.returncode}"
         raise StackError(f"`{shown}` failed: {why}")
@@ -98,10 +170,8 @@ def find_docker(path: str | None = None) -> str:
 def compose_command(docker: str, path: str | None = None) -> tuple[str, ...]:
     """``(docker, "compose")`` when compose v2 answers, else the ``docker-compose`` v1 binary."""
     try:
-        v2 = subprocess.run(
-            [docker, "compose", "version"], capture_output=True, text=True, timeout=QUICK
-        )
-    except (OSError, subprocess.TimeoutExpired):
+        v2 = communicate([docker, "compose", "version"], QUICK)
+    except (OSError, DockerTimeout):
         v2 = None
     if v2 is not None and v2.returncode == 0:
         return (docker, "compose")
@@ -117,13 +187,8 @@ def compose_command(docker: str, path: str | None = None) -> tuple[str, ...]:
 def check_daemon(docker: str) -> None:
     """Raise :class:`DockerUnavailable` unless ``docker info`` reaches a daemon."""
     try:
-        proc = subprocess.run(
-            [docker, "info", "--format", "{{.ServerVersion}}"],
-            capture_output=True,
-            text=True,
-            timeout=QUICK,
-        )
-    except subprocess.TimeoutExpired:
+        proc = communicate([docker, "info", "--format", "{{.ServerVersion}}"], QUICK)
+    except DockerTimeout:
         raise DockerUnavailable(
             f"Docker is not available: `docker info` did not answer within {QUICK:g} s"
         ) from None
@@ -182,20 +247,21 @@ class Compose:
         return ids[0]
 
     def logs_tail(self, service: str, n: int = 30) -> str:
-        """The last ``n`` lines of a service's log (stdout and stderr interleaved)."""
-        ids = self.container_ids(service)
+        """The last ``n`` lines of a service's log (stdout and stderr interleaved).
+
+        Never raises: it is quoted in error messages, which must not be lost.
+        """
+        try:
+            ids = self.container_ids(service)
+        except StackError as exc:
+            return f"(no log: {exc})"
         if not ids:
             return f"(no container for {service})"
         try:
-            proc = subprocess.run(
-                [self.docker.docker, "logs", "--tail", str(n), ids[0]],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                timeout=QUICK,
-                check=False,
+            proc = communicate(
+                [self.docker.docker, "logs", "--tail", str(n), ids[0]], QUICK, merge_stderr=True
             )
-        except (OSError, subprocess.TimeoutExpired) as exc:
+        except (OSError, DockerTimeout) as exc:
             return f"(no log: {exc})"
         lines = proc.stdout.rstrip().splitlines()[-n:]
         return "\n".join(lines) if lines else "(empty log)"

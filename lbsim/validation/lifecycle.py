@@ -12,12 +12,14 @@ balancer answering ``/healthz`` through every app node. Otherwise it raises a
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import socket
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,7 @@ from lbsim.validation.docker import (
     QUICK,
     SERVICE_LABEL,
     Compose,
+    DockerTimeout,
     DockerUnavailable,
     StackError,
     image_exists,
@@ -270,17 +273,31 @@ def _app_direct_ok(handle: StackHandle, node: str) -> bool:
 
 
 class _Readiness:
-    """One pass of the health checks; remembers which app nodes answered already."""
+    """One pass of the health checks; remembers which app nodes answered already.
 
-    def __init__(self, handle: StackHandle):
+    A query that does not answer in time is "not ready yet", not an error:
+    :func:`wait_ready` decides when waiting is over.
+    """
+
+    def __init__(
+        self,
+        handle: StackHandle,
+        deadline: float = math.inf,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.handle = handle
         self.seen: set[str] = set()
         self.client = 0
+        self.deadline = deadline
+        self.clock = clock
 
     def pending(self) -> tuple[str, str] | None:
         """``(service, what it is waiting for)``, or None when the stack is ready."""
         h = self.handle
-        states = containers(h.compose)
+        try:
+            states = containers(h.compose)
+        except DockerTimeout as exc:
+            return (h.services[0], f"cannot be inspected ({exc})")
         for service in h.services:
             c = states.get(service)
             if c is None:
@@ -294,7 +311,10 @@ class _Readiness:
         if h.meta.get("db_engine") == "galera":
             size = len(h.db_nodes)
             for node in h.db_nodes:
-                n, comment = galera_state(h, node)
+                try:
+                    n, comment = galera_state(h, node)
+                except StackError as exc:  # not accepting connections yet, or no answer
+                    return (node, f"does not answer SHOW STATUS ({exc})")
                 if n != size or comment != "Synced":
                     return (node, f"is {comment} in a cluster of {n} (want Synced, {size})")
         return self._balancer()
@@ -303,8 +323,11 @@ class _Readiness:
         h = self.handle
         nodes = h.app_nodes
         for _ in range(8 * len(nodes)):
+            left = self.deadline - self.clock()
+            if left <= 0:
+                break
             self.client += 1
-            node = healthz(h.url, self.client)
+            node = healthz(h.url, self.client, timeout=min(5.0, max(0.5, left)))
             if node is not None:
                 self.seen.add(node)
             if self.seen >= set(nodes):
@@ -318,18 +341,38 @@ class _Readiness:
         return (missing[0], f"is not reached through the balancer (answered: {sorted(self.seen)})")
 
 
-def wait_ready(handle: StackHandle, timeout: float = 300.0, poll: float = 1.0) -> float:
-    """Wait until the stack serves (see the module doc); seconds waited."""
-    start = time.monotonic()
-    check = _Readiness(handle)
-    while True:
+def wait_ready(
+    handle: StackHandle,
+    timeout: float = 300.0,
+    poll: float = 1.0,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> float:
+    """Wait until the stack serves (see the module doc); seconds waited.
+
+    Bounded in time and in count: no pass of the checks starts after
+    ``timeout`` s (each docker query in a pass has its own timeout and the
+    balancer probes stop at the deadline), and there are at most
+    ``timeout / poll + 2`` passes. Then a :class:`StackError` names the service
+    still waited for, what it waits for, and ends with the last lines of its log.
+    """
+    start = clock()
+    deadline = start + timeout
+    check = _Readiness(handle, deadline, clock)
+    passes = math.ceil(timeout / max(poll, 0.01)) + 2
+    waiting: tuple[str, str] | None = (handle.services[0], "was not checked")
+    for _ in range(passes):
         waiting = check.pending()
         if waiting is None:
-            return time.monotonic() - start
-        if time.monotonic() - start > timeout:
-            service, what = waiting
-            raise _failure(handle, service, f"{what} after {timeout:g} s")
-        time.sleep(poll)
+            return clock() - start
+        left = deadline - clock()
+        if left <= 0:
+            break
+        sleep(min(poll, left))
+    assert waiting is not None
+    service, what = waiting
+    raise _failure(handle, service, f"{what} after {timeout:g} s")
 
 
 # ---------------------------------------------------------------- lifecycle
@@ -364,22 +407,36 @@ def up(
     _require_free_port(opts.port)
     # compose v1 waits for healthy dependencies inside `up`: give it the whole budget
     argv = [*compose.docker.compose, "-p", compose.project, "up", "-d", "--force-recreate"]
-    proc = run([*argv, "--remove-orphans"], timeout + 60, cwd=compose.directory, check=False)
+    try:
+        proc = run([*argv, "--remove-orphans"], timeout + 60, cwd=compose.directory, check=False)
+    except DockerTimeout as exc:
+        raise _up_failure(handle, f"{exc.output}\n{exc}", timed_out=True) from None
     if proc.returncode != 0:
         raise _up_failure(handle, proc.stderr)
     wait_ready(handle, timeout)
     return handle
 
 
-def _up_failure(handle: StackHandle, stderr: str) -> StackError:
-    """Why ``compose up`` failed: the first dead or unhealthy service and its log."""
-    states = containers(handle.compose)
+def _up_failure(handle: StackHandle, stderr: str, timed_out: bool = False) -> StackError:
+    """Why ``compose up`` failed: the first dead or unhealthy service and its log;
+    when compose itself did not finish (``timed_out``), the first service that
+    is not running and healthy (the one it waited for) and its log."""
+    try:
+        states = containers(handle.compose)
+    except DockerTimeout:
+        states = {}
     for service in handle.services:
         c = states.get(service)
         if c is not None and (c.state in ("exited", "dead") or c.health == "unhealthy"):
             what = f"is {c.state}" + (f" and {c.health}" if c.health else "")
             return _failure(handle, service, f"{what} (exit code {c.exit_code}) after compose up")
     tail = "\n".join(stderr.strip().splitlines()[-15:])
+    if timed_out:
+        for service in handle.services:
+            c = states.get(service)
+            if c is None or c.state != "running" or c.health not in ("", "healthy"):
+                what = "has no container" if c is None else f"is {c.state} {c.health}".strip()
+                return _failure(handle, service, f"{what} when compose up was killed:\n{tail}\n")
     return StackError(f"stack {handle.project}: compose up failed:\n{tail}")
 
 

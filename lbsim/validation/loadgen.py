@@ -16,14 +16,25 @@ then how far a send lags the end of its think time.
 HTTP/1.1 is spoken directly over asyncio streams: one ``GET`` per
 connection, ``Connection: close``, the response read to EOF. That is all the
 app needs and keeps the generator's CPU per request small.
+
+Every loop here is bounded in count and in time, whatever the stack does: a
+request (connect, send, read) is given up at the client timeout, which must
+be finite; a response is read up to :data:`MAX_RESPONSE_BYTES`; a run sends
+at most :data:`MAX_REQUESTS` requests (fewer where the caller says); the open
+loop ends one timeout after its last send, the closed loop one timeout after
+the horizon, and :func:`send_sequential` stops sending after ``budget``
+seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import math
 import resource
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 from lbsim.validation.workplan import ClosedLoopPlan, PlannedRequest
@@ -37,6 +48,11 @@ NOT_SENT = -3
 
 #: the app's server-side timing headers (lower-cased: HAProxy lowercases them)
 TIMING_HEADERS = ("cpu", "work", "db", "connect", "wall", "queue")
+
+#: the most requests one run sends (a plan longer than this is refused)
+MAX_REQUESTS = 2_000_000
+#: a response longer than this is an error (the app answers a few hundred bytes)
+MAX_RESPONSE_BYTES = 1 << 20
 
 
 @dataclass
@@ -121,16 +137,48 @@ def _fill(record: Record, status: int, headers: dict[str, str]) -> None:
 
 
 async def fetch(target: Target, path: str, headers: dict[str, str]) -> tuple[int, dict[str, str]]:
-    """One GET on a fresh connection; (status, lower-cased headers)."""
+    """One GET on a fresh connection; (status, lower-cased headers).
+
+    Not bounded in time itself: callers wrap it in ``asyncio.wait_for``.
+    """
     reader, writer = await asyncio.open_connection(target.host, target.port)
     try:
         lines = [f"GET {path} HTTP/1.1", f"Host: {target.host}", "Connection: close"]
         lines += [f"{k}: {v}" for k, v in headers.items()]
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-        raw = await reader.read(-1)
+        raw = await read_bounded(reader)
     finally:
         writer.close()
     return _parse_response(raw)
+
+
+async def read_bounded(reader: asyncio.StreamReader, limit: int = MAX_RESPONSE_BYTES) -> bytes:
+    """Everything up to EOF, or :class:`ConnectionError` past ``limit`` bytes
+    (each read returns at least one byte, so at most ``limit + 1`` reads)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await reader.read(65536)
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > limit:
+            raise ConnectionError(f"response longer than {limit} bytes")
+        chunks.append(chunk)
+
+
+def _check_bounds(timeout: float, max_requests: int, at: list[tuple[float, Any]]) -> None:
+    """The arguments that bound a run: a finite positive timeout, a request
+    limit within :data:`MAX_REQUESTS`, hooks at finite times."""
+    if not (isinstance(timeout, int | float) and math.isfinite(timeout) and timeout > 0):
+        raise ValueError(
+            f"the client timeout must be a finite number of seconds > 0, not {timeout!r}"
+        )
+    if not 1 <= max_requests <= MAX_REQUESTS:
+        raise ValueError(f"max_requests must be between 1 and {MAX_REQUESTS}, not {max_requests}")
+    for when, _ in at:
+        if not math.isfinite(when):
+            raise ValueError(f"a hook's time must be finite, not {when!r}")
 
 
 async def _one(
@@ -210,12 +258,22 @@ def send_open_loop(
     timeout: float,
     max_in_flight: int = 4096,
     at: Iterable[tuple[float, Callable[[], None]]] = (),
+    max_requests: int = MAX_REQUESTS,
 ) -> tuple[list[Record], LoadgenStats]:
     """Send ``plan`` to ``url`` on its schedule; call each ``(time, hook)`` of
     ``at`` when the schedule reaches ``time`` (e.g. collectors' snapshots at
-    the end of the warm-up). Blocks until every answer is in or timed out."""
+    the end of the warm-up). Blocks until every answer is in or timed out:
+    at most ``timeout`` after the last send (or the last hook).
+
+    A plan of more than ``max_requests`` requests is refused (ValueError)
+    before anything is sent."""
     target = Target.from_url(url)
-    return asyncio.run(_open_loop(target, list(plan), timeout, max_in_flight, list(at)))
+    hooks = list(at)
+    _check_bounds(timeout, max_requests, hooks)
+    items = list(itertools.islice(plan, max_requests + 1))
+    if len(items) > max_requests:
+        raise ValueError(f"the plan has more than {max_requests} requests")
+    return asyncio.run(_open_loop(target, items, timeout, max_in_flight, hooks))
 
 
 async def _closed_loop(
@@ -279,25 +337,48 @@ def send_closed_loop(
     at: Iterable[tuple[float, Callable[[], None]]] = (),
 ) -> tuple[list[Record], LoadgenStats]:
     """Run ``plan``'s users against ``url`` until the scenario's horizon (no
-    request is sent from then on; those in flight are waited for), calling the
-    ``at`` hooks on schedule. Stops sending after ``max_requests`` requests."""
+    request is sent from then on; those in flight are waited for, at most
+    ``timeout``), calling the ``at`` hooks on schedule. Stops sending after
+    ``max_requests`` requests."""
     target = Target.from_url(url)
-    return asyncio.run(_closed_loop(target, plan, timeout, max_requests, list(at)))
+    hooks = list(at)
+    _check_bounds(timeout, max_requests, hooks)
+    if not math.isfinite(plan.horizon):
+        raise ValueError(f"the closed loop's horizon must be finite, not {plan.horizon!r}")
+    return asyncio.run(_closed_loop(target, plan, timeout, max_requests, hooks))
 
 
 def send_sequential(
-    url: str, plan: Iterable[PlannedRequest], timeout: float = 60.0
+    url: str,
+    plan: Iterable[PlannedRequest],
+    timeout: float = 60.0,
+    *,
+    max_requests: int = 100_000,
+    budget: float = 3600.0,
 ) -> list[Record]:
     """Send ``plan`` one request at a time, ignoring its schedule (low-load
-    measurements: nothing queues, every request sees an idle stack)."""
+    measurements: nothing queues, every request sees an idle stack).
+
+    A plan of more than ``max_requests`` requests is refused (ValueError)
+    before anything is sent; once ``budget`` seconds have passed no further
+    request is sent (those left are returned with status :data:`NOT_SENT`),
+    so the whole call takes at most ``budget + timeout``."""
     target = Target.from_url(url)
+    _check_bounds(timeout, max_requests, [])
+    if not (math.isfinite(budget) and budget > 0):
+        raise ValueError(f"the budget must be a finite number of seconds > 0, not {budget!r}")
+    items = list(itertools.islice(plan, max_requests + 1))
+    if len(items) > max_requests:
+        raise ValueError(f"the plan has more than {max_requests} requests")
 
     async def go() -> list[Record]:
         out = []
-        t0 = asyncio.get_running_loop().time()
-        for item in plan:
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        for item in items:
             record = Record(item.index, item.cls_name, item.client, item.time, units=item.units)
-            await _one(target, item, record, t0, timeout)
+            if loop.time() - t0 < budget:
+                await _one(target, item, record, t0, timeout)
             out.append(record)
         return out
 
