@@ -63,6 +63,7 @@ class AppNode:
             else None
         )
         self.served = 0
+        self._cpu_done_cb = self._cpu_done  # bound once: one burst or more per request
 
     # -- the balancer side ------------------------------------------------------------
     def accept(self, request: Request, attempt: int) -> bool:
@@ -97,7 +98,7 @@ class AppNode:
 
     # -- a worker's life ----------------------------------------------------------------
     def _start(self, request: Request, attempt: int) -> None:
-        now = self.env.now
+        now = self.env._now
         self.busy += 1
         self.busy_tw.set(now, self.busy)
         self.running[request] = attempt
@@ -118,7 +119,7 @@ class AppNode:
         request.phase = i + 1
         step = phases[i]
         if step.__class__ is float:
-            request.job = self.cpu.submit(step, self._cpu_done, request)
+            request.job = self.cpu.submit(step, self._cpu_done_cb, request)
         else:
             self.database.execute(request, step, self, self._query_done)
 
@@ -140,7 +141,7 @@ class AppNode:
         self.idle.append(request.worker)
         if request.db is not None:
             self.database.finish(request)
-        now = self.env.now
+        now = self.env._now
         self.busy -= 1
         if status == OK:
             self.served += 1

@@ -45,12 +45,20 @@ class ClientEdge:
         """The balancer answers ``request`` with HTTP ``status`` (or a DB error code)."""
         net = self._net
         if net.constant == 0.0:
-            self._deliver((request, status))
+            self._delivered(request, status)
         else:
             later(self.env, net(), self._deliver, (request, status))
 
     def _deliver(self, arg: tuple[Request, int]) -> None:
         request, status = arg
+        if request.answered:
+            return
+        request.answered = True
+        self.observer.answered(request, status, self.env._now)
+        if request.on_answer is not None:
+            request.on_answer(request)
+
+    def _delivered(self, request: Request, status: int) -> None:
         if request.answered:
             return  # the client had already given up
         request.answered = True

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
+from heapq import heappush
 from typing import TYPE_CHECKING, Any
 
 import simpy
+from simpy.events import NORMAL
 
 from lbsim.model.cpu import Job
 from lbsim.model.database import QueryDone
@@ -171,10 +173,17 @@ class DatabaseTierBase:
         session.conns = {}
 
     def _hop(self, fn: Any, st: Statement) -> None:
-        if self._net.constant == 0.0:
+        net = self._net
+        delay = net.constant
+        if delay == 0.0:
             fn(st)
-        else:
-            later(self.env, self._net(), fn, st)
+            return
+        env = self.env
+        queue: list[Any] = env._queue  # later(env, delay, fn, st), inlined: 2 per query
+        heappush(
+            queue,
+            (env._now + (delay if delay is not None else net()), NORMAL, next(env._eid), fn, st),
+        )
 
     # -- connection and routing -----------------------------------------------------------
     def _arrive(self, st: Statement) -> None:
