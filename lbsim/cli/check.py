@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from lbsim.cli.common import (
@@ -17,10 +19,21 @@ from lbsim.experiment.offered_load import arrival_rate, offered_load
 from lbsim.report.table import print_offered_load, print_overload_warnings
 
 
-def check(file: ScenarioFile, set_: SetOption = None) -> None:
+def check(
+    file: ScenarioFile,
+    set_: SetOption = None,
+    insist: Annotated[
+        bool,
+        typer.Option(
+            "--insist",
+            help=f"Accept a run whose estimated wall time is over {MAX_WALL / 3600:g} hours "
+            "(as lbsim run --insist does).",
+        ),
+    ] = False,
+) -> None:
     """Validate FILE and show the offered load of every resource."""
     scenario = load_or_exit(file, set_)
-    cost = budget_or_exit(scenario, insist=True)
+    cost = budget_or_exit(scenario, file, insist=insist)
     mean, peak, how = arrival_rate(scenario)
     console.print(f"[green]ok[/green] {file}: scenario '{scenario.name}' is valid")
     loads = offered_load(scenario, use_peak=peak > mean)
@@ -32,12 +45,6 @@ def check(file: ScenarioFile, set_: SetOption = None) -> None:
     )
     console.print(f"cost: {cost.describe()}", highlight=False)
     print_overload_warnings(err_console, loads)
-    if cost.wall > MAX_WALL:
-        err_console.print(
-            "[bold yellow]note:[/bold yellow] lbsim run refuses this without --insist "
-            f"(longer than {MAX_WALL / 3600:g} hours)",
-            highlight=False,
-        )
 
 
 def register(app: typer.Typer) -> None:

@@ -65,14 +65,14 @@ def guard_outputs(
         fail(str(exc))
 
 
-def budget_or_exit(scenario: Scenario, *, insist: bool = False) -> Cost:
-    """The run's estimated cost; exit 2 naming the key when it is absurd."""
+def budget_or_exit(scenario: Scenario, file: Path, *, insist: bool = False) -> Cost:
+    """The run's estimated cost; exit 2 naming the file and the key when it is absurd."""
     from lbsim.experiment.budget import BudgetError, check
 
     try:
         return check(scenario, insist=insist)
     except BudgetError as exc:
-        fail(str(exc))
+        fail(f"{file}: {exc}")
 
 
 def fail(message: str) -> NoReturn:

@@ -72,7 +72,7 @@ def run(
 ) -> None:
     """Simulate FILE and print latency, throughput, failures and utilisation."""
     scenario = load_or_exit(file, set_, seed, replications, duration)
-    guard_outputs([file], [json_path], [out])
+    guard_outputs([file], [json_path, out], [out])
     if (
         json_path is not None
         and out is not None
@@ -90,7 +90,7 @@ def run(
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 fail(f"{folder}: cannot create directory ({exc.strerror})")
-    cost = budget_or_exit(scenario, insist=insist)
+    cost = budget_or_exit(scenario, file, insist=insist)
     mean, peak, how = arrival_rate(scenario)
     use_peak = peak > mean
     loads = offered_load(scenario, use_peak)

@@ -152,6 +152,10 @@ def parse_yaml(text: str, file: str) -> tuple[Any, dict[KeyPath, tuple[int, int]
         data = loader.construct_document(node)
     except _TooBig as exc:
         raise ScenarioError(file, [_problem(str(exc), exc.node.start_mark)]) from None
+    except RecursionError:
+        raise ScenarioError(
+            file, [Problem((), "the document is nested too deeply (hundreds of levels)")]
+        ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         syntax = not isinstance(exc, yaml.constructor.ConstructorError)
