@@ -243,13 +243,19 @@ def _sample_rss(
         stop.wait(0.25)
 
 
-def run_child(kind: str, *extra: str, sample: bool = False) -> dict[str, Any]:
+def run_child(
+    kind: str, *extra: str, sample: bool = False, tree: Path | None = None
+) -> dict[str, Any]:
     """Run one measurement in a fresh interpreter; returns its JSON plus
     ``peak_rss_mb`` (the child's ru_maxrss from wait4) and ``process_wall_s``.
     With ``sample``, also ``rss_samples``: (seconds since start, RSS MB) every 0.25 s
-    via psutil, and ``sim_started_at_s``: when the child finished importing."""
+    via psutil, and ``sim_started_at_s``: when the child finished importing.
+    ``tree``: import lbsim from that source tree instead (an older commit, to
+    compare in one run)."""
     cmd = [sys.executable, str(Path(__file__).resolve()), kind, *extra]
     env = dict(os.environ, PYTHONHASHSEED="0")
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree.resolve())
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=REPO, env=env)
     samples: list[tuple[float, float]] = []

@@ -9,9 +9,13 @@ imports are reported separately.
     python benchmarks/mm8_compare.py                       # 1M requests, each tool once
     python benchmarks/mm8_compare.py --repeat 3 --json out.json
     python benchmarks/mm8_compare.py --requests 100000 --tools lbsim,simpy
+    python benchmarks/mm8_compare.py --requests 256000 --repeat 5 --whole-process
 
-Targets (issue): lbsim ≥ 2× Ciw's requests/s, within 2× of SimPy's
-(SimPy/lbsim ≤ 2), and peak RSS < 150 MB.
+Targets (issue 13): in-process, lbsim ≥ 2× the minimal SimPy model's requests/s;
+whole process (``--whole-process``: ``lbsim run FILE -q --json OUT`` through the
+CLI against a ``python`` process that imports Ciw and simulates, interpreter
+start and imports included) lbsim ≥ 3× Ciw; peak RSS < 150 MB. (Issue 1's
+targets, lbsim ≥ 2× Ciw in-process and within 2× of SimPy, are printed too.)
 """
 
 from __future__ import annotations
@@ -19,13 +23,18 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
+import statistics
+import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
-from _harness import THEORY_SOJOURN, machine, run_child, summarise
+from _harness import REPO, THEORY_SOJOURN, horizon_for, machine, mm8_yaml, run_child, summarise
 
-TOOLS = ("lbsim", "ciw", "simpy")
+TOOLS = ("lbsim", "ciw", "simpy")  # and "baseline": lbsim from --baseline DIR
 RSS_TARGET_MB = 150.0
 
 
@@ -38,6 +47,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--json", type=Path, help="write the results here as JSON")
+    p.add_argument(
+        "--whole-process",
+        action="store_true",
+        help="also time lbsim through its CLI, whole process, against Ciw's whole process",
+    )
+    p.add_argument(
+        "--baseline",
+        type=Path,
+        help="also run lbsim from this source tree (e.g. git archive OLD | tar -x -C DIR)",
+    )
     args = p.parse_args(argv)
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     for t in tools:
@@ -50,16 +69,31 @@ def main(argv: list[str] | None = None) -> int:
         f"{info.get('cpu', '?')}, {info['cpus']} CPUs, "
         f"load average {info['loadavg_at_start'][0]:.2f}; lbsim at {info['git']}"
     )
+    if args.baseline is not None:
+        tools.append("baseline")
     runs: dict[str, list[dict[str, Any]]] = {t: [] for t in tools}
+    cli_runs: list[dict[str, Any]] = []
     # interleave the tools so that background load is spread evenly over them
     for k in range(args.repeat):
         for t in tools:
-            r = run_child(t, "--requests", str(args.requests), "--seed", str(args.seed + k))
+            kind, tree = ("lbsim", args.baseline) if t == "baseline" else (t, None)
+            r = run_child(
+                kind, "--requests", str(args.requests), "--seed", str(args.seed + k), tree=tree
+            )
             runs[t].append(r)
             print(
                 f"  [{k + 1}/{args.repeat}] {t:6s} {r['requests']:>11,d} req  "
                 f"{r['wall_s']:7.2f} s  {r['rate']:>9,.0f} req/s  "
                 f"{r['peak_rss_mb']:7.1f} MB  W = {r['mean_sojourn']:.4f}",
+                flush=True,
+            )
+        if args.whole_process:
+            r = run_cli(args.requests, args.seed + k)
+            cli_runs.append(r)
+            print(
+                f"  [{k + 1}/{args.repeat}] lbsim run (CLI, whole process) "
+                f"{r['requests']:>11,d} req {r['process_wall_s']:7.2f} s "
+                f"{r['process_rate']:>9,.0f} req/s {r['peak_rss_mb']:7.1f} MB",
                 flush=True,
             )
     summary = {t: summarise(rs) for t, rs in runs.items()}
@@ -110,6 +144,41 @@ def main(argv: list[str] | None = None) -> int:
             f"{ratios['simpy/lbsim']['best']:.2f} (best)   "
             f"target ≤ 2.00: {'MET' if ok else 'MISSED'}"
         )
+    if "lbsim" in summary and "baseline" in summary:
+        ratios["lbsim/baseline"] = (
+            summary["lbsim"]["rate_median"] / summary["baseline"]["rate_median"]
+        )
+        print(f"lbsim/baseline speed ratio {ratios['lbsim/baseline']:.2f} (median, in-process)")
+    if "lbsim" in summary and "simpy" in summary:
+        ok = ratios["simpy/lbsim"]["median"] <= 0.5
+        targets["lbsim >= 2x simpy (in-process)"] = ok
+        print(
+            f"lbsim/simpy speed ratio {1 / ratios['simpy/lbsim']['median']:.2f} (median)   "
+            f"target ≥ 2.00: {'MET' if ok else 'MISSED'}"
+        )
+    if cli_runs:
+        cli_rate = statistics.median(r["process_rate"] for r in cli_runs)
+        summary["lbsim_cli"] = {
+            "rate_median": cli_rate,
+            "process_wall_median_s": statistics.median(r["process_wall_s"] for r in cli_runs),
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in cli_runs),
+            "runs": cli_runs,
+        }
+        print(f"lbsim run (CLI) whole process: {cli_rate:,.0f} req/s (median)")
+        for tool in ("ciw", "simpy"):
+            if tool not in summary:
+                continue
+            other = statistics.median(
+                r["requests"] / r["process_wall_s"] for r in summary[tool]["runs"]
+            )
+            ratio = cli_rate / other
+            ratios[f"lbsim_cli/{tool}_process"] = ratio
+            line = f"whole process: lbsim CLI / {tool} {ratio:.2f} (median)"
+            if tool == "ciw":
+                ok = ratio >= 3.0
+                targets["lbsim CLI >= 3x ciw (whole process)"] = ok
+                line += f"   target ≥ 3.00: {'MET' if ok else 'MISSED'}"
+            print(line)
     if "lbsim" in summary:
         peak = summary["lbsim"]["peak_rss_mb"]
         ok = peak < RSS_TARGET_MB
@@ -135,6 +204,33 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps(doc, indent=2) + "\n")
         print(f"\nwrote {args.json}")
     return 0
+
+
+def run_cli(requests: int, seed: int) -> dict[str, Any]:
+    """``lbsim run`` on the M/M/8 through the CLI, timed as a whole process
+    (interpreter start, imports, scenario loading, simulation, JSON written)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        scenario = Path(tmp) / "mm8.yaml"
+        scenario.write_text(mm8_yaml(horizon_for(requests), seed))
+        out = Path(tmp) / "out.json"
+        cmd = [sys.executable, "-m", "lbsim", "run", str(scenario), "-q", "--json", str(out)]
+        env = dict(os.environ, PYTHONHASHSEED="0")
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed with exit code {proc.returncode}")
+        doc = json.loads(out.read_text())
+    completed = int(doc["requests"]["completed"])
+    return {
+        "requests": completed,
+        "process_wall_s": wall,
+        "process_rate": completed / wall,
+        "peak_rss_mb": usage.ru_maxrss / 1024.0,
+        "mean_sojourn": doc["latency"]["mean"],
+    }
 
 
 if __name__ == "__main__":
