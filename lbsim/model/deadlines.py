@@ -5,6 +5,14 @@ entries were added: a FIFO. Only the oldest entry that is still pending needs
 a wake-up; entries that finished in time are dropped lazily when reached. When
 answers come well before the timeout there is about one event per timeout
 length, not one per request.
+
+Memory: an entry whose item finished stays in the FIFO until the wake-up
+reaches it, so a busy site would hold rate × timeout entries (and their
+requests): 600,000 at 10,000 requests/s with a 60 s timeout. Whenever the FIFO
+has doubled since the last look, finished entries are dropped from its head
+(an entry that is no longer pending never becomes pending again), so it
+holds about the requests in flight. Which entries expire, and when the
+wake-ups fire, do not change.
 """
 
 from __future__ import annotations
@@ -16,6 +24,8 @@ from typing import Any
 import simpy
 
 from lbsim.model.engine import later
+
+COMPACT_MIN = 4096  # entries before the first look at the head
 
 
 class Deadlines:
@@ -32,11 +42,22 @@ class Deadlines:
         self._expire = expire
         self._fifo: deque[tuple[float, Any, int]] = deque()
         self._armed = False
+        self._compact_at = COMPACT_MIN
 
     def add(self, item: Any, token: int) -> None:
-        self._fifo.append((self.env._now + self.timeout, item, token))
+        fifo = self._fifo
+        fifo.append((self.env._now + self.timeout, item, token))
         if not self._armed:
             self._arm()
+        elif len(fifo) > self._compact_at:
+            self._compact()
+
+    def _compact(self) -> None:
+        fifo = self._fifo
+        pending = self._pending
+        while fifo and not pending(fifo[0][1], fifo[0][2]):
+            fifo.popleft()
+        self._compact_at = max(COMPACT_MIN, 2 * len(fifo))
 
     def __len__(self) -> int:
         return len(self._fifo)

@@ -79,6 +79,9 @@ class ClassCost:
     writes: float  # write queries per request
     #: PHP CPU per work unit while these requests ran (s); 0: not measured
     unit: float = 0.0
+    #: the part of ``other_cpu`` outside every container and this process
+    #: (docker-proxy, the kernel's network stack) (s)
+    induced_cpu: float = 0.0
 
 
 @dataclass
@@ -88,7 +91,7 @@ class Calibration:
     costs: MachineCosts
     classes: list[ClassCost]
     host_cores: float
-    #: cores busy on the idle stack (database housekeeping, php-fpm masters)
+    #: cores the idle stack's containers use (database housekeeping, php-fpm masters)
     idle_cores: float
     apply_cpu: float = 0.0
     #: how much longer an empty write takes than an empty read: the commit path
@@ -100,6 +103,12 @@ class Calibration:
     balancer_latency: float = 0.0
     app_db: float = 0.0
     notes: list[str] = field(default_factory=list)
+    #: cores busy outside the stack and the load generator while the classes
+    #: were measured (other programs: :mod:`lbsim.validation.background`)
+    background: float = 0.0
+    #: each low-load phase's background, speed and validity
+    #: (:meth:`lbsim.validation.background.PhaseBackground.to_dict`)
+    phases: list[dict[str, Any]] = field(default_factory=list)
 
     def at_speed(self, factor: float) -> Calibration:
         """This calibration on a machine whose CPU work costs ``factor`` times
@@ -110,6 +119,7 @@ class Calibration:
             c.app_cpu *= factor
             c.db_cpu *= factor
             c.other_cpu *= factor
+            c.induced_cpu *= factor
         out.apply_cpu *= factor
         return out
 
@@ -150,8 +160,21 @@ class Calibration:
         return sum(weights[c.name] / total * c.other_cpu for c in self.classes)
 
     def capacity(self, scenario: Scenario) -> float:
-        """Requests per second that keep this machine's cores busy."""
-        return (self.host_cores - self.idle_cores) / self.cpu_per_request(scenario)
+        """Requests per second that keep this machine's cores busy (those the
+        idle stack and the background leave)."""
+        free = self.host_cores - self.idle_cores - self.background
+        return max(free, 0.0) / self.cpu_per_request(scenario)
+
+    def induced_cpu_per_request(self, scenario: Scenario) -> float:
+        """CPU a request of the mix causes outside every container and the load
+        generator (s): what a replay's outside CPU holds besides the background."""
+        weights = {c.name: c.weight for c in scenario.workload.classes}
+        total = sum(weights.values())
+        return sum(weights[c.name] / total * c.induced_cpu for c in self.classes)
+
+    def invalid_phases(self) -> list[str]:
+        """One line per low-load phase measured on a machine that did not hold still."""
+        return [f"{p['phase']}: {'; '.join(p['problems'])}" for p in self.phases if p["problems"]]
 
 
 # --------------------------------------------------------------------------- measuring
@@ -343,14 +366,6 @@ def measure_log_flush(run: Callable[[list[str]], str], n: int = 200) -> float:
     return parse_dd_seconds(run(["sh", "-c", FLUSH_PROBE.format(n=n)])) / n
 
 
-def measure_idle(machine_cpu: Callable[[], float], seconds: float = 5.0) -> float:
-    """Cores of the whole machine busy while nothing is sent (database
-    housekeeping, php-fpm masters, dockerd, anything else running here)."""
-    a, t = machine_cpu(), time.monotonic()
-    time.sleep(seconds)
-    return max((machine_cpu() - a) / (time.monotonic() - t), 0.0)
-
-
 def host_cores() -> float:
     """This machine's cores (the containers' CPUs share them)."""
     try:
@@ -390,9 +405,18 @@ def scale_dist(spec: Any, factor: float) -> Any:
 
 
 def calibrate_scenario(
-    raw: dict[str, Any], scenario: Scenario, cal: Calibration, rate: float | None = None
+    raw: dict[str, Any],
+    scenario: Scenario,
+    cal: Calibration,
+    rate: float | None = None,
+    background: float | None = None,
 ) -> dict[str, Any]:
-    """The scenario file's data (``raw``, as written) with measured costs in place."""
+    """The scenario file's data (``raw``, as written) with measured costs in place.
+
+    The host's ``background`` is the idle stack's housekeeping, the CPU other
+    programs used (``background`` cores, as measured while a level ran; by
+    default the calibration's) and, at ``rate``, the CPU of the requests
+    spent on no modelled node (balancer, proxies, load generator)."""
     out: dict[str, Any] = copy.deepcopy(raw)
     costs = cal.by_name()
     db = scenario.database
@@ -415,10 +439,13 @@ def calibrate_scenario(
             factor = path_cpu / m.planned_db
             for q in spec_cls["queries"]:
                 q["time"] = scale_dist(q["time"], factor)
-    background = cal.idle_cores
+    load = cal.idle_cores + (cal.background if background is None else background)
     if rate is not None:
-        background += rate * cal.other_cpu_per_request(scenario)
-    out["hosts"] = [{"name": HOST, "cores": cal.host_cores, "background": round(background, 4)}]
+        load += rate * cal.other_cpu_per_request(scenario)
+    # the model needs a core's sliver for the containers: a machine busier than
+    # that is reported by the phase checks, not refused here
+    load = min(max(load, 0.0), cal.host_cores * 0.95)
+    out["hosts"] = [{"name": HOST, "cores": cal.host_cores, "background": round(load, 4)}]
     app = out.setdefault("app", {})
     app["host"] = HOST
     for node in app.get("nodes", []) if isinstance(app.get("nodes"), list) else []:
@@ -464,7 +491,9 @@ def _connections(cls: RequestClass, db: NoDatabase | MySQL | Galera) -> int:
 def header(scenario_file: Path, cal: Calibration) -> str:
     lines = [
         f"# Calibrated by `lbsim calibrate {scenario_file}` on this machine",
-        f"# ({cal.host_cores:g} cores, {cal.idle_cores:.3f} busy when idle).",
+        f"# ({cal.host_cores:g} cores; the idle stack used {cal.idle_cores:.3f} of them and other "
+        f"programs {cal.background:.3f}:",
+        "# both are the host's background; keep the idle stack's alone for a dedicated machine).",
         f"# PHP work unit {cal.costs.unit_seconds * 1e6:.3f} us, "
         f"BENCHMARK iteration {cal.costs.db_iteration_seconds * 1e9:.2f} ns.",
         "# Class CPU and query demands are the original distributions rescaled to",

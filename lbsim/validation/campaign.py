@@ -5,10 +5,13 @@
    calibrated scenario next to the original (``<name>.calibrated.yaml``).
 3. For each load level (a fraction of the capacity the measurements imply:
    the machine's free cores over the CPU of one request of the mix), replay
-   the scenario's trace at that rate on the stack and simulate the calibrated
-   scenario at the same rate with the same seed — the same arrivals, classes,
-   clients and demands — and compare every bounded metric
-   (:mod:`lbsim.validation.accuracy`).
+   the scenario's trace at that rate on the stack ``repetitions`` times with
+   different seeds, interleaved across levels, and simulate the calibrated
+   scenario at the same rate with each replay's seed, CPU speed and measured
+   background (:mod:`lbsim.validation.levels`); every bounded metric's paired
+   errors give a mean, a 95 % interval and a verdict
+   (:mod:`lbsim.validation.paired`). Every phase measures the CPU other
+   programs use (:mod:`lbsim.validation.background`).
 4. For Galera, probe stale reads (with and without ``sync_wait``) next to the
    model's fraction for the same pattern.
 5. Write the report: ``report.md``, PNG plots, ``errors.json`` (one entry per
@@ -20,8 +23,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
-import math
 import platform
 import statistics
 import subprocess
@@ -33,13 +34,13 @@ from typing import Any
 import yaml
 
 from lbsim import __version__
-from lbsim.experiment.run import simulate
 from lbsim.scenario.database import Galera, NoDatabase
 from lbsim.scenario.loader import load_scenario
 from lbsim.scenario.schema import Scenario
 from lbsim.stats.replications import flatten
 from lbsim.validation import collectors, lifecycle
-from lbsim.validation.accuracy import MetricError, compare
+from lbsim.validation.accuracy import MetricError
+from lbsim.validation.background import Meter
 from lbsim.validation.calibration import (
     Calibration,
     CalibrationError,
@@ -48,14 +49,23 @@ from lbsim.validation.calibration import (
     calibrated_path,
     header,
     host_cores,
-    measure_classes,
     measure_costs,
-    measure_idle,
     measure_log_flush,
     measure_writes,
 )
+from lbsim.validation.levels import (
+    Replay,
+    cost_minutes,
+    mean_results,
+    replay_duration,
+    run_replay,
+)
+from lbsim.validation.levels import (
+    speed_factor as speed_factor,  # re-exported: a level's speed
+)
 from lbsim.validation.lifecycle import StackHandle
-from lbsim.validation.replay import replay
+from lbsim.validation.lowload import measure_classes_phase, measure_idle_phase
+from lbsim.validation.paired import PairedMetric, pair
 
 Say = Callable[[str], None]
 
@@ -72,6 +82,13 @@ class CampaignOptions:
     #: leave the stack running afterwards (``lbsim stack down`` stops it)
     keep_up: bool = True
     probe_reads: int = 200
+    #: replays per level (different seeds, interleaved across levels)
+    repetitions: int = 3
+    #: each replay measures at least this many requests at the lowest level
+    #: (``duration`` is lengthened to fit): enough for its p95
+    min_requests: int = 2000
+    #: a phase measured while the machine moved is measured again up to this often
+    phase_repeats: int = 2
 
 
 @dataclass
@@ -83,8 +100,29 @@ class LevelResult:
     errors: list[MetricError]
     valid: bool
     problems: list[str]
-    #: CPU cost of a work unit during the level over its calibrated cost
+    #: CPU cost of a work unit during the level over its calibrated cost (mean)
     speed: float = 1.0
+    #: every replay of the level, and the paired statistics of its valid ones
+    replays: list[Replay] = field(default_factory=list)
+    paired: list[PairedMetric] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, level: float, rate: float, replays: list[Replay]) -> LevelResult:
+        valid = [r for r in replays if r.valid]
+        problems = [f"r{r.repetition + 1}: {p}" for r in replays for p in r.problems]
+        use = valid or replays
+        return cls(
+            level,
+            rate,
+            mean_results([r.predicted for r in use]),
+            {**mean_results([r.measured for r in use]), "meta": use[0].measured.get("meta", {})},
+            [e for r in replays for e in r.errors],
+            len(valid) == len(replays),
+            problems,
+            statistics.fmean(r.speed for r in use),
+            replays,
+            pair([r.errors for r in valid]),
+        )
 
 
 @dataclass
@@ -99,11 +137,26 @@ class CampaignResult:
     calibrated_file: Path = Path(".")
 
     def all_errors(self) -> list[MetricError]:
+        """Every replay's errors, one by one, and the stale-read probe's."""
         return [e for lv in self.levels for e in lv.errors] + self.probe
+
+    def paired(self) -> list[PairedMetric]:
+        return [p for lv in self.levels for p in lv.paired]
+
+    def not_valid(self) -> list[str]:
+        """Why a phase is not a measurement of this stack (empty: every one is)."""
+        out = [f"calibration {line}" for line in self.calibration.invalid_phases()]
+        return out + [f"level {lv.level:.0%} {p}" for lv in self.levels for p in lv.problems]
 
     @property
     def passed(self) -> bool:
-        return all(e.ok for e in self.all_errors()) and all(lv.valid for lv in self.levels)
+        """No significant miss (:mod:`lbsim.validation.paired`), no probe outside
+        its bound, every phase valid."""
+        return (
+            all(p.verdict != "miss" for p in self.paired())
+            and all(e.ok for e in self.probe)
+            and not self.not_valid()
+        )
 
 
 def machine() -> dict[str, Any]:
@@ -156,8 +209,13 @@ def measure(
     """Every low-load measurement (see :mod:`lbsim.validation.calibration`)."""
     cpu = collectors.ContainerCpu(handle)
     groups = _groups(handle)
-    say("measuring the idle stack (5 s)")
-    idle = measure_idle(collectors.host_cpu_seconds, 5.0)
+    meter = stack_meter(cpu)
+    say("measuring the idle stack and the machine's background (6 s)")
+    idle = measure_idle_phase(meter, 6.0, options.phase_repeats)
+    say(
+        f"  idle stack {idle.stack:.3f} cores; background (other programs) {idle.cores:.3f} "
+        f"cores{'' if idle.valid else ' — NOT VALID: ' + '; '.join(idle.problems)}"
+    )
     db_nodes = list(groups.db)
 
     def db_cpu() -> dict[str, float]:
@@ -172,18 +230,32 @@ def measure(
     )
     rows = int(handle.meta.get("rows", 0)) or 1
     say(f"measuring every class at low load ({options.per_class} requests each, one at a time)")
-    classes = measure_classes(
+    classes, phases = measure_classes_phase(
         handle.url,
         scenario,
         costs,
         rows,
         cpu.snapshot,
-        collectors.host_cpu_seconds,
-        idle,
+        meter,
         groups,
-        per_class=options.per_class,
+        options.per_class,
+        options.phase_repeats,
     )
-    cal = Calibration(costs=costs, classes=classes, host_cores=host_cores(), idle_cores=idle)
+    for bg in phases:
+        say(
+            f"  {bg.phase}: background {bg.cores:.3f} cores (before {bg.start:.3f}, after "
+            f"{bg.end:.3f}), CPU work ×{bg.speed:.3f}"
+            + ("" if bg.valid else f" — NOT VALID: {'; '.join(bg.problems)}")
+        )
+    weights = [c.n for c in classes]
+    cal = Calibration(
+        costs=costs,
+        classes=classes,
+        host_cores=host_cores(),
+        idle_cores=idle.stack,
+        background=statistics.fmean([bg.cores for bg in phases], weights=weights),
+        phases=[bg.to_dict() for bg in [idle, *phases]],
+    )
     db = scenario.database
     if not isinstance(db, NoDatabase):
         others: list[str] = []
@@ -203,42 +275,15 @@ def measure(
             f"empty read {path.read_wall * 1e3:.3f} ms, connect {path.connect_wall * 1e3:.3f} ms"
             + (f", {path.apply_cpu * 1e3:.3f} ms CPU per write-set elsewhere" if others else "")
         )
-    weights = [c.n for c in classes]
     cal.balancer_latency = max(
         statistics.fmean([c.latency - c.wall for c in classes], weights=weights), 0.0
     )
     return cal
 
 
-def _level_model(
-    file: Path,
-    raw: dict[str, Any],
-    base: Scenario,
-    cal: Calibration,
-    rate: float,
-    options: CampaignOptions,
-    outdir: Path,
-    tag: str,
-) -> Scenario:
-    """The calibrated scenario at ``rate``, written to ``<tag>.calibrated.yaml``."""
-    data = calibrate_scenario(raw, base, cal, rate=rate)
-    data["duration"], data["warmup"], data["replications"] = (
-        options.duration,
-        options.warmup,
-        1,
-    )
-    path = outdir / f"{tag}.calibrated.yaml"
-    path.write_text(header(file, cal) + yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    # relative paths in the scenario (trace files) resolve against the original's folder
-    return load_scenario(path) if "trace" not in data["workload"] else load_scenario(file)
-
-
-def speed_factor(measured_unit: float, calibrated_unit: float) -> float:
-    """How much more a work unit cost during a level than while the classes were
-    measured (1 when the level has no measurement)."""
-    if not (math.isfinite(measured_unit) and measured_unit > 0 and calibrated_unit > 0):
-        return 1.0
-    return measured_unit / calibrated_unit
+def stack_meter(cpu: collectors.ContainerCpu) -> Meter:
+    """The machine, the stack's containers and this process (the load generator)."""
+    return Meter(collectors.host_cpu_seconds, cpu.snapshot, collectors.own_cpu_seconds)
 
 
 def run_campaign(file: Path, options: CampaignOptions, say: Say = print) -> CampaignResult:
@@ -285,43 +330,38 @@ def _campaign(
         f"capacity on this machine: {capacity:.1f} requests/s "
         f"({cal.host_cores:g} cores, {cal.cpu_per_request(base) * 1e3:.1f} ms CPU per request)"
     )
-    for level in options.levels:
-        rate = round(level * capacity, 3)
-        tag = f"level-{round(level * 100):02d}"
-        say(f"{tag}: replaying {rate:g} requests/s for {options.warmup + options.duration:g} s")
-        top = [f"duration={options.duration}", f"warmup={options.warmup}"]
-        replayed = load_scenario(file, [f"workload.open.rate={rate}", *top])
-        run = replay(replayed, handle, cal.costs)
-        run.write(outdir, f"{tag}-measured")
-        # This machine's CPU speed drifts (a shared VM: ±10-20 % over minutes);
-        # the level's prediction uses the speed the app measured while it ran.
-        speed = speed_factor(run.results["meta"]["unit_seconds"], cal.reference_unit())
-        say(f"{tag}: simulating the calibrated scenario (CPU work at ×{speed:.3f} its cost)")
-        model = _level_model(file, raw, base, cal.at_speed(speed), rate, options, outdir, tag)
-        predicted = simulate(model, replications=1).to_dict()
-        (outdir / f"{tag}-predicted.json").write_text(
-            json.dumps(predicted, indent=2, default=str) + "\n", "utf-8"
-        )
-        errs = compare(base.name, f"{level:.0%}", predicted, run.results)
-        verdict = run.results["meta"]["loadgen"]
-        result.levels.append(
-            LevelResult(
-                level,
-                rate,
-                predicted,
-                run.results,
-                errs,
-                verdict["valid"],
-                verdict["problems"],
-                speed,
+    for line in cal.invalid_phases():
+        say(f"calibration NOT VALID: {line}")
+    rates = {level: round(level * capacity, 3) for level in options.levels}
+    duration = replay_duration(list(rates.values()), options.duration, options.min_requests)
+    horizon = (options.warmup, duration)
+    r = options.repetitions
+    say(
+        f"{len(rates)} levels × {r} repetitions, interleaved; each replay {options.warmup:g} s "
+        f"warm-up + {duration:g} s measured: about "
+        f"{cost_minutes(len(rates), r, options.warmup, duration):.0f} min"
+    )
+    meter = stack_meter(collectors.ContainerCpu(handle))
+    replays: dict[float, list[Replay]] = {level: [] for level in rates}
+    for rep in range(r):
+        for level, rate in rates.items():
+            one = run_replay(
+                file, raw, base, handle, cal, meter, options, level, rate, rep, horizon, outdir, say
             )
-        )
-        worst = max(errs, key=lambda e: e.error / e.bound if e.bound else 0.0, default=None)
-        say(
-            f"{tag}: {sum(e.ok for e in errs)}/{len(errs)} metrics within bounds"
-            + (f"; worst {worst.metric} {worst.error:.3f} (bound {worst.bound:g})" if worst else "")
-            + ("" if verdict["valid"] else f"; NOT VALID: {'; '.join(verdict['problems'])}")
-        )
+            replays[level].append(one)
+            worst = max(
+                one.errors, key=lambda e: e.error / e.bound if e.bound else 0.0, default=None
+            )
+            say(
+                f"  {sum(e.ok for e in one.errors)}/{len(one.errors)} metrics within bounds"
+                + (
+                    f"; worst {worst.metric} {worst.error:.3f} (bound {worst.bound:g})"
+                    if worst
+                    else ""
+                )
+                + ("" if one.valid else f"; NOT VALID: {'; '.join(one.problems)}")
+            )
+    result.levels = [LevelResult.of(level, rates[level], replays[level]) for level in rates]
     if isinstance(base.database, Galera) and len(base.database.resolved_nodes()) > 1:
         result.probe = probe_stale_reads(handle, base, cal_file, options, say)
     from lbsim.validation.report import write_report

@@ -184,6 +184,9 @@ def replay(
         "collector_errors": window.errors,
         "cpu_seconds": window.cpu_seconds(),
         "machine_cores": window.machine_cores(),
+        # the measured window on this process's monotonic clock (the background
+        # sampler's: lbsim.validation.background)
+        "window": {"start": window.t_start, "end": window.t_end},
     }
     results["scenario"] = scenario.model_dump(mode="json")
     return ReplayRun(scenario, records, results)

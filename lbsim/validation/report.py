@@ -2,11 +2,14 @@
 
 Files (in the campaign's output directory):
 
-* ``report.md`` — the machine, the calibration, one table per load level with
-  every bounded metric (predicted, measured, error, bound, ✓/✗), the
-  stale-read probe, the plots;
-* ``errors.json`` — one entry per scenario × level × metric (predicted,
-  measured, error, kind, bound, ok), machine-readable;
+* ``report.md`` — the machine, the calibration, the background and CPU speed
+  of every phase, one table per load level with every bounded metric (mean
+  predicted and measured over the replays, mean paired error ± its 95 %
+  interval, bound, verdict), the stale-read probe, the plots;
+* ``errors.json`` — ``paired``: one entry per scenario × level × metric (the
+  replays' predicted, measured and signed errors, mean, ``ci95``, verdict,
+  ``r_needed``); ``errors``: one entry per replay × metric; ``phases``: each
+  phase's background, speed, attempt and problems; machine-readable;
 * ``calibration.json`` — the measured costs and the machine;
 * ``measurements.csv`` — measured values in the tidy format of
   :mod:`lbsim.report.calibration` (``param,value,metric,measured,measured_ci95``);
@@ -26,7 +29,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from lbsim.report import atomic
-from lbsim.stats.replications import flatten
+from lbsim.stats.replications import flatten, t_half_width
 
 if TYPE_CHECKING:
     from lbsim.validation.campaign import CampaignResult
@@ -71,15 +74,29 @@ def write_report(result: CampaignResult) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     errors = [
-        {**e.to_dict(), "rate": lv.rate, "speed": lv.speed}
+        {
+            **e.to_dict(),
+            "rate": lv.rate,
+            "repetition": r.repetition + 1,
+            "seed": r.seed,
+            "speed": r.speed,
+            "background": r.background.cores,
+            "valid": r.valid,
+        }
         for lv in result.levels
-        for e in lv.errors
+        for r in lv.replays
+        for e in r.errors
     ]
     errors += [e.to_dict() for e in result.probe]
-    atomic.write_text(
-        out / "errors.json",
-        json.dumps({"machine": result.machine, "errors": errors}, indent=2) + "\n",
-    )
+    doc = {
+        "machine": result.machine,
+        "passed": result.passed,
+        "not_valid": result.not_valid(),
+        "paired": [p.to_dict() for p in result.paired()],
+        "errors": errors,
+        "phases": phases(result),
+    }
+    atomic.write_text(out / "errors.json", json.dumps(doc, indent=2, default=_nan) + "\n")
     written.append(out / "errors.json")
     cal = result.calibration.to_dict()
     cal["machine"] = result.machine
@@ -93,6 +110,62 @@ def write_report(result: CampaignResult) -> list[Path]:
     return written
 
 
+def _nan(value: Any) -> Any:
+    return None if isinstance(value, float) and not math.isfinite(value) else str(value)
+
+
+def phases(result: CampaignResult) -> list[dict[str, Any]]:
+    """Every phase's background and speed: the low-load ones, then each replay."""
+    out = [dict(p) for p in result.calibration.phases]
+    for lv in result.levels:
+        for r in lv.replays:
+            out.append({**r.background.to_dict(), "rate": r.rate, "seed": r.seed})
+    return out
+
+
+_VERDICT = {"within": "✓ within", "miss": "✗ miss", "inconclusive": "? inconclusive"}
+
+
+def _verdict(result: CampaignResult) -> str:
+    paired = result.paired()
+    miss = sum(p.verdict == "miss" for p in paired)
+    unsure = sum(p.verdict == "inconclusive" for p in paired)
+    within = len(paired) - miss - unsure
+    text = f"{within} of {len(paired)} metrics within their bounds, {miss} significant misses, "
+    text += f"{unsure} inconclusive"
+    bad = result.not_valid()
+    return text + (f"; {len(bad)} phases NOT VALID" if bad else "; every phase valid")
+
+
+def _pm(mean: float, half: float, kind: str) -> str:
+    if not math.isfinite(mean):
+        return "–"
+    if kind == "relative":
+        return f"{mean:+.1%} ± {half:.1%}" if math.isfinite(half) else f"{mean:+.1%}"
+    return f"{mean * 100:+.1f} ± {half * 100:.1f} pp" if math.isfinite(half) else f"{mean:+.3f}"
+
+
+def _phase_table(result: CampaignResult) -> list[str]:
+    lines = [
+        "",
+        "## Background and CPU speed per phase",
+        "",
+        "Background: cores busy outside the stack's containers and the load generator "
+        "(other programs), less what the phase's own requests caused there; start and end: "
+        "its first and last part. Speed: a PHP work unit's cost over the calibration's.",
+        "",
+        "| phase | attempt | background | start → end | speed | valid |",
+        "|---|---|---|---|---|---|",
+    ]
+    for p in phases(result):
+        ok = "✓" if p["valid"] else "✗ " + "; ".join(p["problems"])
+        lines.append(
+            f"| {p['phase']} | {p['attempt']} | {p['cores']:.3f} | {p['start']:.3f} → "
+            f"{p['end']:.3f} | ×{p['speed']:.3f} | {ok} |"
+        )
+    return lines
+
+
 def _measurements_csv(result: CampaignResult, path: Path) -> Path:
     lines = [
         f"# measured by lbsim calibrate on {result.machine.get('cpu', '?')} "
@@ -100,8 +173,14 @@ def _measurements_csv(result: CampaignResult, path: Path) -> Path:
         "param,value,metric,measured,measured_ci95",
     ]
     for lv in result.levels:
+        runs = [_flat(r.measured) for r in lv.replays if r.valid] or [_flat(lv.measured)]
         for metric, value in sorted(_flat(lv.measured).items()):
-            lines.append(f"{PARAM},{lv.rate:g},{metric},{value:.9g},")
+            ci = t_half_width([run[metric] for run in runs if metric in run])
+            lines.append(
+                f"{PARAM},{lv.rate:g},{metric},{value:.9g},{ci:.9g}"
+                if math.isfinite(ci)
+                else f"{PARAM},{lv.rate:g},{metric},{value:.9g},"
+            )
     atomic.write_text(path, "\n".join(lines) + "\n")
     return path
 
@@ -187,15 +266,22 @@ def _markdown(result: CampaignResult, path: Path) -> Path:
         f"{m.get('docker', '?')}, lbsim {m.get('lbsim', '?')}. Every container and the "
         "load generator share this machine.",
         "",
-        "Verdict: **"
-        + ("all metrics within their bounds" if result.passed else "some metrics miss their bounds")
-        + "**.",
+        "Verdict: **" + _verdict(result) + "**.",
+        "",
+        "Each level was replayed R times with different seeds (interleaved across levels) "
+        "and each replay simulated with its seed, its CPU speed and the background measured "
+        "while it ran, so errors are paired. Per metric: the mean paired error (signed: "
+        "predicted − measured, relative to measured for throughput and latency) and its "
+        "Student-t 95 % interval. *within*: |mean| ≤ bound; *miss* (model error): the whole "
+        "interval lies beyond the bound; *inconclusive* (noise): |mean| > bound but the "
+        "interval reaches back inside it — R needed says how many replays would decide.",
         "",
         "## What was measured at low load",
         "",
         f"- PHP work unit: {cal.costs.unit_seconds * 1e6:.3f} µs; BENCHMARK() iteration: "
         f"{cal.costs.db_iteration_seconds * 1e9:.2f} ns",
-        f"- idle stack: {cal.idle_cores:.3f} cores busy; balancer + network latency "
+        f"- idle stack: {cal.idle_cores:.3f} cores busy in its containers; other programs: "
+        f"{cal.background:.3f} cores while the classes were measured; balancer + network latency "
         f"{cal.balancer_latency * 1e3:.2f} ms; database round trip (one way) "
         f"{cal.app_db * 1e3:.3f} ms",
     ]
@@ -221,29 +307,28 @@ def _markdown(result: CampaignResult, path: Path) -> Path:
             f"{c.planned_db * 1e3:.2f} ms | {c.db_cpu * 1e3:.2f} ms | "
             f"{c.other_cpu * 1e3:.2f} ms | {c.latency * 1e3:.1f} ms |"
         )
+    lines += _phase_table(result)
     lines += ["", "## Predicted against measured", ""]
     for lv in result.levels:
-        meta = lv.measured.get("meta", {})
-        lg = meta.get("loadgen", {})
+        n = sum(r.valid for r in lv.replays)
         lines += [
-            f"### {lv.level:.0%} of capacity: {lv.rate:g} requests/s",
+            f"### {lv.level:.0%} of capacity: {lv.rate:g} requests/s, "
+            f"{n} valid replays of {len(lv.replays)}",
             "",
-            "Load generator: p99 lateness "
-            f"{lg.get('lateness', {}).get('p99', math.nan) * 1e3:.2f} ms, "
-            f"{lg.get('cpu_share', math.nan):.1%} of a core"
-            + ("" if lv.valid else f" — **not valid**: {'; '.join(lv.problems)}"),
-            "",
-            "Machine speed: a PHP work unit cost "
-            f"{meta.get('unit_seconds', math.nan) * 1e6:.3f} µs "
-            f"(×{lv.speed:.3f} its cost while the classes were measured); the prediction uses it.",
-            "",
-            "| metric | predicted | measured | error | bound | |",
-            "|---|---|---|---|---|---|",
         ]
-        for e in lv.errors:
+        if not lv.valid:
+            lines += [f"**Not valid**: {'; '.join(lv.problems)}", ""]
+        lines += [
+            "| metric | predicted | measured | mean paired error ± 95 % CI | bound | verdict "
+            "| R needed |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for pm in lv.paired:
+            d = pm.to_dict()
             lines.append(
-                f"| {e.metric} | {_fmt(e.predicted, e.metric)} | {_fmt(e.measured, e.metric)} | "
-                f"{_err(e)} | {_bound(e)} | {'✓' if e.ok else '✗'} |"
+                f"| {pm.metric} | {_fmt(d['predicted_mean'], pm.metric)} | "
+                f"{_fmt(d['measured_mean'], pm.metric)} | {_pm(pm.mean, pm.half, pm.kind)} | "
+                f"{_bound(pm)} | {_VERDICT[pm.verdict]} | {pm.r_needed or ''} |"
             )
         lines.append("")
     if result.probe:

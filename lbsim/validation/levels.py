@@ -1,0 +1,197 @@
+"""The load levels of a calibration: repeated, interleaved, paired replays.
+
+Each level is replayed ``repetitions`` times, repetition ``r`` with seed
+``scenario.seed + r``, interleaved across levels (30 %, 60 %, 85 %, 30 %,
+60 %, 85 %, …) so a drift of the machine spreads over every level instead of
+biasing one. Each replay is simulated with its own seed (the same arrivals,
+classes, clients and demands), at the CPU speed the app measured during it
+and with the background measured during it, so every error is a pair
+(:mod:`lbsim.validation.paired`).
+
+The background of a replay is the CPU used outside the stack and the load
+generator over the measured window, less what the replay's own requests
+cause there (their measured throughput × the calibrated ``induced_cpu``);
+the model places it on the host. A replay whose background moved more than
+:func:`lbsim.validation.background.drift_limit` between the first and the
+last quarter of the window, or whose speed factor is more than 10 % off, is
+replayed again (same seed), up to ``phase_repeats`` more times, and
+otherwise kept as not valid with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from lbsim.experiment.run import simulate
+from lbsim.scenario.loader import load_scenario
+from lbsim.scenario.schema import Scenario
+from lbsim.stats.replications import flatten, unflatten
+from lbsim.validation.accuracy import MetricError, compare
+from lbsim.validation.background import Meter, PhaseBackground, Sampler, check_phase
+from lbsim.validation.background import phase_background as background_of
+from lbsim.validation.calibration import Calibration, calibrate_scenario, header
+from lbsim.validation.lifecycle import StackHandle
+from lbsim.validation.replay import replay
+
+if TYPE_CHECKING:
+    from lbsim.validation.campaign import CampaignOptions
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class Replay:
+    """One replay of one level and its simulation with the same seed."""
+
+    level: float
+    rate: float
+    repetition: int
+    seed: int
+    predicted: dict[str, Any]
+    measured: dict[str, Any]
+    errors: list[MetricError]
+    background: PhaseBackground
+    problems: list[str] = field(default_factory=list)  # load generator's and phase's
+
+    @property
+    def valid(self) -> bool:
+        return not self.problems
+
+    @property
+    def speed(self) -> float:
+        return self.background.speed
+
+
+def speed_factor(measured_unit: float, calibrated_unit: float) -> float:
+    """How much more a work unit cost during a level than while the classes were
+    measured (1 when the level has no measurement)."""
+    if not (math.isfinite(measured_unit) and measured_unit > 0 and calibrated_unit > 0):
+        return 1.0
+    return measured_unit / calibrated_unit
+
+
+def replay_duration(rates: Sequence[float], duration: float, min_requests: int) -> float:
+    """Measured seconds per replay: ``duration``, longer where the lowest rate
+    would send fewer than ``min_requests`` requests in it."""
+    low = min(rates) if rates else 0.0
+    if low <= 0 or min_requests <= 0:
+        return duration
+    return max(duration, math.ceil(min_requests / low))
+
+
+def cost_minutes(levels: int, repetitions: int, warmup: float, duration: float) -> float:
+    """What the replays take (min): each its warm-up, window and ~5 s to drain and simulate."""
+    return levels * repetitions * (warmup + duration + 5.0) / 60.0
+
+
+def level_model(
+    file: Path,
+    raw: dict[str, Any],
+    base: Scenario,
+    cal: Calibration,
+    rate: float,
+    background: float,
+    seed: int,
+    horizon: tuple[float, float],
+    path: Path,
+) -> Scenario:
+    """The calibrated scenario of one replay (its rate, seed, background,
+    ``horizon``: warm-up and duration), written to ``path``."""
+    data = calibrate_scenario(raw, base, cal, rate=rate, background=background)
+    data["seed"] = seed
+    data["warmup"], data["duration"] = horizon
+    data["replications"] = 1
+    path.write_text(header(file, cal) + yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    if "trace" not in data["workload"]:
+        return load_scenario(path)
+    # relative trace paths resolve against the original's folder
+    return load_scenario(file, [f"seed={seed}"])
+
+
+def _replay_once(
+    replayed: Scenario, handle: StackHandle, cal: Calibration, meter: Meter, level: str
+) -> tuple[Any, PhaseBackground]:
+    sampler = Sampler(meter, interval=0.5).start()
+    try:
+        run = replay(replayed, handle, cal.costs)
+    finally:
+        samples = sampler.stop()
+    meta = run.results["meta"]
+    window = meta.get("window", {})
+    induced = run.results["throughput"] * cal.induced_cpu_per_request(replayed)
+    speed = speed_factor(meta["unit_seconds"], cal.reference_unit())
+    bg = background_of(level, samples, window.get("start"), window.get("end"), induced * speed)
+    check_phase(bg, speed)
+    return run, bg
+
+
+def run_replay(
+    file: Path,
+    raw: dict[str, Any],
+    base: Scenario,
+    handle: StackHandle,
+    cal: Calibration,
+    meter: Meter,
+    options: CampaignOptions,
+    level: float,
+    rate: float,
+    repetition: int,
+    horizon: tuple[float, float],
+    outdir: Path,
+    say: Say,
+) -> Replay:
+    """One level's repetition: replay (again while the machine moved), then simulate."""
+    seed = base.seed + repetition
+    tag = f"level-{round(level * 100):02d}-r{repetition + 1}"
+    warmup, duration = horizon
+    top = [f"workload.open.rate={rate}", f"duration={duration}", f"warmup={warmup}"]
+    replayed = load_scenario(file, [*top, f"seed={seed}"])
+    for attempt in range(1, options.phase_repeats + 2):
+        say(f"{tag}: replaying {rate:g} requests/s for {warmup + duration:g} s (seed {seed})")
+        run, bg = _replay_once(replayed, handle, cal, meter, f"{level:.0%} r{repetition + 1}")
+        bg.attempt = attempt
+        if bg.valid:
+            break
+        say(f"{tag}: the machine moved ({'; '.join(bg.problems)})")
+    run.write(outdir, f"{tag}-measured")
+    say(
+        f"{tag}: background {bg.cores:.2f} cores (start {bg.start:.2f}, end {bg.end:.2f}), "
+        f"CPU work ×{bg.speed:.3f}; simulating the calibrated scenario with both"
+    )
+    model = level_model(
+        file,
+        raw,
+        base,
+        cal.at_speed(bg.speed),
+        rate,
+        bg.cores if math.isfinite(bg.cores) else cal.background,
+        seed,
+        horizon,
+        outdir / f"{tag}.calibrated.yaml",
+    )
+    predicted = simulate(model, replications=1).to_dict()
+    (outdir / f"{tag}-predicted.json").write_text(
+        json.dumps(predicted, indent=2, default=str) + "\n", "utf-8"
+    )
+    errs = compare(base.name, f"{level:.0%}", predicted, run.results)
+    verdict = run.results["meta"]["loadgen"]
+    problems = [*verdict["problems"], *bg.problems]
+    return Replay(level, rate, repetition, seed, predicted, run.results, errs, bg, problems)
+
+
+def mean_results(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The numeric keys' mean over ``results`` (the contract's tree; plots, tables)."""
+    sums: dict[str, list[float]] = {}
+    for res in results:
+        tree = {k: v for k, v in res.items() if k not in ("scenario", "meta")}
+        for k, v in flatten(tree).items():
+            if isinstance(v, int | float) and not isinstance(v, bool):
+                sums.setdefault(k, []).append(float(v))
+    return unflatten({k: sum(v) / len(v) for k, v in sums.items()})

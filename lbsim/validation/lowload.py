@@ -1,0 +1,215 @@
+"""The low-load phases of a calibration, with the machine's background measured in each.
+
+* **idle** (:func:`measure_idle_phase`): nothing is sent for a few seconds;
+  the stack's containers' CPU is their housekeeping (database threads,
+  php-fpm masters: ``Calibration.idle_cores``), and the CPU used outside
+  the stack and this process is the machine's background — another
+  program's work, never taken for the stack's.
+* **classes** (:func:`measure_class_phase`): each class's requests, one at a
+  time, between two idle gaps. The gaps measure the background before and
+  after the class (its level: their mean; its drift: their difference); the
+  requests' window gives each container group's CPU less its housekeeping,
+  this process's CPU, and the outside CPU above the background — what the
+  requests caused outside the containers (docker-proxy, the network stack:
+  ``ClassCost.induced_cpu``).
+
+A phase whose background moved more than it can absorb, or that ran at a CPU
+speed more than 10 % off the calibration's, is measured again (up to
+``repeats`` more times) and otherwise kept with its problems, which the
+report shows (:mod:`lbsim.validation.background`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+
+from lbsim.scenario.schema import Scenario
+from lbsim.validation.background import (
+    CpuReading,
+    Meter,
+    PhaseBackground,
+    check_phase,
+    outside_cores,
+    phase_background,
+)
+from lbsim.validation.calibration import ClassCost, ContainerGroups, _check, _mean
+from lbsim.validation.loadgen import Record, send_sequential
+from lbsim.validation.measured import unit_seconds
+from lbsim.validation.workplan import MachineCosts, PlannedRequest, work_plan
+
+Snapshot = Callable[[], Mapping[str, float]]
+Sleep = Callable[[float], None]
+
+
+def measure_idle_phase(
+    meter: Meter, seconds: float = 6.0, repeats: int = 2, sleep: Sleep = time.sleep
+) -> PhaseBackground:
+    """The idle stack: ``.stack`` its containers' cores, ``.cores`` the background."""
+    bg = PhaseBackground("idle", 0.0, math.nan, math.nan, math.nan)
+    steps = max(2, round(seconds / 0.5))
+    for attempt in range(1, repeats + 2):
+        samples = [meter.read()]
+        for _ in range(steps):  # nothing else runs here: read between sleeps
+            sleep(seconds / steps)
+            samples.append(meter.read())
+        bg = phase_background("idle", samples)
+        bg.attempt = attempt
+        if not check_phase(bg):
+            break
+    return bg
+
+
+def _group(a: Mapping[str, float], b: Mapping[str, float], names: Sequence[str]) -> float:
+    return sum(b[n] - a[n] for n in names if n in a and n in b)
+
+
+def class_cost(
+    name: str,
+    items: Sequence[PlannedRequest],
+    records: Sequence[Record],
+    snaps: Sequence[Mapping[str, float]],
+    reads: Sequence[CpuReading],
+    groups: ContainerGroups,
+    attempt: int = 1,
+) -> tuple[ClassCost, PhaseBackground]:
+    """A class's costs from four instants: before the first gap (0), before
+    the requests (1), after them (2), after the second gap (3) — the
+    containers' CPU ``snaps`` and the machine's ``reads`` at each."""
+    recs = records
+    n = len(items)
+    gap = (reads[1].t - reads[0].t) + (reads[3].t - reads[2].t)
+    span = reads[2].t - reads[1].t
+
+    def idle_rate(names: Sequence[str]) -> float:
+        """The group's housekeeping cores, from the two gaps."""
+        if gap <= 0:
+            return 0.0
+        return (_group(snaps[0], snaps[1], names) + _group(snaps[2], snaps[3], names)) / gap
+
+    before, after = outside_cores(reads[0], reads[1]), outside_cores(reads[2], reads[3])
+    background = _mean([before, after])
+    app = max(_group(snaps[1], snaps[2], groups.app) - idle_rate(groups.app) * span, 0.0)
+    dbs = max(_group(snaps[1], snaps[2], groups.db) - idle_rate(groups.db) * span, 0.0)
+    others = max(_group(snaps[1], snaps[2], groups.other) - idle_rate(groups.other) * span, 0.0)
+    own = reads[2].own - reads[1].own
+    induced = max(outside_cores(reads[1], reads[2]) - background, 0.0) * span
+    bg = PhaseBackground(
+        f"class {name}",
+        reads[3].t - reads[0].t,
+        background,
+        before,
+        after,
+        induced / max(span, 1e-9),
+        idle_rate([*groups.app, *groups.db, *groups.other]),
+        attempt=attempt,
+    )
+    cost = ClassCost(
+        name=name,
+        n=n,
+        planned_cpu=_mean(i.cpu for i in items),
+        app_cpu=app / n,
+        planned_db=_mean(sum(q.demand for q in i.queries) for i in items),
+        db_cpu=dbs / n,
+        other_cpu=(others + own + induced) / n,
+        latency=_mean(r.latency for r in recs),
+        wall=_mean(r.wall for r in recs),
+        db_wall=_mean(r.db for r in recs),
+        writes=_mean(sum(1 for q in i.queries if q.kind == "w") for i in items),
+        unit=_finite_or_zero(unit_seconds(recs)),
+        induced_cpu=induced / n,
+    )
+    return cost, bg
+
+
+def _finite_or_zero(x: float) -> float:
+    return x if math.isfinite(x) else 0.0
+
+
+def measure_class_phase(
+    url: str,
+    name: str,
+    items: Sequence[PlannedRequest],
+    cpu: Snapshot,
+    meter: Meter,
+    groups: ContainerGroups,
+    reference_unit: float,
+    gap: float = 2.5,
+    repeats: int = 2,
+    sleep: Sleep = time.sleep,
+) -> tuple[ClassCost, PhaseBackground]:
+    """``items`` one at a time between two idle gaps of ``gap`` seconds; measured
+    again while the background moved or the speed was off (at most ``repeats``
+    more times)."""
+    out: tuple[ClassCost, PhaseBackground] | None = None
+    for attempt in range(1, repeats + 2):
+        snaps, reads = [dict(cpu())], [meter.read()]
+        sleep(gap)
+        snaps.append(dict(cpu()))
+        reads.append(meter.read())
+        recs = send_sequential(url, items)
+        snaps.append(dict(cpu()))
+        reads.append(meter.read())
+        sleep(gap)
+        snaps.append(dict(cpu()))
+        reads.append(meter.read())
+        _check(recs, f"class {name!r}")
+        cost, bg = class_cost(name, items, recs, snaps, reads, groups, attempt)
+        speed = cost.unit / reference_unit if cost.unit > 0 and reference_unit > 0 else 1.0
+        out = cost, bg
+        if not check_phase(bg, speed):
+            break
+    assert out is not None
+    return out
+
+
+def class_items(
+    url: str,
+    scenario: Scenario,
+    costs: MachineCosts,
+    rows: int,
+    per_class: int = 40,
+    max_seconds: float = 60.0,
+) -> dict[str, list[PlannedRequest]]:
+    """Each class's first ``per_class`` requests of the scenario's trace, fewer
+    for a class whose requests are long (its requests would exceed
+    ``max_seconds``; never fewer than 5). Two of each are sent to time them."""
+    by_class: dict[str, list[PlannedRequest]] = {c.name: [] for c in scenario.workload.classes}
+    for item in work_plan(scenario, costs, rows):
+        bucket = by_class[item.cls_name]
+        if len(bucket) < per_class:
+            bucket.append(item)
+        if all(len(b) >= per_class for b in by_class.values()):
+            break
+    out = {}
+    for name, items in by_class.items():
+        if not items:
+            continue
+        probe = send_sequential(url, items[:2])
+        _check(probe, f"class {name!r}")
+        each = _mean(r.latency for r in probe)
+        out[name] = items[: max(5, min(len(items), int(max_seconds / max(each, 1e-3))))]
+    return out
+
+
+def measure_classes_phase(
+    url: str,
+    scenario: Scenario,
+    costs: MachineCosts,
+    rows: int,
+    cpu: Snapshot,
+    meter: Meter,
+    groups: ContainerGroups,
+    per_class: int = 40,
+    repeats: int = 2,
+) -> tuple[list[ClassCost], list[PhaseBackground]]:
+    """Every class (:func:`measure_class_phase`), at the speed of ``costs``."""
+    classes, phases = [], []
+    for name, items in class_items(url, scenario, costs, rows, per_class).items():
+        cost, bg = measure_class_phase(
+            url, name, items, cpu, meter, groups, costs.unit_seconds, repeats=repeats
+        )
+        classes.append(cost)
+        phases.append(bg)
+    return classes, phases

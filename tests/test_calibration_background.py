@@ -1,0 +1,327 @@
+"""Calibration on a busy machine, without Docker: the background accounting (from
+recorded /proc/stat and cgroup readings), the phase validity rules and repeats,
+the pairing and Student-t arithmetic, the verdicts."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+
+import lbsim
+from lbsim.validation import collectors
+from lbsim.validation.accuracy import MetricError
+from lbsim.validation.background import (
+    CpuReading,
+    Meter,
+    PhaseBackground,
+    Sampler,
+    check_phase,
+    drift_limit,
+    outside_cores,
+    phase_background,
+)
+from lbsim.validation.calibration import Calibration, ClassCost, ContainerGroups
+from lbsim.validation.calibration import calibrate_scenario as calibrated
+from lbsim.validation.levels import cost_minutes, mean_results, replay_duration
+from lbsim.validation.lowload import class_cost, measure_idle_phase
+from lbsim.validation.paired import (
+    PairedMetric,
+    half_width,
+    pair,
+    repetitions_needed,
+    signed_error,
+    verdict,
+)
+from lbsim.validation.workplan import MachineCosts, PlannedQuery, PlannedRequest
+
+pytestmark = pytest.mark.unit
+
+MIXED = Path("scenarios/mixed.yaml")
+
+
+class Machine:
+    """A 2-core machine on a virtual clock: the stack's containers, this process
+    and other programs each use a number of cores until told otherwise."""
+
+    def __init__(self) -> None:
+        self.t = 100.0
+        self.host = 5000.0
+        self.cg = {"app1": 10.0, "db1": 20.0, "lb": 1.0}
+        self.own = 3.0
+        self.rates = {"app1": 0.0, "db1": 0.02, "lb": 0.005}
+        self.own_rate = 0.0
+        self.outside = 0.0  # other programs + what the requests cause outside
+
+    def run(self, seconds: float) -> None:
+        for name, rate in self.rates.items():
+            self.cg[name] += rate * seconds
+        self.own += self.own_rate * seconds
+        busy = sum(self.rates.values()) + self.own_rate + self.outside
+        self.host += busy * seconds
+        self.t += seconds
+
+    def proc_stat(self) -> str:
+        ticks = round(self.host * 100)  # USER_HZ 100: user nice system ... as recorded
+        user, system = ticks * 2 // 3, ticks - ticks * 2 // 3
+        return f"cpu  {user} 0 {system} 777777 1234 0 0 0 0 0\ncpu0 1 0 1 1 0 0 0 0 0 0\n"
+
+    def cpu_stat(self, name: str) -> str:
+        return f"usage_usec {round(self.cg[name] * 1e6)}\nuser_usec 1\nsystem_usec 1\n"
+
+    def meter(self) -> Meter:
+        # the counters as the collectors parse them from the recorded files
+        return Meter(
+            lambda: collectors.parse_proc_stat(self.proc_stat(), 100),
+            lambda: {n: collectors.parse_cpu_stat(self.cpu_stat(n)) for n in self.cg},
+            lambda: self.own,
+            lambda: self.t,
+        )
+
+
+def _samples(machine: Machine, steps: list[tuple[float, float]]) -> list[CpuReading]:
+    """Readings every 0.5 s while other programs use ``cores`` for ``seconds``, step by step."""
+    meter = machine.meter()
+    out = [meter.read()]
+    for seconds, cores in steps:
+        machine.outside = cores
+        for _ in range(round(seconds / 0.5)):
+            machine.run(0.5)
+            out.append(meter.read())
+    return out
+
+
+def test_outside_cores_is_host_busy_minus_the_stack_minus_the_load_generator() -> None:
+    m = Machine()
+    meter = m.meter()
+    a = meter.read()
+    m.rates["app1"], m.own_rate, m.outside = 0.6, 0.1, 0.98  # a burner on one core, and more
+    m.run(10.0)
+    b = meter.read()
+    assert outside_cores(a, b) == pytest.approx(0.98, abs=0.002)  # ticks of 10 ms
+    assert math.isnan(outside_cores(b, b))
+
+
+def test_a_steady_burner_is_measured_background_not_a_moved_machine() -> None:
+    bg = phase_background("idle", _samples(Machine(), [(6.0, 1.0)]))
+    assert bg.cores == pytest.approx(1.0, abs=0.01)
+    assert bg.stack == pytest.approx(0.025, abs=1e-6)  # the containers' housekeeping
+    assert not check_phase(bg) and bg.valid
+
+
+def test_a_background_that_moves_inside_the_phase_makes_it_not_valid() -> None:
+    bg = phase_background("idle", _samples(Machine(), [(3.0, 0.1), (3.0, 0.6)]))
+    assert (bg.start, bg.end) == pytest.approx((0.1, 0.6), abs=0.01)
+    problems = check_phase(bg)
+    assert len(problems) == 1 and "moved from 0.10 to 0.60" in problems[0]
+    assert not bg.valid and bg.to_dict()["drift"] == pytest.approx(0.5, abs=0.01)
+
+
+def test_the_drift_limit_is_a_quarter_of_the_level_between_005_and_015_core() -> None:
+    assert drift_limit(0.0) == 0.05  # a quiet machine: the noise floor
+    assert drift_limit(0.4) == pytest.approx(0.10)  # 25 %
+    assert drift_limit(1.0) == 0.15  # a burner's core: 0.15 core at most
+    quiet = PhaseBackground("x", 5.0, 0.02, 0.01, 0.05)  # +400 % but 0.04 core: noise
+    assert not check_phase(quiet)
+    busy = PhaseBackground("x", 5.0, 1.0, 0.95, 1.12)  # 0.17 core
+    assert check_phase(busy)
+
+
+def test_a_speed_factor_outside_ten_percent_makes_a_phase_not_valid() -> None:
+    bg = PhaseBackground("60 % r1", 30.0, 0.5, 0.5, 0.5)
+    assert not check_phase(bg, 1.09)
+    assert check_phase(bg, 1.12) == [
+        "a CPU work unit cost ×1.120 its calibrated cost (outside 1 ± 0.1)"
+    ]
+    assert bg.speed == 1.12
+
+
+def test_the_induced_load_is_taken_from_the_mean_and_cancels_in_the_drift() -> None:
+    bg = phase_background("85 % r1", _samples(Machine(), [(20.0, 1.3)]), induced=0.3)
+    assert bg.cores == pytest.approx(1.0, abs=0.01)
+    assert bg.start == pytest.approx(bg.end, abs=0.01)
+
+
+def test_the_window_is_cut_to_the_replays_measured_part() -> None:
+    m = Machine()
+    samples = _samples(m, [(5.0, 1.5), (10.0, 0.4), (5.0, 1.5)])  # warm-up, window, drain
+    t0 = samples[0].t
+    bg = phase_background("w", samples, t0 + 5.0, t0 + 15.0)
+    assert bg.seconds == pytest.approx(10.0)
+    assert bg.cores == pytest.approx(0.4, abs=0.01)
+
+
+def test_the_idle_phase_is_repeated_while_the_machine_moves_then_reported() -> None:
+    m = Machine()
+    loads = iter([(0.2, 0.9), (0.5, 0.5), (0.5, 0.5)])
+
+    steps: list[float] = []
+
+    def sleep(seconds: float) -> None:  # a phase's first half at one load, its second at another
+        if not steps:
+            steps.extend(next(loads))
+            steps[:] = [steps[0]] * 6 + [steps[1]] * 6
+        m.outside = steps.pop(0)
+        m.run(seconds)
+
+    bg = measure_idle_phase(m.meter(), 6.0, repeats=2, sleep=sleep)
+    assert bg.valid and bg.attempt == 2 and bg.cores == pytest.approx(0.5, abs=0.01)
+
+    loads = iter([(0.2, 0.9)] * 3)
+    bad = measure_idle_phase(m.meter(), 6.0, repeats=2, sleep=sleep)
+    assert bad.attempt == 3 and not bad.valid and "moved" in bad.problems[0]
+
+
+def _items(n: int) -> list[PlannedRequest]:
+    q = (PlannedQuery("r", (1,), 100, 0.002),)
+    return [PlannedRequest(i, 0.0, 0, "page", 0, "10.0.0.1", 0.01, 1000, q) for i in range(n)]
+
+
+def test_a_class_cost_does_not_absorb_another_programs_work() -> None:
+    """Ten requests of 20 ms app CPU and 5 ms database CPU each, one at a time,
+    while a burner uses 0.9 core; the requests cost the load generator 2 ms
+    and docker-proxy 1 ms each; the database keeps its housekeeping."""
+    from lbsim.validation.loadgen import Record
+
+    m = Machine()
+    m.outside = 0.9
+    meter = m.meter()
+    snaps, reads = [dict(m.cg)], [meter.read()]
+    m.run(2.0)  # the idle gap before
+    snaps.append(dict(m.cg))
+    reads.append(meter.read())
+    span = 1.0  # ten requests in one second
+    m.rates["app1"] += 0.2
+    m.rates["db1"] += 0.05
+    m.own_rate, m.outside = 0.02, 0.9 + 0.01
+    m.run(span)
+    m.rates["app1"] -= 0.2
+    m.rates["db1"] -= 0.05
+    m.own_rate, m.outside = 0.0, 0.9
+    snaps.append(dict(m.cg))
+    reads.append(meter.read())
+    m.run(2.0)  # the idle gap after
+    snaps.append(dict(m.cg))
+    reads.append(meter.read())
+    recs = [Record(i, "page", 0, 0.0, latency=0.1, status=200, wall=0.09) for i in range(10)]
+    groups = ContainerGroups(("app1",), ("db1",), ("lb",))
+    cost, bg = class_cost("page", _items(10), recs, snaps, reads, groups)
+    assert bg.cores == pytest.approx(0.9, abs=0.01)
+    assert not check_phase(bg)
+    assert cost.app_cpu == pytest.approx(0.020, abs=1e-6)
+    assert cost.db_cpu == pytest.approx(0.005, abs=1e-6)  # housekeeping not charged
+    # other = load generator 2 ms + docker-proxy 1 ms (the burner's 90 ms excluded)
+    assert cost.other_cpu == pytest.approx(0.003, abs=0.0006)
+    assert cost.induced_cpu == pytest.approx(0.001, abs=0.0006)
+
+
+def test_capacity_and_the_host_leave_out_the_background() -> None:
+    sc = lbsim.load_scenario(MIXED)
+    classes = [
+        ClassCost(c.name, 40, 0.01, 0.02, 0.0, 0.005, 0.002, 0.05, 0.04, 0.0, 0.0, 0.0, 0.001)
+        for c in sc.workload.classes
+    ]
+    cal = Calibration(MachineCosts(), classes, host_cores=2.0, idle_cores=0.1, background=0.9)
+    assert cal.capacity(sc) == pytest.approx(1.0 / 0.027)
+    assert cal.induced_cpu_per_request(sc) == pytest.approx(0.001)
+    raw = yaml.safe_load(MIXED.read_text())
+    host = calibrated(raw, sc, cal, rate=10.0)["hosts"][0]
+    assert host["background"] == pytest.approx(0.1 + 0.9 + 10 * 0.002)
+    host = calibrated(raw, sc, cal, rate=10.0, background=0.3)["hosts"][0]
+    assert host["background"] == pytest.approx(0.1 + 0.3 + 10 * 0.002)
+    host = calibrated(raw, sc, cal, rate=10.0, background=5.0)["hosts"][0]
+    assert host["background"] == pytest.approx(1.9)  # the model keeps a sliver of the cores
+    cal.phases = [
+        PhaseBackground("idle", 6.0, 0.9, 0.9, 0.9).to_dict(),
+        PhaseBackground("class a", 9.0, 0.9, 0.5, 0.9, problems=["moved"]).to_dict(),
+    ]
+    assert cal.invalid_phases() == ["class a: moved"]
+
+
+def test_the_sampler_reads_until_stopped() -> None:
+    m = Machine()
+    with Sampler(m.meter(), interval=0.01) as s:
+        import time
+
+        time.sleep(0.05)
+    assert len(s.samples) >= 3 and not s.errors
+
+
+# ---------------------------------------------------------------- paired statistics
+def _err(level: str, metric: str, p: float, m: float, kind: str = "relative") -> MetricError:
+    bound = 0.2 if kind == "relative" else 0.07
+    return MetricError("s", level, metric, p, m, abs(p - m), kind, bound)  # type: ignore[arg-type]
+
+
+def test_signed_errors() -> None:
+    assert signed_error(0.12, 0.10, "relative") == pytest.approx(0.2)
+    assert signed_error(0.08, 0.10, "relative") == pytest.approx(-0.2)
+    assert signed_error(0.5, 0.45, "absolute") == pytest.approx(0.05)
+    assert signed_error(0.0, 0.0, "relative") == 0.0
+    assert signed_error(1.0, 0.0, "relative") == math.inf
+    assert math.isnan(signed_error(math.nan, 1.0, "relative"))
+
+
+def test_the_student_t_half_width() -> None:
+    # mean 2, s = 1, R = 3: t(0.975, 2) = 4.3027
+    assert half_width([1.0, 2.0, 3.0]) == pytest.approx(4.302653 / math.sqrt(3), rel=1e-6)
+    assert math.isnan(half_width([1.0]))
+
+
+@pytest.mark.parametrize(
+    ("mean", "half", "expected"),
+    [
+        (0.15, 0.30, "within"),  # the bound applies to the mean
+        (-0.19, 0.01, "within"),
+        (0.35, 0.10, "miss"),  # 0.25..0.45: all beyond 0.2
+        (-0.35, 0.10, "miss"),
+        (0.25, 0.10, "inconclusive"),  # 0.15..0.35 straddles 0.2
+        (0.25, math.nan, "inconclusive"),  # one replay: no interval
+        (math.inf, 0.1, "miss"),
+    ],
+)
+def test_verdicts(mean: float, half: float, expected: str) -> None:
+    assert verdict(mean, half, 0.2) == expected
+
+
+def test_pairs_over_replays_and_the_repetitions_a_verdict_needs() -> None:
+    replays = [
+        [_err("60%", "latency.mean", 0.130, 0.100), _err("60%", "u", 0.50, 0.45, "absolute")],
+        [_err("60%", "latency.mean", 0.120, 0.100), _err("60%", "u", 0.52, 0.46, "absolute")],
+        [_err("60%", "latency.mean", 0.155, 0.100), _err("60%", "u", 0.49, 0.45, "absolute")],
+    ]
+    lat, util = pair(replays)
+    assert isinstance(lat, PairedMetric) and lat.metric == "latency.mean" and lat.n == 3
+    assert lat.errors == pytest.approx([0.30, 0.20, 0.55])
+    assert lat.mean == pytest.approx(0.35)
+    assert lat.half == pytest.approx(half_width([0.30, 0.20, 0.55]))
+    assert lat.verdict == "inconclusive"  # 0.35 ± 0.45 straddles 0.2
+    need = lat.r_needed
+    assert need is not None and need > 3
+    sd = math.sqrt(sum((e - 0.35) ** 2 for e in lat.errors) / 2)
+    assert repetitions_needed(sd, 0.15) == need
+    assert util.kind == "absolute" and util.mean == pytest.approx(0.05) and util.verdict == "within"
+    d = lat.to_dict()
+    assert d["verdict"] == "inconclusive" and d["measured_mean"] == pytest.approx(0.1)
+    assert d["ci95"] == pytest.approx(lat.half) and d["r_needed"] == need
+    tight = pair([[_err("85%", "throughput", 1.5 + 0.01 * i, 1.0)] for i in range(3)])[0]
+    assert tight.verdict == "miss" and tight.r_needed is None
+
+
+def test_replays_are_long_enough_for_their_percentiles() -> None:
+    assert replay_duration([4.0, 8.0, 12.0], 60.0, 2000) == 500.0
+    assert replay_duration([40.0], 60.0, 2000) == 60.0
+    assert replay_duration([4.0], 60.0, 0) == 60.0
+    assert cost_minutes(3, 3, 10.0, 500.0) == pytest.approx(9 * 515 / 60)
+
+
+def test_mean_results_average_the_contract_keys() -> None:
+    got = mean_results(
+        [
+            {"throughput": 1.0, "latency": {"mean": 0.1}, "meta": {"x": 1}},
+            {"throughput": 3.0, "latency": {"mean": 0.3}, "scenario": {}},
+        ]
+    )
+    assert got == {"throughput": 2.0, "latency": {"mean": pytest.approx(0.2)}}
