@@ -7,6 +7,12 @@ measured cohort.
 
     python benchmarks/mixed.py                 # as shipped + ≈1M requests
     python benchmarks/mixed.py --repeat 3 --json mixed.json
+    python benchmarks/mixed.py --requests 256000 --repeat 5 --long-only --simpy --baseline /tmp/old
+
+``--simpy`` also runs the minimal hand-written SimPy M/M/8 (``_harness.py
+simpy``) with as many requests as the long run, interleaved, and prints
+lbsim's rate on mixed.yaml as a fraction of it (issue 13's target: ≥ 0.30).
+``--baseline DIR`` runs lbsim from an older source tree in the same loop.
 """
 
 from __future__ import annotations
@@ -34,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument("--json", type=Path, help="write the results here as JSON")
+    p.add_argument("--long-only", action="store_true", help="skip the as-shipped run")
+    p.add_argument("--simpy", action="store_true", help="also the minimal SimPy M/M/8")
+    p.add_argument("--baseline", type=Path, help="also lbsim from this source tree")
     args = p.parse_args(argv)
 
     sys.path.insert(0, str(REPO))
@@ -54,10 +63,29 @@ def main(argv: list[str] | None = None) -> int:
         f"{info['loadavg_at_start'][0]:.2f}; lbsim at {info['git']}"
     )
     cases = [("as shipped", sc.duration), ("long", long_duration)]
+    if args.long_only:
+        cases = cases[1:]
+    if args.baseline is not None:
+        cases.append(("baseline", long_duration))
+    if args.simpy:
+        cases.append(("simpy M/M/8", long_duration))
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in cases}
     for k in range(args.repeat):
         for name, duration in cases:
-            r = run_child("lbsim", "--scenario", str(args.scenario), "--duration", repr(duration))
+            if name == "simpy M/M/8":
+                r = run_child("simpy", "--requests", str(args.requests), "--seed", str(1 + k))
+                r["duration"] = duration
+                runs[name].append(r)
+                print(
+                    f"  [{k + 1}/{args.repeat}] {name:10s} {r['requests']:>10,d} req "
+                    f"{r['wall_s']:7.2f} s {r['rate']:>8,.0f} req/s",
+                    flush=True,
+                )
+                continue
+            tree = args.baseline if name == "baseline" else None
+            r = run_child(
+                "lbsim", "--scenario", str(args.scenario), "--duration", repr(duration), tree=tree
+            )
             r["duration"] = duration
             runs[name].append(r)
             print(
@@ -84,6 +112,18 @@ def main(argv: list[str] | None = None) -> int:
             f"{s['rate_best']:>10,.0f} {s['rate_median']:>10,.0f} {s['peak_rss_mb']:>11.1f} "
             f"{s['rss_after_import_mb']:>9.1f} {s['mean_sojourn']:>12.4f}"
         )
+    ratios: dict[str, float] = {}
+    if "simpy M/M/8" in summary:
+        ratio = summary["long"]["rate_median"] / summary["simpy M/M/8"]["rate_median"]
+        ratios["mixed/simpy_mm8"] = ratio
+        print(
+            f"\nmixed.yaml / minimal SimPy M/M/8 requests/s: {ratio:.3f} (median)   "
+            f"target ≥ 0.30: {'MET' if ratio >= 0.30 else 'MISSED'}"
+        )
+    if "baseline" in summary:
+        ratio = summary["long"]["rate_median"] / summary["baseline"]["rate_median"]
+        ratios["lbsim/baseline"] = ratio
+        print(f"lbsim / baseline tree on mixed.yaml: {ratio:.2f}× (median)")
     if args.json:
         doc = {
             "benchmark": "mixed",
@@ -91,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             "machine": info,
             "scenario": str(args.scenario),
             "results": summary,
+            "ratios": ratios,
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(doc, indent=2) + "\n")
