@@ -8,8 +8,9 @@ size for the first block, and fixed for a given seed.
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -71,66 +72,44 @@ def _drawer(d: spec.AnyDist) -> Draw | float:
 
 
 class Sampler:
-    """Draws values of one distribution from one generator, in blocks."""
+    """Draws values of one distribution from one generator, in blocks.
 
-    __slots__ = ("_buf", "_draw", "_gen", "_i", "constant", "mean")
+    ``sampler.next()`` is the fast way to draw one value: a C-level iterator
+    step over the current block (``itertools.chain`` of the blocks, or
+    ``itertools.repeat`` of a constant), no Python frame per value.
+    Calling the sampler does the same through one more call.
+    """
+
+    __slots__ = ("_draw", "_gen", "_it", "constant", "mean", "next")
 
     def __init__(self, d: spec.AnyDist, generator: np.random.Generator):
         drawer = _drawer(d)
         self.mean: float = float(d.mean)
         self._gen = generator
-        self._i = 0
+        self._it: Iterator[float]
         if isinstance(drawer, float | int):
             self.constant: float | None = float(drawer)
             self._draw: Draw | None = None
-            self._buf: list[float] = []
+            self._it = itertools.repeat(self.constant)
         else:
             self.constant = None
             self._draw = drawer
-            self._buf = []
+            self._it = itertools.chain.from_iterable(self._blocks(drawer, generator))
+        self.next: Callable[[], float] = self._it.__next__
+
+    @staticmethod
+    def _blocks(draw: Draw, generator: np.random.Generator) -> Iterator[list[float]]:
+        while True:
+            block: list[float] = draw(generator, BLOCK).tolist()
+            yield block
 
     def __call__(self) -> float:
-        if self.constant is not None:
-            return self.constant
-        i = self._i
-        buf = self._buf
-        if i >= len(buf):
-            assert self._draw is not None
-            buf = self._buf = self._draw(self._gen, BLOCK).tolist()
-            i = 0
-        self._i = i + 1
-        return buf[i]
-
-    def rest(self) -> list[float]:
-        """The values the next calls would return up to the end of the current block
-        (drawing a fresh block first when it is used up): the same sequence as
-        calling the sampler that many times. Not for constant samplers."""
-        i = self._i
-        buf = self._buf
-        if i >= len(buf):
-            assert self._draw is not None
-            buf = self._buf = self._draw(self._gen, BLOCK).tolist()
-            i = 0
-        self._i = len(buf)
-        return buf[i:] if i else buf
+        return self.next()
 
     def take(self, n: int) -> list[float]:
         """The next ``n`` values, as ``n`` calls would return them."""
-        if self.constant is not None:
-            return [self.constant] * n
-        out: list[float] = []
-        while len(out) < n:
-            i = self._i
-            buf = self._buf
-            if i >= len(buf):
-                assert self._draw is not None
-                buf = self._buf = self._draw(self._gen, BLOCK).tolist()
-                i = 0
-            j = min(len(buf), i + n - len(out))
-            out.extend(buf[i:j])
-            self._i = j
-        return out
+        return list(itertools.islice(self._it, n))
 
     def sample(self, n: int) -> np.ndarray:
         """``n`` values at once (for tests and analysis)."""
-        return np.array([self() for _ in range(n)])
+        return np.array(self.take(n))

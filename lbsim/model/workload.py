@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import simpy
 
-from lbsim.model.distributions import Sampler
+from lbsim.model.distributions import BLOCK, Sampler
 from lbsim.model.engine import later
 from lbsim.model.request import Request
 from lbsim.model.streams import RandomStreams
@@ -176,7 +176,7 @@ def _arrival_times(
         t = 0.0
         first = True
         while True:
-            gaps = np.asarray(gap.rest(), dtype=float)
+            gaps = np.asarray(gap.take(BLOCK), dtype=float)
             if not first:
                 gaps[0] += t
             first = False
@@ -287,7 +287,7 @@ class RequestFactory:
         self, scenario: schema.Scenario, streams: RandomStreams, clients: ClientPopulation
     ):
         self._classes = scenario.workload.classes
-        self._cpu = [Sampler(c.cpu, streams.generator(f"cpu:{c.name}")) for c in self._classes]
+        self._cpu = [Sampler(c.cpu, streams.generator(f"cpu:{c.name}")).next for c in self._classes]
         self._nq = [len(c.queries) for c in self._classes]
         self._clients = clients
         self._warmup = scenario.warmup

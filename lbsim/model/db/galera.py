@@ -308,7 +308,7 @@ class GaleraTier(DatabaseTierBase):
             self._broadcast(st)
 
     def _broadcast(self, st: Statement) -> None:
-        later(self.env, self._gcs_delay() + self._rtt_extra, self._deliver_ws, st)
+        later(self.env, self._gcs_delay.next() + self._rtt_extra, self._deliver_ws, st)
 
     def _deliver_ws(self, st: Statement) -> None:
         """Total order: the write-set gets its seqno and is certified, identically everywhere."""

@@ -143,7 +143,7 @@ class DatabaseTierBase:
     def execute(self, request: Request, query: int, node: AppNode, done: QueryDone) -> None:
         q = self._classes[request.cls].queries[query]
         st = Statement(request, q, done)
-        st.work = self._times[request.cls][query]()
+        st.work = self._times[request.cls][query].next()
         if request.db is None:
             request.db = Session(node, request.worker)
         request.db.busy = True
