@@ -127,7 +127,9 @@ def _replay_once(
     window = meta.get("window", {})
     induced = run.results["throughput"] * cal.induced_cpu_per_request(replayed)
     speed = speed_factor(meta["unit_seconds"], cal.reference_unit())
-    bg = background_of(level, samples, window.get("start"), window.get("end"), induced * speed)
+    # from the end of the window-start status queries: their docker exec CPU is ours
+    start = max(window.get("start", 0.0), window.get("collected", 0.0)) or None
+    bg = background_of(level, samples, start, window.get("end"), induced * speed)
     check_phase(bg, speed)
     return run, bg
 

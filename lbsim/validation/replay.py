@@ -54,6 +54,9 @@ class Window:
     status_end: dict[str, dict[str, str]] = field(default_factory=dict)
     _thread: threading.Thread | None = None
     errors: list[str] = field(default_factory=list)
+    #: when the window-start status queries ended (their ``docker exec`` CPU
+    #: lands outside the containers: the background sampler skips it)
+    t_collected: float = 0.0
 
     def __post_init__(self) -> None:
         self.cpu = collectors.ContainerCpu(self.handle)
@@ -61,7 +64,7 @@ class Window:
     def open(self) -> None:
         self.cpu_start = self.cpu.snapshot()
         self.machine_start = collectors.host_cpu_seconds()
-        self.t_start = time.monotonic()
+        self.t_start = self.t_collected = time.monotonic()
         if self.galera:
             self._thread = threading.Thread(target=self._flush, daemon=True)
             self._thread.start()
@@ -73,6 +76,7 @@ class Window:
                 self.status_start[node] = collectors.global_status(self.handle, node)
         except Exception as exc:  # reported with the results, never silently
             self.errors.append(f"status at window start: {exc}")
+        self.t_collected = time.monotonic()
 
     def close(self) -> None:
         self.cpu_end = self.cpu.snapshot()
@@ -186,7 +190,7 @@ def replay(
         "machine_cores": window.machine_cores(),
         # the measured window on this process's monotonic clock (the background
         # sampler's: lbsim.validation.background)
-        "window": {"start": window.t_start, "end": window.t_end},
+        "window": {"start": window.t_start, "end": window.t_end, "collected": window.t_collected},
     }
     results["scenario"] = scenario.model_dump(mode="json")
     return ReplayRun(scenario, records, results)
