@@ -63,7 +63,9 @@ class AppNode:
             else None
         )
         self.served = 0
-        self._cpu_done_cb = self._cpu_done  # bound once: one burst or more per request
+        # bound once: one burst or more, and a query or more, per request
+        self._cpu_done_cb = self._cpu_done
+        self._query_done_cb = self._query_done
 
     # -- the balancer side ------------------------------------------------------------
     def accept(self, request: Request, attempt: int) -> bool:
@@ -121,11 +123,22 @@ class AppNode:
         if step.__class__ is float:
             request.job = self.cpu.submit(step, self._cpu_done_cb, request)
         else:
-            self.database.execute(request, step, self, self._query_done)
+            self.database.execute(request, step, self, self._query_done_cb)
 
     def _cpu_done(self, request: Request) -> None:
         request.job = None
-        self._next_phase(request)
+        # _next_phase(request), inlined: a burst ends a request or starts its next phase
+        phases = request.phases
+        i = request.phase
+        if i >= len(phases):
+            self._finish(request, OK)
+            return
+        request.phase = i + 1
+        step = phases[i]
+        if step.__class__ is float:
+            request.job = self.cpu.submit(step, self._cpu_done_cb, request)
+        else:
+            self.database.execute(request, step, self, self._query_done_cb)
 
     def _query_done(self, request: Request, error: int | None) -> None:
         if request.node is not self or request not in self.running:
