@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import resource
 import signal
 import tempfile
 import time
@@ -26,6 +27,22 @@ from pathlib import Path
 import pytest
 
 LOCK = Path(tempfile.gettempdir()) / "lbsim-live-stack.lock"
+
+
+#: the most memory (private writable mappings, RLIMIT_DATA) one test process,
+#: or a program it starts, may take. The suite needs well under 1 GiB a
+#: process; an input that should be refused but is simulated instead (a
+#: billion workers) then fails its own test with MemoryError, instead of
+#: growing until the kernel kills a worker (losing every result of the run)
+#: or another program on the shared machine.
+MEMORY_LIMIT = 4 << 30
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    limit = MEMORY_LIMIT if hard == resource.RLIM_INFINITY else min(MEMORY_LIMIT, hard)
+    if soft == resource.RLIM_INFINITY or soft > limit:
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups into the node ids
