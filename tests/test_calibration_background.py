@@ -325,3 +325,40 @@ def test_mean_results_average_the_contract_keys() -> None:
         ]
     )
     assert got == {"throughput": 2.0, "latency": {"mean": pytest.approx(0.2)}}
+
+
+def test_every_class_is_measured_between_idle_gaps_against_an_app(tmp_path: Path) -> None:
+    """The whole class phase against a loopback app, on the real clock, with
+    the machine's counters from a fake that other programs keep at 0.7 core."""
+    import time
+
+    from lbsim.validation.lowload import measure_classes_phase
+    from tests.test_validation_replay import FakeApp
+
+    m = Machine()
+    m.outside = 0.7
+    last = [time.monotonic()]
+
+    def tick() -> float:  # the machine runs on the real clock
+        now = time.monotonic()
+        m.run(now - last[0])
+        last[0] = now
+        return m.host
+
+    meter = Meter(tick, lambda: dict(m.cg), lambda: m.own, time.monotonic)
+    sc = lbsim.load_scenario(MIXED)
+    with FakeApp(delay=0.002) as app:
+        classes, phases = measure_classes_phase(
+            app.url,
+            sc,
+            MachineCosts(),
+            100,
+            lambda: dict(m.cg),
+            meter,
+            ContainerGroups(("app1",), ("db1",), ("lb",)),
+            per_class=6,
+            gap=0.3,
+        )
+    assert tuple(c.name for c in classes) == sc.workload.class_names
+    assert all(bg.valid and bg.cores == pytest.approx(0.7, abs=0.05) for bg in phases)
+    assert all(c.other_cpu == pytest.approx(0.0, abs=0.01) for c in classes)  # not the 0.7

@@ -203,12 +203,13 @@ def measure_classes_phase(
     groups: ContainerGroups,
     per_class: int = 40,
     repeats: int = 2,
+    gap: float = 2.5,
 ) -> tuple[list[ClassCost], list[PhaseBackground]]:
     """Every class (:func:`measure_class_phase`), at the speed of ``costs``."""
     classes, phases = [], []
     for name, items in class_items(url, scenario, costs, rows, per_class).items():
         cost, bg = measure_class_phase(
-            url, name, items, cpu, meter, groups, costs.unit_seconds, repeats=repeats
+            url, name, items, cpu, meter, groups, costs.unit_seconds, gap, repeats
         )
         classes.append(cost)
         phases.append(bg)
