@@ -100,9 +100,13 @@ class AppNode:
 
     # -- a worker's life ----------------------------------------------------------------
     def _start(self, request: Request, attempt: int) -> None:
-        now = self.env._now
-        self.busy += 1
-        self.busy_tw.set(now, self.busy)
+        now: float = self.env._now
+        busy = self.busy + 1
+        self.busy = busy
+        tw = self.busy_tw  # busy_tw.set(now, busy), inlined
+        tw._area += tw.value * (now - tw._t)
+        tw._t = now
+        tw.value = busy
         self.running[request] = attempt
         request.node = self
         request.worker = self.idle.popleft()
@@ -165,7 +169,10 @@ class AppNode:
             self.backlog_tw.set(now, len(backlog))
             self._start(nxt, nxt_attempt)
         else:
-            self.busy_tw.set(now, self.busy)
+            tw = self.busy_tw  # busy_tw.set(now, self.busy), inlined
+            tw._area += tw.value * (now - tw._t)
+            tw._t = now
+            tw.value = self.busy
 
     def _running(self, request: Request, token: int) -> bool:
         return request.node is self and request.worker_token == token
