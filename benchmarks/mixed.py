@@ -116,14 +116,18 @@ def main(argv: list[str] | None = None) -> int:
     if "simpy M/M/8" in summary:
         ratio = summary["long"]["rate_median"] / summary["simpy M/M/8"]["rate_median"]
         ratios["mixed/simpy_mm8"] = ratio
+        cpu = summary["long"]["rate_cpu_median"] / summary["simpy M/M/8"]["rate_cpu_median"]
+        ratios["mixed/simpy_mm8 (cpu time)"] = cpu
         print(
-            f"\nmixed.yaml / minimal SimPy M/M/8 requests/s: {ratio:.3f} (median)   "
-            f"target ≥ 0.30: {'MET' if ratio >= 0.30 else 'MISSED'}"
+            f"\nmixed.yaml / minimal SimPy M/M/8 requests/s: {ratio:.3f} (median wall), "
+            f"{cpu:.3f} (CPU time)   target ≥ 0.30: {'MET' if ratio >= 0.30 else 'MISSED'}"
         )
     if "baseline" in summary:
         ratio = summary["long"]["rate_median"] / summary["baseline"]["rate_median"]
         ratios["lbsim/baseline"] = ratio
-        print(f"lbsim / baseline tree on mixed.yaml: {ratio:.2f}× (median)")
+        cpu = summary["long"]["rate_cpu_median"] / summary["baseline"]["rate_cpu_median"]
+        ratios["lbsim/baseline (cpu time)"] = cpu
+        print(f"lbsim / baseline tree on mixed.yaml: {ratio:.2f}× (median wall), {cpu:.2f}× (CPU)")
     if args.json:
         doc = {
             "benchmark": "mixed",

@@ -144,6 +144,14 @@ def main(argv: list[str] | None = None) -> int:
             f"{ratios['simpy/lbsim']['best']:.2f} (best)   "
             f"target ≤ 2.00: {'MET' if ok else 'MISSED'}"
         )
+    if "lbsim" in summary:
+        cpu_line = ", ".join(f"{t} {summary[t]['rate_cpu_median']:,.0f}" for t in summary)
+        print(f"req/s by CPU time (median): {cpu_line}")
+        for t in summary:
+            if t != "lbsim":
+                r = summary["lbsim"]["rate_cpu_median"] / summary[t]["rate_cpu_median"]
+                ratios[f"lbsim/{t} (cpu time)"] = r
+                print(f"  lbsim/{t} by CPU time: {r:.2f}")
     if "lbsim" in summary and "baseline" in summary:
         ratios["lbsim/baseline"] = (
             summary["lbsim"]["rate_median"] / summary["baseline"]["rate_median"]
@@ -164,7 +172,18 @@ def main(argv: list[str] | None = None) -> int:
             "peak_rss_mb": max(r["peak_rss_mb"] for r in cli_runs),
             "runs": cli_runs,
         }
-        print(f"lbsim run (CLI) whole process: {cli_rate:,.0f} req/s (median)")
+        cli_cpu = statistics.median(r["process_rate_cpu"] for r in cli_runs)
+        print(
+            f"lbsim run (CLI) whole process: {cli_rate:,.0f} req/s (median), "
+            f"{cli_cpu:,.0f} by CPU time"
+        )
+        for tool in ("ciw", "simpy"):
+            if tool in summary:
+                other_cpu = statistics.median(
+                    r["requests"] / r["process_cpu_s"] for r in summary[tool]["runs"]
+                )
+                ratios[f"lbsim_cli/{tool}_process (cpu time)"] = cli_cpu / other_cpu
+                print(f"  whole process by CPU time: lbsim CLI / {tool} {cli_cpu / other_cpu:.2f}")
         for tool in ("ciw", "simpy"):
             if tool not in summary:
                 continue
@@ -228,6 +247,8 @@ def run_cli(requests: int, seed: int) -> dict[str, Any]:
         "requests": completed,
         "process_wall_s": wall,
         "process_rate": completed / wall,
+        "process_cpu_s": usage.ru_utime + usage.ru_stime,
+        "process_rate_cpu": completed / (usage.ru_utime + usage.ru_stime),
         "peak_rss_mb": usage.ru_maxrss / 1024.0,
         "mean_sojourn": doc["latency"]["mean"],
     }
