@@ -362,3 +362,24 @@ def test_every_class_is_measured_between_idle_gaps_against_an_app(tmp_path: Path
     assert tuple(c.name for c in classes) == sc.workload.class_names
     assert all(bg.valid and bg.cores == pytest.approx(0.7, abs=0.05) for bg in phases)
     assert all(c.other_cpu == pytest.approx(0.0, abs=0.01) for c in classes)  # not the 0.7
+
+
+# ---------------------------------------------------------------- the knee
+def test_the_knee_is_where_p95_first_exceeds_three_times_its_lowest_value() -> None:
+    from lbsim.validation.knee import knee_error, knee_line, knee_rate, predicted_knee, sweep_rates
+
+    k = knee_rate([(10.0, 0.10), (5.0, 0.10), (15.0, 0.20), (20.0, 0.50)])
+    assert k.base_p95 == 0.10 and (k.below, k.above) == (15.0, 20.0)
+    assert k.rate == pytest.approx(15.0 + 5.0 * (0.30 - 0.20) / (0.50 - 0.20))
+    flat = knee_rate([(5.0, 0.1), (10.0, 0.2)])
+    assert not flat.reached and flat.below == 10.0
+    assert sweep_rates(4.0, 10.0, steps=4) == [4.0, 6.0, 8.0, 10.0, 12.0]
+    model, points = predicted_knee(lambda r: 0.1 if r < 9 else 0.1 * r, [4.0, 8.0, 12.0])
+    assert model.rate == pytest.approx(8.0 + 4.0 * (0.3 - 0.1) / (1.2 - 0.1))
+    assert points[-1][0] == 12.0 and points[-1][1] == pytest.approx(1.2)
+    assert knee_error(model, k) == pytest.approx(abs(model.rate - k.rate) / k.rate)
+    assert math.isnan(knee_error(model, flat))
+    line = knee_line(
+        {"predicted": model.to_dict(), "measured": flat.to_dict(), "error": math.nan, "bound": 0.1}
+    )
+    assert "measured not reached up to 10 requests/s" in line

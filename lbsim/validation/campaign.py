@@ -53,6 +53,7 @@ from lbsim.validation.calibration import (
     measure_log_flush,
     measure_writes,
 )
+from lbsim.validation.knee import campaign_knee, knee_line
 from lbsim.validation.levels import (
     Replay,
     cost_minutes,
@@ -135,6 +136,8 @@ class CampaignResult:
     machine: dict[str, Any] = field(default_factory=dict)
     outdir: Path = Path(".")
     calibrated_file: Path = Path(".")
+    #: predicted against measured knee (:func:`lbsim.validation.knee.campaign_knee`)
+    knee: dict[str, Any] = field(default_factory=dict)
 
     def all_errors(self) -> list[MetricError]:
         """Every replay's errors, one by one, and the stale-read probe's."""
@@ -362,6 +365,9 @@ def _campaign(
                 + ("" if one.valid else f"; NOT VALID: {'; '.join(one.problems)}")
             )
     result.levels = [LevelResult.of(level, rates[level], replays[level]) for level in rates]
+    say("sweeping the calibrated model for its knee (p95 above 3× its lowest-load value)")
+    result.knee = campaign_knee(file, raw, base, cal, result.levels, capacity, horizon, outdir)
+    say(knee_line(result.knee))
     if isinstance(base.database, Galera) and len(base.database.resolved_nodes()) > 1:
         result.probe = probe_stale_reads(handle, base, cal_file, options, say)
     from lbsim.validation.report import write_report

@@ -30,6 +30,7 @@ import matplotlib.pyplot as plt
 
 from lbsim.report import atomic
 from lbsim.stats.replications import flatten, t_half_width
+from lbsim.validation.knee import knee_line
 
 if TYPE_CHECKING:
     from lbsim.validation.campaign import CampaignResult
@@ -95,6 +96,7 @@ def write_report(result: CampaignResult) -> list[Path]:
         "paired": [p.to_dict() for p in result.paired()],
         "errors": errors,
         "phases": phases(result),
+        "knee": result.knee,
     }
     atomic.write_text(out / "errors.json", json.dumps(doc, indent=2, default=_nan) + "\n")
     written.append(out / "errors.json")
@@ -331,6 +333,17 @@ def _markdown(result: CampaignResult, path: Path) -> Path:
                 f"{_bound(pm)} | {_VERDICT[pm.verdict]} | {pm.r_needed or ''} |"
             )
         lines.append("")
+    if result.knee:
+        lines += [
+            "## The knee",
+            "",
+            "The rate where p95 first exceeds 3× its value at the lowest level; predicted from "
+            "a sweep of the calibrated model (the replays' mean speed and background), "
+            "measured between the levels (interpolated: as fine as the levels are).",
+            "",
+            knee_line(result.knee),
+            "",
+        ]
     if result.probe:
         lines += [
             "## Stale reads (write on one node, read at once on another)",
