@@ -165,7 +165,8 @@ def test_full_backlog_refuses_and_retries_on_another_node() -> None:
     assert out["app"]["app1"]["refused"] > 100
 
 
-def test_all_refused_gives_502_then_passive_ejection_gives_503() -> None:
+def test_single_server_refusals_are_502_and_nginx_never_ejects_it() -> None:
+    """nginx ignores max_fails for the only server of a group: every request is tried."""
     data = base(
         balancer={"max_fails": 1, "fail_timeout": 10},
         app={"nodes": 1, "workers": 1, "cores": 1, "backlog": 0},
@@ -173,8 +174,24 @@ def test_all_refused_gives_502_then_passive_ejection_gives_503() -> None:
     )
     out = run(data)
     failed = out["requests"]["failed"]
-    assert failed["http_502"] > 0
-    assert failed["http_503"] > failed["http_502"]
+    assert failed["http_503"] == 0
+    assert failed["http_502"] == out["app"]["app1"]["refused"] > 0
+    check_invariants_loose(out)
+
+
+def test_haproxy_retries_a_refused_connection_then_503() -> None:
+    data = base(
+        balancer={"product": "haproxy", "retries": 2},
+        app={"nodes": 1, "workers": 1, "cores": 1, "backlog": 0},
+        workload={"open": {"rate": 5.0}, "classes": [{"name": "job", "cpu": 1.0}]},
+    )
+    out = run(data)
+    failed = out["requests"]["failed"]
+    assert failed["http_502"] == 0
+    assert failed["http_503"] > 0
+    # three connection attempts (1 + 2 retries, 1 s apart) per failed request,
+    # and some requests got in on a retry
+    assert out["app"]["app1"]["refused"] > 3 * failed["http_503"]
     check_invariants_loose(out)
 
 
@@ -184,9 +201,9 @@ def check_invariants_loose(out: dict[str, object]) -> None:
     assert req["arrived"] == req["completed"] + req["failed"]["total"] + req["in_flight"]
 
 
-def test_max_conns_queues_then_503_after_queue_timeout() -> None:
+def test_haproxy_max_conns_queues_then_503_after_queue_timeout() -> None:
     data = base(
-        balancer={"queue_timeout": 2.0},
+        balancer={"product": "haproxy", "queue_timeout": 2.0},
         app={"nodes": 1, "workers": 4, "cores": 4, "max_conns": 1},
         workload={"open": {"rate": 3.0}, "classes": [{"name": "job", "cpu": 1.0}]},
     )

@@ -418,6 +418,7 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
         workload["timeout"] = draw(pos)
     if draw(st.booleans()):
         workload["clients"] = {"count": draw(st.integers(1, 5000)), "subnets": 10}
+    policy = draw(st.sampled_from(sorted(POLICIES)))
     data: dict[str, Any] = {
         "name": draw(names),
         "seed": draw(st.integers(0, 2**31)),
@@ -426,7 +427,9 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
         "replications": draw(st.integers(1, 5)),
         "workload": workload,
         "balancer": {
-            "policy": draw(st.sampled_from(sorted(POLICIES))),
+            "policy": policy,
+            # a product that has the policy
+            "product": draw(st.sampled_from(sorted(POLICIES[policy].products))),
             "latency": draw(distributions),
         },
     }

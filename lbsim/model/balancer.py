@@ -1,23 +1,26 @@
 """The load balancer: picks an upstream with its policy, forwards, retries, queues,
-checks health, and answers the client (200, or 502/503/504 as nginx/HAProxy do).
+and answers the client, by the rules of its product (``balancer.product``).
 
-- **Passive checks** (nginx ``max_fails``/``fail_timeout``): a refused
-  connection, a reset or an upstream timeout counts a failure; ``max_fails``
-  failures take the server out for ``fail_timeout`` seconds; a success clears
-  the count. Failures also lower nginx's ``effective_weight``.
-- **Retries** (``proxy_next_upstream error``): a refused connection is retried
-  on another upstream, at most ``next_upstream_tries`` tries (0: each once);
-  when all tried upstreams refused, 502. Timeouts and resets are not retried
-  (the request may have had effects).
-- **max_conns**: when every usable server is at its limit the request waits in
-  the backend queue (per server for hashing policies, as HAProxy does with
-  persistence) for at most ``queue_timeout``, then 503. With no usable server
-  at all: 503.
-- **Active checks** (``inter``/``fall``/``rise``): a layer-4 probe every
-  ``interval``; ``fall`` failures in a row mark a server down, ``rise``
-  successes up again.
-- **Agent** (least_load): every ``interval`` each server reports its load,
-  which the policy uses until the next report (stale by design).
+shared/reference/balancers.md, last section, is the source of each rule:
+
+============  ==========================  ===========================  ==========================
+rule          nginx                       HAProxy                      Envoy
+============  ==========================  ===========================  ==========================
+full peer     skipped (hashing moves on); queued (per server for       host's pending queue;
+              none usable → 502 at once   hashing) until queue_timeout  beyond max_pending_requests
+                                          → 503                         or max_requests → 503
+no server     502 (no live upstreams)     503                          503
+retries       next peer on error/timeout  same server after 1 s,       retry_policy only, any
+              (next_upstream), ≤ tries    ``retries`` times; last one   host, jittered back-off
+              and next_upstream_timeout   elsewhere with redispatch
+refused       502 when out of tries       503 after the retries        503
+reset         502                         502                          503
+timeout       504                         504                          504
+passive       max_fails / fail_timeout    observe only                 outlier_detection only
+============  ==========================  ===========================  ==========================
+
+Active checks and the agent are in :mod:`lbsim.model.health`, passive checks
+in :mod:`lbsim.model.passive`.
 """
 
 from __future__ import annotations
@@ -32,17 +35,21 @@ import simpy
 from lbsim.model.app import RESET, AppNode
 from lbsim.model.deadlines import Deadlines
 from lbsim.model.distributions import Sampler
-from lbsim.model.engine import every, later
+from lbsim.model.engine import later
+from lbsim.model.health import ActiveChecks, start_agent
+from lbsim.model.passive import passive_checks
 from lbsim.model.policies import Backend, Policy
-from lbsim.model.policies.smooth_wrr import record_failure
 from lbsim.model.request import Request
 from lbsim.scenario import schema
 from lbsim.stats.timeweighted import TimeWeighted
 
-NO_SERVER = 503
-ALL_FAILED = 502
-UPSTREAM_TIMEOUT = 504
-QUEUE_TIMEOUT = 503
+BAD_GATEWAY = 502
+UNAVAILABLE = 503
+GATEWAY_TIMEOUT = 504
+#: HAProxy waits min(timeout connect, 1 s) before retrying a refused connection
+TURN_AROUND = 1.0
+#: Envoy: the share of healthy hosts is scaled by the overprovisioning factor 1.4
+OVERPROVISIONING = 1.4
 
 ClientAnswer = Callable[[Request, int], None]
 
@@ -61,43 +68,58 @@ class Balancer:
     ):
         self.env = env
         self.spec = spec
+        self.rules = rules = spec.rules
+        self.product = rules.product
+        self._nginx = rules.product == "nginx"
+        self._haproxy = rules.product == "haproxy"
+        self._envoy = rules.product == "envoy"
         self.backends = list(backends)
         self.nodes = list(nodes)
         self.policy = policy
         self._processing = processing
         self._lb_app = lb_app
         self._rng = rng
-        self.max_tries = spec.next_upstream_tries or len(self.backends)
+        self.max_tries = rules.next_upstream_tries or len(self.backends)
         self.answer_client: ClientAnswer = _unwired
         self._current: Request | None = None
+        self._panic = False
         self._available = self._make_available()
+        #: HAProxy backend queue; per-server queues (HAProxy persistence, Envoy pending)
         self.queue: deque[Request] = deque()
         self.server_queues: list[deque[Request]] = [deque() for _ in self.backends]
         self.queue_tw = TimeWeighted()
         self._queued = 0
+        #: requests sent to a server and not answered (Envoy max_requests)
+        self._sent = 0
         self._upstream_deadlines = Deadlines(
             env, spec.upstream_timeout, self._upstream_pending, self._upstream_expired
         )
+        # HAProxy: timeout queue → 503; Envoy: pending requests wait within the route timeout
+        self._queue_status = UNAVAILABLE if self._haproxy else GATEWAY_TIMEOUT
         self._queue_deadlines = Deadlines(
-            env, spec.queue_timeout, self._queue_pending, self._queue_expired
+            env,
+            rules.queue_timeout if self._haproxy else spec.upstream_timeout,
+            self._queue_pending,
+            self._queue_expired,
         )
         # a zero-delay hop calls straight through instead of via the calendar
         respond = self._upstream_answer if lb_app.constant == 0.0 else self._from_upstream
         for node in self.nodes:
             node.respond = respond
-        self._hc_ok = [0] * len(self.backends)
-        self._hc_bad = [0] * len(self.backends)
-        self._cpu_marks = [0.0] * len(self.backends)
-        if spec.health_check is not None:
-            hc = spec.health_check
-            for b in self.backends:
-                every(env, hc.interval, self._checker(b), first=float(rng.uniform(0, hc.interval)))
+        self.checks = (
+            ActiveChecks(env, spec.health_check, self.backends, self.nodes, rng, self._release)
+            if spec.health_check is not None
+            else None
+        )
         agent_interval = getattr(policy, "agent_interval", None)
         if agent_interval is not None:
-            for b in self.backends:
-                every(
-                    env, agent_interval, self._agent(b), first=float(rng.uniform(0, agent_interval))
-                )
+            start_agent(env, policy, float(agent_interval), self.backends, self.nodes, rng)
+        self.passive = passive_checks(rules, self.backends, self.checks)
+        self._fail_status = {
+            "refused": UNAVAILABLE if not self._nginx else BAD_GATEWAY,
+            "reset": UNAVAILABLE if self._envoy else BAD_GATEWAY,
+            "timeout": GATEWAY_TIMEOUT,
+        }
 
     # -- entry ------------------------------------------------------------------------
     def receive(self, request: Request, in_transit: float = 0.0) -> None:
@@ -116,17 +138,33 @@ class Balancer:
     # -- choosing -----------------------------------------------------------------------
     def _make_available(self) -> Callable[[Backend], bool]:
         env = self.env
-        sticky = self.policy.sticky
+        if self._envoy:
+            # Envoy's balancer does not see connection limits (a full host
+            # queues the request as pending) and may pick a host again on a
+            # retry; in panic it balances over all hosts, healthy or not.
+            def envoy_available(b: Backend) -> bool:
+                return self._panic or (b.up and b.failed_until <= env.now)
+
+            return envoy_available
+        # nginx skips a full peer, hashing included; HAProxy queues a hashed
+        # request for its full server (persistence) and skips it otherwise
+        skip_full_sticky = self._nginx or not self.policy.sticky
 
         def available(b: Backend) -> bool:
             if not b.up or b.failed_until > env.now:
                 return False
-            if b.max_conns and not sticky and b.conns >= b.max_conns:
+            if b.max_conns and skip_full_sticky and b.conns >= b.max_conns:
                 return False
             req = self._current
             return req is None or not (req.tried >> b.index) & 1
 
         return available
+
+    def _in_panic(self) -> bool:
+        now = self.env.now
+        healthy = sum(1 for b in self.backends if b.up and b.failed_until <= now)
+        share = min(100.0, OVERPROVISIONING * 100.0 * healthy / len(self.backends))
+        return share < self.rules.panic_threshold
 
     def _usable_but_full(self, request: Request) -> bool:
         now = self.env.now
@@ -136,23 +174,36 @@ class Balancer:
         )
 
     def _dispatch(self, request: Request) -> None:
+        if self._envoy:
+            if self._sent >= self.rules.circuit_breaker.max_requests:
+                self._fail(request, UNAVAILABLE)  # circuit breaker overflow
+                return
+            self._panic = self._in_panic()
         self._current = request
         backend = self.policy.choose(request, self._available, self.env.now)
         self._current = None
         if backend is None:
-            if self._usable_but_full(request):
+            if self._haproxy and self._usable_but_full(request):
                 self._enqueue(request, None)
             else:
-                self._fail(request, ALL_FAILED if request.tries else NO_SERVER)
+                # nginx: "no live upstreams"; HAProxy/Envoy: no server available
+                self._fail(request, BAD_GATEWAY if self._nginx else UNAVAILABLE)
             return
-        if backend.full:  # only for sticky policies: wait for this server
+        if backend.full:  # HAProxy hashing (wait for this server) or Envoy (pending)
+            if self._envoy and self._queued >= self.rules.circuit_breaker.max_pending_requests:
+                self._fail(request, UNAVAILABLE)
+                return
             self._enqueue(request, backend)
             return
         self._send(request, backend)
 
     def _send(self, request: Request, b: Backend) -> None:
         now = self.env.now
+        self.passive.selected(b, now)
         b.conns += 1
+        self._sent += 1
+        if not request.tries:
+            request.first_try = now
         request.tries += 1
         request.tried |= 1 << b.index
         request.attempt += 1
@@ -188,16 +239,22 @@ class Balancer:
     def _upstream_answer(self, arg: tuple[Request, int, int]) -> None:
         request, attempt, status = arg
         if request.attempt != attempt or request.upstream_done:
-            return  # the balancer already answered 504 for this try
+            return  # the balancer already gave up on this try
+        if status == RESET:
+            self._try_failed(request, "reset")
+            return
         now = self.env.now
         b: Backend = request.backend
         request.upstream_done = True
         b.conns -= 1
-        if status == RESET:
-            self._failure(b, now)
+        self._sent -= 1
+        if status >= 1000 and not self._nginx:
+            # a database error is PHP's HTTP 500: an error to HAProxy's
+            # layer-7 observe and a 5xx to Envoy's outlier detection
+            self.passive.failed(b, now)
         else:
-            b.fails = 0
-            self.policy.on_response(b, now - request.sent_to_backend, now)
+            self.passive.succeeded(b, now)
+        self.policy.on_response(b, now - request.sent_to_backend, now)
         self._release(b)
         self.answer_client(request, status)
 
@@ -205,35 +262,78 @@ class Balancer:
         request, attempt = arg
         if request.attempt != attempt or request.upstream_done:
             return
-        request.upstream_done = True
-        b: Backend = request.backend
-        b.conns -= 1
-        self._failure(b, self.env.now)
-        self._release(b)
-        if request.tries < self.max_tries:
-            self._dispatch(request)
-        else:
-            self._fail(request, ALL_FAILED)
+        self._try_failed(request, "refused")
 
     def _upstream_pending(self, request: Request, attempt: int) -> bool:
         return request.attempt == attempt and not request.upstream_done
 
     def _upstream_expired(self, request: Request, attempt: int) -> None:
+        self._try_failed(request, "timeout")
+
+    # -- failed tries and retries ---------------------------------------------------------
+    def _try_failed(self, request: Request, kind: str) -> None:
+        """The try in progress was refused, reset, or timed out: retry or answer."""
+        now = self.env.now
         request.upstream_done = True
         b: Backend = request.backend
         b.conns -= 1
-        self._failure(b, self.env.now)
+        self._sent -= 1
+        self.passive.failed(b, now)
         self._release(b)
-        self._fail(request, UPSTREAM_TIMEOUT)
+        if self._nginx:
+            self._nginx_next(request, kind, now)
+        elif self._haproxy:
+            self._haproxy_retry(request, b, kind)
+        else:
+            self._envoy_retry(request, kind)
 
-    def _failure(self, b: Backend, now: float) -> None:
-        max_fails = self.spec.max_fails
-        if not max_fails:
+    def _nginx_next(self, request: Request, kind: str, now: float) -> None:
+        rules = self.rules
+        condition = "timeout" if kind == "timeout" else "error"
+        limit = rules.next_upstream_timeout
+        if (
+            condition in rules.next_upstream
+            and request.tries < self.max_tries
+            and (not limit or now - request.first_try < limit)
+        ):
+            self._dispatch(request)  # the tried peers are excluded
+        else:
+            self._fail(request, self._fail_status[kind])
+
+    def _haproxy_retry(self, request: Request, b: Backend, kind: str) -> None:
+        retries = self.rules.retries
+        # only a failed connection is retried (retry-on conn-failure)
+        if kind != "refused" or request.retried >= retries:
+            self._fail(request, self._fail_status[kind])
             return
-        b.fails += 1
-        record_failure(b, max_fails)
-        if b.fails >= max_fails:
-            b.failed_until = now + self.spec.fail_timeout
+        request.retried += 1
+        if self.rules.redispatch and request.retried == retries and len(self.backends) > 1:
+            request.tried = 1 << b.index  # redispatch: any server but this one
+            later(self.env, TURN_AROUND, self._dispatch, request)
+        else:
+            request.tried = 0
+            later(self.env, TURN_AROUND, self._resend, (request, b))
+
+    def _resend(self, arg: tuple[Request, Backend]) -> None:
+        request, b = arg
+        if b.full:
+            self._enqueue(request, b)
+        else:
+            self._send(request, b)
+
+    def _envoy_retry(self, request: Request, kind: str) -> None:
+        policy = self.rules.retry_policy
+        if (
+            policy is None
+            or request.retried >= policy.num_retries
+            or not _retry_on(kind, policy.retry_on)
+        ):
+            self._fail(request, self._fail_status[kind])
+            return
+        request.retried += 1
+        base = policy.base_interval
+        ceiling = min((2**request.retried - 1) * base, 10 * base)
+        later(self.env, float(self._rng.uniform(0.0, ceiling)), self._dispatch, request)
 
     def _fail(self, request: Request, status: int) -> None:
         self.answer_client(request, status)
@@ -271,10 +371,10 @@ class Balancer:
         self._queued -= 1
         self.queue_tw.set(self.env.now, self._queued)
         request.attempt += 1
-        self._fail(request, QUEUE_TIMEOUT)
+        self._fail(request, self._queue_status)
 
     def _release(self, b: Backend) -> None:
-        """A connection slot on ``b`` freed: serve the queues."""
+        """A connection slot on ``b`` freed (or ``b`` came back): serve the queues."""
         if not self._queued:
             return
         sq = self.server_queues[b.index]
@@ -300,44 +400,14 @@ class Balancer:
         self._queued -= 1
         self.queue_tw.set(self.env.now, self._queued)
 
-    # -- health -------------------------------------------------------------------------
-    def _checker(self, b: Backend) -> Callable[[float], None]:
-        hc = self.spec.health_check
-        assert hc is not None
-        node = self.nodes[b.index]
 
-        def check(now: float) -> None:
-            i = b.index
-            if node.check_ok():
-                self._hc_ok[i] += 1
-                self._hc_bad[i] = 0
-                if not b.up and self._hc_ok[i] >= hc.rise:
-                    b.up = True
-                    self._release(b)
-            else:
-                self._hc_bad[i] += 1
-                self._hc_ok[i] = 0
-                if b.up and self._hc_bad[i] >= hc.fall:
-                    b.up = False
-
-        return check
-
-    def _agent(self, b: Backend) -> Callable[[float], None]:
-        node = self.nodes[b.index]
-        metric = getattr(self.policy, "agent_metric", "workers")
-        interval = float(self.policy.agent_interval)  # type: ignore[attr-defined]
-
-        def report(now: float) -> None:
-            if metric == "cpu":
-                area = node.cpu.busy.integral(now)
-                load = (area - self._cpu_marks[b.index]) / (interval * node.cpu.cores)
-                self._cpu_marks[b.index] = area
-            else:
-                load = node.load()
-            b.sampled_load = min(1.0, max(0.0, load)) if node.up else 1.0
-            self.policy.on_sample(b, now)
-
-        return report
+def _retry_on(kind: str, conditions: Sequence[str]) -> bool:
+    """Envoy ``retry_on``: 5xx covers all; connect-failure a refusal; reset a reset or timeout."""
+    if "5xx" in conditions:
+        return True
+    if kind == "refused":
+        return "connect-failure" in conditions
+    return "reset" in conditions
 
 
 def _unwired(request: Request, status: int) -> None:

@@ -21,6 +21,7 @@ class Request:
         "cls",
         "cpu",
         "db",
+        "first_try",
         "id",
         "job",
         "measured",
@@ -29,6 +30,7 @@ class Request:
         "phase",
         "phases",
         "queued_at",
+        "retried",
         "sent_to_backend",
         "t_arrival",
         "tried",
@@ -62,6 +64,8 @@ class Request:
         self.attempt = 0  # balancer attempts so far (each try of an upstream)
         self.tries = 0
         self.tried: int = 0  # bitmask of backend indices already tried
+        self.first_try = 0.0  # when the balancer sent the first try (next_upstream_timeout)
+        self.retried = 0  # HAProxy / Envoy retries so far
         self.backend: Any = None
         self.sent_to_backend = 0.0
         self.upstream_done = True

@@ -34,12 +34,29 @@ from lbsim.scenario.distributions import Deterministic, DistSpec, coerce_distrib
 from lbsim.scenario.errors import NAME_PATTERN, AtKey, did_you_mean
 from lbsim.scenario.numbers import (
     Fraction,
+    HotKeys,
     NonNegFloat,
     NonNegInt,
     OpenFraction,
+    PercentileError,
     PositiveFloat,
     PositiveInt,
+    Subnets,
 )
+from lbsim.scenario.products import (
+    CircuitBreaker,
+    NextUpstream,
+    Observe,
+    OutlierDetection,
+    Percent,
+    Product,
+    RetryPolicy,
+    Rules,
+    check_policy,
+    product_defaults,
+    resolve,
+)
+from lbsim.scenario.yamlio import UnreadableFile, read_regular_text
 
 Dist = Annotated[DistSpec, BeforeValidator(coerce_distribution)]
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=NAME_PATTERN)]
@@ -155,11 +172,15 @@ class TraceReplay(Strict):
         return self._rows
 
 
+#: the largest arrival trace read (about 10 million arrivals)
+MAX_TRACE_BYTES = 256 * 1024 * 1024
+
+
 def read_trace(path: Path) -> tuple[tuple[float, str, int | None], ...]:
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ValueError(f"cannot read trace {path}: {exc.strerror}") from None
+        text = read_regular_text(path, "trace file", MAX_TRACE_BYTES)
+    except UnreadableFile as exc:
+        raise ValueError(f"trace {path}: {exc}") from None
     rows: list[tuple[float, str, int | None]] = []
     last = 0.0
     for n, line in enumerate(csv.reader(io.StringIO(text)), start=1):
@@ -198,8 +219,9 @@ class Query(Strict):
     time: Dist
     #: rows touched (locked, for a write)
     keys: PositiveInt = 1
-    #: draw the rows from this many hot rows (0: from the whole key space)
-    hot_keys: NonNegInt = 0
+    #: draw the rows from this many hot rows (0: from the whole key space); at most 10⁷
+    #: (a larger hot set is a key space: database.key_space)
+    hot_keys: HotKeys = 0
     #: ``client``: the client's own row (a profile, a cart) instead of drawn rows
     row: Literal["drawn", "client"] = "drawn"
 
@@ -222,8 +244,8 @@ class HeavyUsers(Strict):
 class Clients(Strict):
     count: PositiveInt = 1000
     #: number of distinct /24 networks the client addresses come from
-    #: (None: each client has its own random address)
-    subnets: PositiveInt | None = None
+    #: (None: each client has its own random address); at most 10⁶, each is drawn up front
+    subnets: Subnets | None = None
     heavy: HeavyUsers | None = None
 
 
@@ -297,21 +319,61 @@ class HealthCheck(Strict):
 
 
 class Balancer(Strict):
+    """The balancer; ``product`` says whose rules apply on overload and failure.
+
+    Options of one product are ``None`` under the others; left out, they take
+    their product's default (:mod:`lbsim.scenario.products`); ``rules`` is the
+    resolved view the model reads.
+    """
+
+    #: left out: the product's round robin
     policy: str = "round_robin"
+    #: nginx (open source), HAProxy or Envoy
+    product: Product = "nginx"
     #: options of the policy, checked against the policy's own schema
     policy_options: dict[str, Any] = Field(default_factory=dict)
     #: balancer processing time per request (s)
     latency: Dist = Field(default_factory=_zero)
     health_check: HealthCheck | None = None
-    #: passive checks (nginx max_fails / fail_timeout); max_fails 0 disables them
-    max_fails: NonNegInt = 1
-    fail_timeout: PositiveFloat = 10.0
-    #: upstreams tried per request (nginx proxy_next_upstream_tries); 0 = every upstream once
-    next_upstream_tries: NonNegInt = 0
     #: answer 504 when the upstream has not answered after this long (proxy_read_timeout)
     upstream_timeout: PositiveFloat = 60.0
+    # -- nginx
+    #: passive checks (max_fails / fail_timeout); max_fails 0 disables them
+    max_fails: NonNegInt | None = None
+    fail_timeout: PositiveFloat | None = None
+    #: upstreams tried per request (proxy_next_upstream_tries); 0 = every upstream once
+    next_upstream_tries: NonNegInt | None = None
+    #: no further try after this long since the first (s); 0 = no limit
+    next_upstream_timeout: NonNegFloat | None = None
+    #: what makes nginx try the next upstream
+    next_upstream: tuple[NextUpstream, ...] | None = None
+    # -- HAProxy
     #: a request waiting for a free max_conns slot gives 503 after this long (timeout queue)
-    queue_timeout: PositiveFloat = 30.0
+    queue_timeout: PositiveFloat | None = None
+    #: connection retries to the same server (retries)
+    retries: NonNegInt | None = None
+    #: the last retry goes to another server (option redispatch)
+    redispatch: bool | None = None
+    #: passive checks (observe layer7 + error-limit + on-error); off when left out
+    observe: Observe | None = None
+    # -- Envoy
+    circuit_breaker: CircuitBreaker | None = None
+    #: ejection after consecutive 5xx; off when left out
+    outlier_detection: OutlierDetection | None = None
+    #: retries; none when left out
+    retry_policy: RetryPolicy | None = None
+    #: below this percentage of healthy hosts, balance over all hosts
+    panic_threshold: Percent | None = None
+    # -- HAProxy and Envoy
+    #: a host that comes back ramps its weight up over this many seconds
+    slow_start: PositiveFloat | None = None
+
+    _product_defaults = model_validator(mode="before")(product_defaults)
+
+    @property
+    def rules(self) -> Rules:
+        """Every option resolved for ``product`` (the model's view)."""
+        return resolve(self)
 
     @field_validator("policy")
     @classmethod
@@ -322,6 +384,9 @@ class Balancer(Strict):
 
     @model_validator(mode="after")
     def _options(self) -> Balancer:
+        check_policy(self.product, self.policy)
+        if self.observe is not None and self.health_check is None:
+            raise AtKey("observe", "observe needs health_check (HAProxy observes checked servers)")
         options_model = POLICIES[self.policy].Options
         try:
             validated = options_model.model_validate(self.policy_options)
@@ -502,7 +567,7 @@ class Report(Strict):
     #: length of one time-series interval (s); None: duration / 100
     interval: PositiveFloat | None = None
     #: relative error of the latency percentiles
-    percentile_error: Annotated[float, Field(ge=1e-4, le=0.05, strict=True)] = 0.005
+    percentile_error: PercentileError = 0.005
 
 
 # --------------------------------------------------------------------------- scenario

@@ -130,7 +130,7 @@ def register(name: str) -> Callable[[type[Policy]], type[Policy]]:
     def deco(cls: type[Policy]) -> type[Policy]:
         if name in POLICIES:
             raise ValueError(f"policy {name!r} registered twice")
-        products = getattr(cls, "products", frozenset())
+        products: frozenset[str] = getattr(cls, "products", frozenset())
         if not products or not products <= set(PRODUCTS):
             raise ValueError(
                 f"policy {name!r} must declare products, a non-empty subset of {PRODUCTS}"

@@ -1,0 +1,114 @@
+"""Active health checks and the HAProxy agent: what the balancer learns by probing.
+
+- **Checks** (``inter``/``fall``/``rise``, every product): a layer-4 probe of
+  each server every ``interval`` (first at a random phase); ``fall`` failures
+  in a row mark it down, ``rise`` successes up again.
+- **Agent** (HAProxy ``agent-check``, policy least_load): every agent
+  interval each server reports its load, which the policy turns into a
+  weight. An agent that cannot be reached (node down) leaves the weight as
+  it was, as HAProxy does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import simpy
+
+from lbsim.model.app import AppNode
+from lbsim.model.engine import every
+from lbsim.model.policies import Backend, Policy
+from lbsim.scenario import schema
+
+Revived = Callable[[Backend], None]
+
+
+class ActiveChecks:
+    """Probes every server; calls ``revived(b)`` when a server is marked up again."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        spec: schema.HealthCheck,
+        backends: Sequence[Backend],
+        nodes: Sequence[AppNode],
+        rng: np.random.Generator,
+        revived: Revived,
+    ):
+        self.spec = spec
+        self._nodes = list(nodes)
+        self._revived = revived
+        n = len(backends)
+        #: consecutive successful / failed checks per server
+        self.ok = [0] * n
+        self.bad = [0] * n
+        for b in backends:
+            every(env, spec.interval, self._checker(b), first=float(rng.uniform(0, spec.interval)))
+
+    def _checker(self, b: Backend) -> Callable[[float], None]:
+        node = self._nodes[b.index]
+
+        def check(now: float) -> None:
+            if node.check_ok():
+                self.passed(b)
+            else:
+                self.failed(b)
+
+        return check
+
+    def passed(self, b: Backend) -> None:
+        i = b.index
+        self.ok[i] += 1
+        self.bad[i] = 0
+        if not b.up and self.ok[i] >= self.spec.rise:
+            b.up = True
+            self._revived(b)
+
+    def failed(self, b: Backend) -> None:
+        """One failed check (a probe, or HAProxy ``on-error fail-check``)."""
+        i = b.index
+        self.bad[i] += 1
+        self.ok[i] = 0
+        if b.up and self.bad[i] >= self.spec.fall:
+            b.up = False
+
+    def mark_down(self, b: Backend) -> None:
+        """HAProxy ``on-error mark-down``: down now, up again after ``rise`` good checks."""
+        i = b.index
+        self.ok[i] = 0
+        self.bad[i] = self.spec.fall
+        b.up = False
+
+
+def start_agent(
+    env: simpy.Environment,
+    policy: Policy,
+    interval: float,
+    backends: Sequence[Backend],
+    nodes: Sequence[AppNode],
+    rng: np.random.Generator,
+) -> None:
+    """Every ``interval`` each reachable server reports its load to ``policy.on_sample``."""
+    metric = getattr(policy, "agent_metric", "workers")
+    marks = [0.0] * len(backends)
+
+    def agent(b: Backend) -> Callable[[float], None]:
+        node = nodes[b.index]
+
+        def report(now: float) -> None:
+            if metric == "cpu":
+                area = node.cpu.busy.integral(now)
+                load = (area - marks[b.index]) / (interval * node.cpu.cores)
+                marks[b.index] = area
+            else:
+                load = node.load()
+            if not node.up:
+                return  # the agent cannot be reached: HAProxy keeps the last weight
+            b.sampled_load = min(1.0, max(0.0, load))
+            policy.on_sample(b, now)
+
+        return report
+
+    for b in backends:
+        every(env, interval, agent(b), first=float(rng.uniform(0, interval)))
