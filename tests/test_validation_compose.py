@@ -66,22 +66,29 @@ NGINX = {
     "random": "random;",
     "ip_hash": "ip_hash;",
     "consistent_hash": "hash $remote_addr consistent;",
+    "hash_nginx": "hash $remote_addr;",
 }
 HAPROXY = {
-    "round_robin": ("roundrobin", None, False),
-    "least_conn": ("leastconn", None, False),
+    "roundrobin_haproxy": ("roundrobin", None, False),
+    "static_rr": ("static-rr", None, False),
     "leastconn_haproxy": ("leastconn", None, False),
     "power_of_d": ("random(2)", None, False),
     "random": ("random(1)", None, False),
-    "ip_hash": ("source", None, False),
     "consistent_hash": ("source", "consistent", False),
+    "hash_haproxy": ("source", "map-based sdbm", False),
     "first": ("first", None, False),
     "least_load": ("roundrobin", None, True),
 }
+#: policies of Envoy (no Debian package) or of NGINX Plus (not open source)
+REFUSED = {"peak_ewma", "least_time", "ring_hash", "maglev"}
 
 
 def test_every_policy_is_mapped_or_refused() -> None:
-    assert set(NGINX) | set(HAPROXY) | {"peak_ewma"} == set(POLICIES)
+    assert set(NGINX) | set(HAPROXY) | (REFUSED & set(POLICIES)) == set(POLICIES)
+    for name in REFUSED & set(POLICIES):
+        for rule in (nginx_rule, haproxy_rule):
+            with pytest.raises(ReplayUnsupported, match=f"policy '{name}' cannot be replayed"):
+                rule(name)
 
 
 @pytest.mark.parametrize("policy", sorted(NGINX))
@@ -111,20 +118,20 @@ def test_policy_options_change_the_rule() -> None:
         (
             "least_load",
             None,
-            "policy 'least_load' has no nginx counterpart: nginx (open source) has no agent-check",
+            "policy 'least_load' cannot be replayed by nginx: it is haproxy's rule, not nginx's",
         ),
-        ("first", None, "policy 'first' has no nginx counterpart"),
+        ("first", None, "policy 'first' cannot be replayed by nginx: it is haproxy's rule"),
         (
             "leastconn_haproxy",
             None,
-            "policy 'leastconn_haproxy' has no nginx counterpart: "
-            "it is HAProxy's leastconn rule (queued requests count)",
+            "policy 'leastconn_haproxy' cannot be replayed by nginx: it is haproxy's rule, "
+            "not nginx's (balancer.product: haproxy); nginx's nearest rule is least_conn",
         ),
         (
             "power_of_d",
             {"choices": 3},
-            "nginx samples exactly two peers ('random two least_conn'), "
-            "the scenario asks for choices=3; use choices 2 or --balancer haproxy (random(d))",
+            "nginx samples exactly two peers ('random two least_conn'), the scenario asks for "
+            "choices=3; use choices 2 or balancer.product haproxy (random(d))",
         ),
         (
             "power_of_d",
@@ -132,7 +139,13 @@ def test_policy_options_change_the_rule() -> None:
             "power_of_d with flavour 'envoy' reproduces Envoy, "
             "not nginx; use flavour nginx (random two least_conn)",
         ),
-        ("peak_ewma", None, "policy 'peak_ewma' cannot be replayed: it is Finagle/Linkerd's"),
+        (
+            "peak_ewma",
+            None,
+            "policy 'peak_ewma' cannot be replayed by nginx: it is envoy's rule, "
+            "and the stack cannot run envoy",
+        ),
+        ("least_time", None, "policy 'least_time' cannot be replayed: least_time is a rule of"),
         ("nope", None, "unknown policy 'nope'"),
     ],
 )
@@ -144,7 +157,7 @@ def test_nginx_refusals(policy: str, options: dict[str, Any] | None, message: st
 def test_haproxy_refuses_peak_ewma_and_lists_alternatives() -> None:
     with pytest.raises(ReplayUnsupported) as e:
         haproxy_rule("peak_ewma")
-    assert "haproxy: consistent_hash, first, ip_hash, least_conn, least_load" in str(e.value)
+    assert "haproxy: consistent_hash, first, hash_haproxy, least_load" in str(e.value)
     assert "peak_ewma" not in replayable("haproxy")
     assert "least_load" not in replayable("nginx")
 

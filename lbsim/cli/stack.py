@@ -20,7 +20,9 @@ from lbsim.cli.common import console, err_console, fail, load_or_exit
 from lbsim.scenario.schema import Scenario
 from lbsim.validation import ReplayUnsupported, StackOptions
 from lbsim.validation import lifecycle as life
+from lbsim.validation.compose import resolve
 from lbsim.validation.docker import StackError
+from lbsim.validation.products import ENVOY_REFUSED, scenario_product
 
 #: exit status for Docker and stack problems (2 is bad input)
 EXIT_DOCKER = 3
@@ -29,7 +31,13 @@ ScenarioOption = Annotated[
     Path, typer.Option("--scenario", help="Scenario YAML file.", show_default=False)
 ]
 BalancerOption = Annotated[
-    str, typer.Option("--balancer", help="App balancer of the stack: nginx or haproxy.")
+    str | None,
+    typer.Option(
+        "--balancer",
+        help="App balancer of the stack: nginx or haproxy (default: the scenario's "
+        "balancer.product, else nginx; a product the scenario names must agree).",
+        show_default=False,
+    ),
 ]
 PortOption = Annotated[
     int, typer.Option("--port", help="Publish the balancer on 127.0.0.1:PORT (HAProxy stats +1).")
@@ -56,24 +64,48 @@ def _errors() -> Iterator[None]:
         raise typer.Exit(code=EXIT_DOCKER) from None
 
 
-def _balancer(value: str) -> Literal["nginx", "haproxy"]:
+def _balancer(value: str | None) -> Literal["nginx", "haproxy"] | None:
+    """``--balancer`` checked (None: not given, the scenario's product decides)."""
+    if value is None:
+        return None
     if value == "nginx":
         return "nginx"
     if value == "haproxy":
         return "haproxy"
+    if value == "envoy":
+        fail(f"--balancer envoy: {ENVOY_REFUSED}")
     fail(f"--balancer must be nginx or haproxy, not {value!r}")
 
 
 def _setup(
-    file: Path, balancer: str, port: int, base: Callable[[], str] = lambda: life.BASE_TAG
+    file: Path, balancer: str | None, port: int, base: Callable[[], str] = lambda: life.BASE_TAG
 ) -> tuple[Scenario, StackOptions]:
-    scenario = load_or_exit(file)
-    return scenario, StackOptions(balancer=_balancer(balancer), port=port, base_image=base())
+    """The scenario and the stack options, the balancer resolved against the
+    scenario's ``balancer.product`` (a disagreement is :class:`ReplayUnsupported`)."""
+    scenario = load_for_stack(file, balancer)
+    opts = StackOptions(balancer=_balancer(balancer), port=port, base_image=base())
+    return scenario, resolve(scenario, opts)
+
+
+def load_for_stack(
+    file: Path,
+    balancer: str | None,
+    overrides: list[str] | None = None,
+    duration: float | None = None,
+) -> Scenario:
+    """FILE as the stack runs it: a file that names no ``balancer.product`` is
+    read with the product ``--balancer`` asks for (its default policy and
+    options), so the stack and the model follow one product's rules."""
+    scenario = load_or_exit(file, overrides, duration=duration)
+    chosen = _balancer(balancer)
+    if chosen is None or scenario_product(scenario) is not None:
+        return scenario
+    return load_or_exit(file, [*(overrides or []), f"balancer.product={chosen}"], duration=duration)
 
 
 def build(
     scenario: ScenarioOption,
-    balancer: BalancerOption = "nginx",
+    balancer: BalancerOption = None,
     port: PortOption = 8080,
     base: Annotated[
         str,
@@ -89,13 +121,13 @@ def build(
         used = life.build(s, opts, base)
         console.print(
             f"[green]built[/green] images for {s.name} from {used.base_image} "
-            f"in {life.stack_dir(s, used.balancer)}"
+            f"in {life.stack_dir(s, str(used.balancer))}"
         )
 
 
 def up(
     scenario: ScenarioOption,
-    balancer: BalancerOption = "nginx",
+    balancer: BalancerOption = None,
     port: PortOption = 8080,
     timeout: Annotated[
         float, typer.Option("--timeout", help="Seconds to wait for the stack to be ready.")
@@ -113,26 +145,26 @@ def up(
 
 def down(
     scenario: ScenarioOption,
-    balancer: BalancerOption = "nginx",
+    balancer: BalancerOption = None,
     port: PortOption = 8080,
 ) -> None:
     """Stop and remove the stack's containers, network and volumes."""
     with _errors():
         s, opts = _setup(scenario, balancer, port)
         life.down(s, opts)
-        console.print(f"[green]down[/green] {life.project_name(s.name, opts.balancer)}")
+        console.print(f"[green]down[/green] {life.project_name(s.name, str(opts.balancer))}")
 
 
 def status(
     scenario: ScenarioOption,
-    balancer: BalancerOption = "nginx",
+    balancer: BalancerOption = None,
     port: PortOption = 8080,
 ) -> None:
     """Show each service: container state, health, CPU limit, Galera state."""
     with _errors():
         s, opts = _setup(scenario, balancer, port)
         rows = life.status(s, opts)
-        table = Table(title=f"stack {life.project_name(s.name, opts.balancer)}")
+        table = Table(title=f"stack {life.project_name(s.name, str(opts.balancer))}")
         for col in ("service", "state", "health", "cpus", "detail"):
             table.add_column(col, justify="right" if col == "cpus" else "left")
         for r in rows:

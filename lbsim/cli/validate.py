@@ -26,9 +26,15 @@ from lbsim.cli.common import (
     console,
     err_console,
     fail,
-    load_or_exit,
 )
-from lbsim.cli.stack import EXIT_DOCKER, BalancerOption, PortOption, _balancer, _errors
+from lbsim.cli.stack import (
+    EXIT_DOCKER,
+    BalancerOption,
+    PortOption,
+    _balancer,
+    _errors,
+    load_for_stack,
+)
 from lbsim.validation import lifecycle
 from lbsim.validation.calibration import CalibrationError, measure_costs
 from lbsim.validation.campaign import CampaignOptions, run_campaign
@@ -80,13 +86,13 @@ def replay(
             "work-unit costs now, ~10 s)."
         ),
     ] = None,
-    balancer: BalancerOption = "nginx",
+    balancer: BalancerOption = None,
     port: PortOption = 8080,
 ) -> None:
     """Send FILE's arrival trace (same seed: same times, classes, clients, demands) to
     its stack, open loop — or run its closed-loop users (think, send, wait) — and
     measure latency, throughput, utilisation, Galera counters."""
-    scenario = load_or_exit(file, set_, duration=duration)
+    scenario = load_for_stack(file, balancer, set_, duration)
     known = _costs(costs)
     outdir = out or Path("validation/results") / scenario.name / "replay"
     with _calibration_errors():
@@ -177,13 +183,13 @@ def calibrate(
         Path | None,
         typer.Option(help="Report directory (default validation/results/NAME)."),
     ] = None,
-    balancer: BalancerOption = "nginx",
+    balancer: BalancerOption = None,
     port: PortOption = 8080,
     down: Annotated[bool, typer.Option("--down", help="Stop the stack at the end.")] = False,
 ) -> None:
     """Measure FILE's real stack at low load, write FILE's calibrated scenario, then
     replay and simulate it at several loads and report the error of every metric."""
-    scenario = load_or_exit(file)  # a bad scenario fails here, before Docker is touched
+    scenario = load_for_stack(file, balancer)  # a bad scenario fails here, before Docker
     if scenario.workload.open is None:
         fail(
             f"{file}: lbsim calibrate drives the stack at chosen arrival rates and needs an "

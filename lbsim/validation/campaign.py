@@ -67,6 +67,7 @@ from lbsim.validation.levels import (
 from lbsim.validation.lifecycle import StackHandle
 from lbsim.validation.lowload import measure_classes_phase, measure_idle_phase
 from lbsim.validation.paired import PairedMetric, pair
+from lbsim.validation.products import model_overrides, stack_balancer, with_product
 
 Say = Callable[[str], None]
 
@@ -77,7 +78,8 @@ class CampaignOptions:
     duration: float = 60.0  # measured seconds per level
     warmup: float = 10.0
     per_class: int = 40  # low-load requests per class
-    balancer: str = "nginx"
+    #: the stack's balancer; None: the scenario's balancer.product (default nginx)
+    balancer: str | None = None
     port: int = 8080
     out: Path | None = None
     #: leave the stack running afterwards (``lbsim stack down`` stops it)
@@ -296,11 +298,17 @@ def run_campaign(file: Path, options: CampaignOptions, say: Say = print) -> Camp
             f"{file}: lbsim calibrate drives the stack at chosen arrival rates and needs an "
             "open-loop workload (workload.open)"
         )
-    raw = yaml.safe_load(file.read_text(encoding="utf-8"))
     outdir = options.out or Path("validation/results") / base.name
     outdir.mkdir(parents=True, exist_ok=True)
-    stack_opts = lifecycle.default_options(options.balancer, options.port)
-    say(f"building the stack of {base.name!r} ({options.balancer}; base {stack_opts.base_image})")
+    balancer = stack_balancer(base, options.balancer)
+    # the model follows the product the stack runs (named in the calibrated scenario):
+    # a file that names none is read as that product's (its default policy and options)
+    raw = with_product(yaml.safe_load(file.read_text(encoding="utf-8")), base, balancer)
+    base = load_scenario(file, model_overrides(base, balancer))
+    stack_opts = lifecycle.default_options(balancer, options.port)
+    say(
+        f"building the stack of {base.name!r} ({stack_opts.balancer}; base {stack_opts.base_image})"
+    )
     stack_opts = lifecycle.build(base, stack_opts, base=stack_opts.base_image)
     say("starting it and waiting until every service is ready")
     handle = lifecycle.up(base, stack_opts)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,8 @@ import yaml
 from lbsim.scenario.database import Galera, MySQL, NoDatabase
 from lbsim.scenario.schema import AppNode, Scenario
 from lbsim.validation import configs
-from lbsim.validation.policies import BALANCERS, BalancerKind, ReplayUnsupported, haproxy_rule
+from lbsim.validation.policies import BalancerKind, ReplayUnsupported, haproxy_rule
+from lbsim.validation.products import model_product, stack_balancer
 from lbsim.validation.workplan import seeded_rows
 
 #: validation/ of this source tree: the build context of every image
@@ -44,7 +45,9 @@ class _NoAliasDumper(yaml.SafeDumper):
 
 @dataclass(frozen=True)
 class StackOptions:
-    balancer: BalancerKind = "nginx"
+    #: the app balancer; None: the scenario's ``balancer.product`` (default nginx).
+    #: A scenario that names its product must agree (:mod:`lbsim.validation.products`)
+    balancer: BalancerKind | None = None
     base_image: str = DEFAULT_BASE_IMAGE
     #: the balancer is published on 127.0.0.1:<port>
     port: int = 8080
@@ -74,6 +77,13 @@ class StackFiles:
             path.write_text(text, encoding="utf-8")
             written.append(path)
         return written
+
+
+def resolve(scenario: Scenario, options: StackOptions | None = None) -> StackOptions:
+    """``options`` with the balancer the stack of ``scenario`` runs filled in
+    (:func:`lbsim.validation.products.stack_balancer`)."""
+    opts = options or StackOptions()
+    return replace(opts, balancer=stack_balancer(scenario, opts.balancer))
 
 
 def _image(opts: StackOptions, name: str) -> str:
@@ -210,11 +220,7 @@ def generate_stack(
     scenario: Scenario, outdir: Path, options: StackOptions | None = None
 ) -> StackFiles:
     """Every file of the compose project replaying ``scenario`` (to be written in ``outdir``)."""
-    opts = options or StackOptions()
-    if opts.balancer not in BALANCERS:
-        raise ReplayUnsupported(
-            f"unknown balancer {opts.balancer!r}; choose one of {', '.join(BALANCERS)}"
-        )
+    opts = resolve(scenario, options)
     _refuse_unreplayable(scenario)
     name = scenario.name
     nodes = scenario.app.resolved_nodes()
@@ -248,7 +254,7 @@ def generate_stack(
     db_ready = {n: {"condition": "service_healthy"} for n in db_env}
 
     if isinstance(db, Galera) and db.routing.mode == "proxy":
-        haproxy_rule(db.routing.policy)  # refuse early, naming the routing policy
+        haproxy_rule(db.routing.policy, exact=False)  # refuse early, naming the policy
         files["dbproxy/haproxy.cfg"] = configs.haproxy_db_cfg(db.routing.policy, list(db_env), name)
         svc = _service(opts, outdir, "haproxy")
         svc |= {
@@ -297,6 +303,12 @@ def generate_stack(
     lb["depends_on"] = [n.name for n in nodes]
     services = {"lb": lb, **services}
 
+    if model_product(scenario) != opts.balancer:
+        notes.append(
+            f"the scenario does not name balancer.product: the stack runs {opts.balancer}, "
+            f"`lbsim run` follows {model_product(scenario)}'s rules unless given "
+            f"--set balancer.product={opts.balancer} (replay and calibrate do that)"
+        )
     if scenario.hosts:
         notes.append(
             "hosts are not enforced: containers share this machine's cores "

@@ -33,6 +33,7 @@ from lbsim.validation.compose import (
     VALIDATION_DIR,
     StackOptions,
     generate_stack,
+    resolve,
 )
 from lbsim.validation.docker import (
     QUICK,
@@ -68,8 +69,9 @@ def default_base_image() -> str:
     return BASE_TAG if image_exists(docker.docker, BASE_TAG) else DEFAULT_BASE_IMAGE
 
 
-def default_options(balancer: str = "nginx", port: int = 8080) -> StackOptions:
-    """Stack options with the default base image (:func:`default_base_image`)."""
+def default_options(balancer: str | None = None, port: int = 8080) -> StackOptions:
+    """Stack options with the default base image (:func:`default_base_image`);
+    ``balancer`` None: the scenario's ``balancer.product``."""
     return StackOptions(balancer=balancer, port=port, base_image=default_base_image())  # type: ignore[arg-type]
 
 
@@ -125,8 +127,9 @@ class StackHandle:
 
 
 def _compose(scenario: Scenario, options: StackOptions) -> Compose:
-    directory = stack_dir(scenario, options.balancer)
-    return Compose(locate(), project_name(scenario.name, options.balancer), directory)
+    balancer = str(resolve(scenario, options).balancer)
+    directory = stack_dir(scenario, balancer)
+    return Compose(locate(), project_name(scenario.name, balancer), directory)
 
 
 def _handle(compose: Compose, meta: dict[str, Any]) -> StackHandle:
@@ -135,7 +138,8 @@ def _handle(compose: Compose, meta: dict[str, Any]) -> StackHandle:
 
 def write_files(scenario: Scenario, options: StackOptions) -> dict[str, Any]:
     """Generate the compose project into :func:`stack_dir`; its ``stack.json`` meta."""
-    directory = stack_dir(scenario, options.balancer)
+    options = resolve(scenario, options)
+    directory = stack_dir(scenario, str(options.balancer))
     files = generate_stack(scenario, directory, options)
     files.write(directory)
     return files.meta
@@ -163,7 +167,7 @@ def build(scenario: Scenario, options: StackOptions, base: str = "debootstrap") 
     Returns the options with the base image used, for :func:`up`.
     """
     image = build_base() if base == "debootstrap" else base
-    opts = replace(options, base_image=image)
+    opts = replace(resolve(scenario, options), base_image=image)
     write_files(scenario, opts)
     compose = _compose(scenario, opts)
     compose.run("build", timeout=BUILD_TIMEOUT)
@@ -395,7 +399,7 @@ def up(
     scenario: Scenario, options: StackOptions | None = None, timeout: float = 300.0
 ) -> StackHandle:
     """Generate, (build missing images,) start and wait for the stack; a handle to it."""
-    opts = options or default_options()
+    opts = resolve(scenario, options or default_options())
     meta = write_files(scenario, opts)
     compose = _compose(scenario, opts)
     if _images_missing(compose, opts):
@@ -442,14 +446,14 @@ def _up_failure(handle: StackHandle, stderr: str, timed_out: bool = False) -> St
 
 def down(scenario: Scenario, options: StackOptions | None = None, timeout: float = 180.0) -> None:
     """Stop and remove the stack's containers, networks and volumes."""
-    opts = options or StackOptions()
+    opts = resolve(scenario, options)
     write_files(scenario, opts)
     _compose(scenario, opts).run("down", "-v", "--remove-orphans", timeout=timeout)
 
 
 def attach(scenario: Scenario, options: StackOptions | None = None) -> StackHandle:
     """A handle to the running stack of ``scenario``; :class:`StackError` if it is not up."""
-    opts = options or StackOptions()
+    opts = resolve(scenario, options)
     compose = _compose(scenario, opts)
     meta_file = compose.directory / "stack.json"
     running = compose.container_ids(running=True)
@@ -475,8 +479,8 @@ class ServiceStatus:
 
 def status(scenario: Scenario, options: StackOptions | None = None) -> list[ServiceStatus]:
     """Per service of the scenario's stack: state, health, cpu limit, and wsrep state for Galera."""
-    opts = options or StackOptions()
-    files = generate_stack(scenario, stack_dir(scenario, opts.balancer), opts)
+    opts = resolve(scenario, options)
+    files = generate_stack(scenario, stack_dir(scenario, str(opts.balancer)), opts)
     meta = {
         **files.meta,
         "services": list(yaml.safe_load(files.files["docker-compose.yml"])["services"]),

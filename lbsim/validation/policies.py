@@ -1,15 +1,25 @@
 """Which real balancer rule replays each lbsim policy (table: validation/README.md).
 
-- round_robin: nginx default (smooth weighted RR) / HAProxy ``roundrobin``
-- least_conn: ``least_conn`` / ``leastconn``; leastconn_haproxy: HAProxy only
-- power_of_d: ``random two least_conn`` (d = 2, flavour nginx) / ``random(d)``
-- random: ``random`` / ``random(1)``
-- least_load: HAProxy only, ``roundrobin|leastconn`` with ``agent-check``
-- ip_hash: ``ip_hash`` / ``balance source``
-- consistent_hash: ``hash $remote_addr|$http_x_lbsim_client consistent`` /
-  ``balance source|hdr(X-Lbsim-Client)`` with ``hash-type consistent``
-- first: HAProxy only, ``balance first``
-- peak_ewma: refused (Finagle/Linkerd only)
+Each policy declares the products that have its rule
+(``POLICIES[name].products``); the stack runs the scenario's
+``balancer.product`` (:mod:`lbsim.validation.products`) and replays a policy
+only under a product that has it:
+
+- nginx: round_robin (default smooth WRR), least_conn, ip_hash, random,
+  power_of_d (``random two least_conn``), consistent_hash
+  (``hash $remote_addr|$http_x_lbsim_client consistent``), hash_nginx
+  (``hash ...`` without ``consistent``); least_time is NGINX Plus only: refused
+- HAProxy: roundrobin_haproxy (``roundrobin``), static_rr (``static-rr``),
+  leastconn_haproxy (``leastconn``), first, random (``random(1)``),
+  power_of_d (``random(d)``), consistent_hash (``source|hdr(X-Lbsim-Client)``
+  with ``hash-type consistent``), hash_haproxy (the same, ``hash-type
+  map-based``), least_load (``roundrobin|leastconn`` with ``agent-check``)
+- Envoy policies (peak_ewma, ring_hash, maglev): refused, the stack cannot
+  run Envoy
+
+The Galera proxy (HAProxy in TCP mode) takes the HAProxy rule nearest to
+``routing.policy`` (``exact=False``): the model routes database connections
+by the policy's own rule, whatever the product.
 
 The client address a hash sees is the replayed client's, sent in
 ``X-Forwarded-For`` (nginx ``real_ip_header``, HAProxy ``http-request set-src``);
@@ -47,16 +57,34 @@ class HAProxyRule:
     agent: bool = False
 
 
-_NO_NGINX = {
-    "least_load": "nginx (open source) has no agent-check to learn the servers' load; "
-    "use --balancer haproxy (agent-check)",
-    "first": "nginx has no 'first available' rule; use --balancer haproxy (balance first)",
-    "leastconn_haproxy": "it is HAProxy's leastconn rule (queued requests count); "
-    "use --balancer haproxy, or policy least_conn for nginx's rule",
+#: policies a product has whose rule the stack's build of that product lacks
+_NOT_IN_STACK = {
+    "least_time": "least_time is a rule of the commercial NGINX Plus; the stack runs Debian's "
+    "open-source nginx, which has no least_time (the simulator still models it)",
 }
-_NO_COUNTERPART = {
-    "peak_ewma": "it is Finagle/Linkerd's P2C + peak EWMA, which neither nginx nor HAProxy has",
+#: the rule of the other product that comes nearest (refusal hints)
+_NEAREST = {
+    "round_robin": "roundrobin_haproxy",
+    "least_conn": "leastconn_haproxy",
+    "ip_hash": "hash_haproxy",
+    "hash_nginx": "hash_haproxy",
+    "roundrobin_haproxy": "round_robin",
+    "static_rr": "round_robin",
+    "leastconn_haproxy": "least_conn",
+    "hash_haproxy": "hash_nginx",
 }
+#: the HAProxy rule the Galera proxy uses for an nginx routing policy (``exact=False``)
+_DB_PROXY = {
+    "round_robin": "roundrobin_haproxy",
+    "least_conn": "leastconn_haproxy",
+    "ip_hash": "hash_haproxy",
+    "hash_nginx": "hash_haproxy",
+}
+
+
+def products(policy: str) -> frozenset[str]:
+    """The products that have ``policy``'s rule."""
+    return frozenset(getattr(POLICIES[policy], "products", frozenset(BALANCERS)))
 
 
 def _options(policy: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -64,33 +92,47 @@ def _options(policy: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
     return POLICIES[policy].Options.model_validate(dict(options or {})).model_dump()
 
 
-def _check_known(policy: str) -> None:
+def _check(policy: str, balancer: BalancerKind) -> None:
+    """``policy`` is known and ``balancer`` (the stack's product) replays it."""
     if policy not in POLICIES:
         raise ReplayUnsupported(
             f"unknown policy {policy!r}; valid policies: {', '.join(sorted(POLICIES))}"
         )
-    if policy in _NO_COUNTERPART:
-        raise ReplayUnsupported(
-            f"policy {policy!r} cannot be replayed: {_NO_COUNTERPART[policy]}. "
-            f"Replayable policies: nginx: {', '.join(replayable('nginx'))}; "
-            f"haproxy: {', '.join(replayable('haproxy'))}"
-        )
+    if policy in _NOT_IN_STACK:
+        raise ReplayUnsupported(f"policy {policy!r} cannot be replayed: {_NOT_IN_STACK[policy]}")
+    have = products(policy)
+    if balancer in have:
+        return
+    owners = " and ".join(sorted(have))
+    if not have & set(BALANCERS):
+        why = f"it is {owners}'s rule, and the stack cannot run {owners}"
+    else:
+        why = f"it is {owners}'s rule, not {balancer}'s (balancer.product: {owners})"
+    near = _NEAREST.get(policy)
+    hint = f"; {balancer}'s nearest rule is {near}" if near and balancer in products(near) else ""
+    raise ReplayUnsupported(
+        f"policy {policy!r} cannot be replayed by {balancer}: {why}{hint}. "
+        f"Replayable policies: nginx: {', '.join(replayable('nginx'))}; "
+        f"haproxy: {', '.join(replayable('haproxy'))}"
+    )
+
+
+def _hash_key_nginx(opts: Mapping[str, Any]) -> str:
+    return "$remote_addr" if opts["key"] == "client_ip" else "$http_x_lbsim_client"
+
+
+def _hash_key_haproxy(opts: Mapping[str, Any]) -> str:
+    return "source" if opts["key"] == "client_ip" else f"hdr({CLIENT_HEADER})"
 
 
 def nginx_rule(policy: str, options: Mapping[str, Any] | None = None) -> str:
     """The nginx ``upstream`` directive for ``policy`` ('' for the default round robin)."""
-    _check_known(policy)
-    if policy in _NO_NGINX:
-        raise ReplayUnsupported(f"policy {policy!r} has no nginx counterpart: {_NO_NGINX[policy]}")
+    _check(policy, "nginx")
     opts = _options(policy, options)
     if policy == "round_robin":
         return ""
-    if policy == "least_conn":
-        return "least_conn;"
-    if policy == "random":
-        return "random;"
-    if policy == "ip_hash":
-        return "ip_hash;"
+    if policy in ("least_conn", "random", "ip_hash"):
+        return f"{policy};"
     if policy == "power_of_d":
         if opts["flavour"] != "nginx":
             raise ReplayUnsupported(
@@ -100,32 +142,44 @@ def nginx_rule(policy: str, options: Mapping[str, Any] | None = None) -> str:
         if opts["choices"] != 2:
             raise ReplayUnsupported(
                 f"nginx samples exactly two peers ('random two least_conn'), the scenario asks "
-                f"for choices={opts['choices']}; use choices 2 or --balancer haproxy (random(d))"
+                f"for choices={opts['choices']}; use choices 2 or balancer.product haproxy "
+                "(random(d))"
             )
         return "random two least_conn;"
     if policy == "consistent_hash":
-        var = "$remote_addr" if opts["key"] == "client_ip" else "$http_x_lbsim_client"
-        return f"hash {var} consistent;"
+        return f"hash {_hash_key_nginx(opts)} consistent;"
+    if policy == "hash_nginx":
+        return f"hash {_hash_key_nginx(opts)};"
     raise ReplayUnsupported(f"policy {policy!r} has no nginx mapping yet")  # pragma: no cover
 
 
-def haproxy_rule(policy: str, options: Mapping[str, Any] | None = None) -> HAProxyRule:
-    """The HAProxy ``balance`` rule (and extras) for ``policy``."""
-    _check_known(policy)
+def haproxy_rule(
+    policy: str, options: Mapping[str, Any] | None = None, exact: bool = True
+) -> HAProxyRule:
+    """The HAProxy ``balance`` rule (and extras) for ``policy``.
+
+    ``exact=False`` (the Galera proxy): an nginx policy takes its nearest
+    HAProxy rule instead of being refused.
+    """
+    if not exact and policy in _DB_PROXY:
+        return haproxy_rule(_DB_PROXY[policy], None, exact=True)
+    _check(policy, "haproxy")
     opts = _options(policy, options)
-    if policy == "round_robin":
+    if policy == "roundrobin_haproxy":
         return HAProxyRule("roundrobin")
-    if policy in ("least_conn", "leastconn_haproxy"):
+    if policy == "static_rr":
+        return HAProxyRule("static-rr")
+    if policy == "leastconn_haproxy":
         return HAProxyRule("leastconn")
     if policy == "random":
         return HAProxyRule("random(1)")
     if policy == "power_of_d":
         return HAProxyRule(f"random({opts['choices']})")
-    if policy == "ip_hash":
-        return HAProxyRule("source")
     if policy == "consistent_hash":
-        by = "source" if opts["key"] == "client_ip" else f"hdr({CLIENT_HEADER})"
-        return HAProxyRule(by, hash_type="consistent")
+        return HAProxyRule(_hash_key_haproxy(opts), hash_type="consistent")
+    if policy == "hash_haproxy":
+        kind = f"map-based {opts['function']}" + (" avalanche" if opts["avalanche"] else "")
+        return HAProxyRule(_hash_key_haproxy(opts), hash_type=kind)
     if policy == "first":
         return HAProxyRule("first")
     if policy == "least_load":
@@ -135,9 +189,8 @@ def haproxy_rule(policy: str, options: Mapping[str, Any] | None = None) -> HAPro
 
 def replayable(balancer: BalancerKind) -> list[str]:
     """Policies the given balancer can replay, sorted."""
-    out = []
-    for name in sorted(POLICIES):
-        if name in _NO_COUNTERPART or (balancer == "nginx" and name in _NO_NGINX):
-            continue
-        out.append(name)
-    return out
+    return [
+        name
+        for name in sorted(POLICIES)
+        if balancer in products(name) and name not in _NOT_IN_STACK
+    ]
