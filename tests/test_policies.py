@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from lbsim.model.policies import POLICIES, Backend, Policy, make_policy
 from lbsim.model.policies.consistent_hash import POINTS_PER_WEIGHT, ConsistentHash
-from lbsim.model.policies.least_load import LeastLoad
+from lbsim.model.policies.least_load import LeastLoad, agent_weight
 from lbsim.model.policies.leastconn_haproxy import SRV_EWGHT_MAX, fwlc_key
 from lbsim.model.policies.peak_ewma import PENALTY, PeakEwma
 from lbsim.model.policies.smooth_wrr import record_failure, smooth_wrr
@@ -348,7 +348,7 @@ def test_random_weighted_draw_and_redraw_of_unavailable() -> None:
 
 @pytest.mark.unit
 def test_least_load_agent_weights_and_exact_split() -> None:
-    bs = backends(1, 1)
+    bs = backends(100, 100)  # agent-check setups configure weights like 100
     p = policy("least_load", bs, {"interval": 0.5})
     assert isinstance(p, LeastLoad)
     assert p.agent_interval == 0.5
@@ -357,21 +357,43 @@ def test_least_load_agent_weights_and_exact_split() -> None:
     for b, load in zip(bs, (0.9, 0.1), strict=True):
         b.sampled_load = load
         p.on_sample(b, 2.0)
-    assert p.weights == [10, 90]  # 10 % and 90 % of weight 1 (percent units)
+    assert p.weights == [10, 90]  # 100 × 10 % and 100 × 90 %
+    # HAProxy's fwrr: exact shares per cycle of the total weight
     assert Counter(picks(p, 100)) == {"a": 10, "b": 90}
 
 
 @pytest.mark.unit
+def test_least_load_weights_are_truncated_integers_and_zero_removes() -> None:
+    """weight × percent / 100 truncated, ≤ 256: weight 1 and any reply < 100 % → 0."""
+    assert agent_weight(1, 99) == 0
+    assert agent_weight(3, 50) == 1  # 1.5 truncated
+    assert agent_weight(100, 37) == 37
+    assert agent_weight(256, 100) == 256
+    assert agent_weight(300, 100) == 256
+    bs = backends(1, 1)
+    p = policy("least_load", bs)
+    bs[0].sampled_load = 0.5  # replies 50 %: 1 × 50 / 100 = 0, out of the farm
+    p.on_sample(bs[0], 2.0)
+    assert p.weights == [0, 1]
+    assert picks(p, 4) == "bbbb"
+    bs[0].sampled_load = 0.0  # replies 100 %: back with weight 1
+    p.on_sample(bs[0], 4.0)
+    assert sorted(picks(p, 4)) == ["a", "a", "b", "b"]
+
+
+@pytest.mark.unit
 def test_least_load_min_idle_floor_and_leastconn() -> None:
-    bs = backends(2, 2)
+    bs = backends(200, 200)
     p = policy("least_load", bs, {"algorithm": "leastconn", "min_idle": 0.05})
     assert isinstance(p, LeastLoad)
     bs[0].sampled_load = 1.0  # idle clamped to 5 %
     p.on_sample(bs[0], 2.0)
-    assert p.weights == [2 * 5, 2 * 100]
+    assert p.weights == [10, 200]
     bs[0].conns, bs[1].conns = 1, 10
-    # keys: (1+1)*4096*100//(10*16) = 5120 vs (10+1)*4096*100//(200*16) = 1408
+    # keys: (1+1)*4096//(10*16) = 51 vs (10+1)*4096//(200*16) = 14
     assert p.choose(Req(), up, 0.0) is bs[1]
+    bs[1].conns = 40  # (40+1)*4096//3200 = 52 > 51
+    assert p.choose(Req(), up, 0.0) is bs[0]
 
 
 # --- Finagle peak EWMA -----------------------------------------------------

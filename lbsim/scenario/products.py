@@ -118,21 +118,32 @@ def owners(key: str) -> list[str]:
     return [p for p in PRODUCTS if key in OPTIONS[p]]
 
 
+def implied_product(policy: Any) -> str:
+    """The product of a scenario that names none: nginx, unless the policy is not
+    nginx's; then the first product (HAProxy before Envoy) that has it, so that
+    ``policy: least_load`` alone means HAProxy's agent-check."""
+    cls = POLICIES.get(policy) if isinstance(policy, str) else None
+    if cls is None or "nginx" in cls.products:
+        return "nginx"
+    return next(p for p in PRODUCTS if p in cls.products)
+
+
 def product_defaults(data: Any) -> Any:
     """Before validation: refuse another product's options, fill in the product's defaults.
 
     ``None`` counts as unset (a dumped scenario holds the other products'
-    options as ``null``). Input that is not a mapping, or a product that is
-    not valid, is left for the field validators to report.
+    options as ``null``); a product left out is :func:`implied_product`.
+    Input that is not a mapping, or a product that is not valid, is left for
+    the field validators to report.
     """
     if not isinstance(data, dict):
         return data
-    product = data.get("product", "nginx")
+    product = data.get("product")
+    out = dict(data)
     if product is None:
-        product = "nginx"
+        product = out["product"] = implied_product(data.get("policy"))
     if product not in PRODUCTS:
         return data
-    out = dict(data)
     for key, value in data.items():
         if value is None or not isinstance(key, str):
             continue

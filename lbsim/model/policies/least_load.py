@@ -10,8 +10,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from lbsim.model.policies.base import Backend, Eligibility, Policy, RequestView, register
-from lbsim.model.policies.leastconn_haproxy import BE_WEIGHT_SCALE, SRV_EWGHT_MAX, FwlcTree
-from lbsim.model.policies.smooth_wrr import smooth_wrr_weights
+from lbsim.model.policies.fwrr import BE_WEIGHT_SCALE, SRV_UWGHT_MAX, Fwrr, haproxy_saturated
+from lbsim.model.policies.leastconn_haproxy import FwlcTree
 
 
 class LeastLoadOptions(BaseModel):
@@ -47,40 +47,48 @@ def idle_percent(load: float, min_idle: float) -> int:
     return min(100, max(1, floor(idle * 100.0 + 0.5)))
 
 
+def agent_weight(weight: int, percent: int) -> int:
+    """HAProxy's user weight after an agent reply ``percent%``.
+
+    ``configured weight * percent / 100``, truncated, at most 256: with the
+    default weight 1 any reply below 100 % gives 0, which takes the server
+    out of the farm — hence agent-check setups configure weights like 100.
+    """
+    return min(SRV_UWGHT_MAX, weight * percent // 100)
+
+
 @register("least_load")
 class LeastLoad(Policy):
-    """Weights set by agent replies ``N%`` with N = idle percent; stale by up to ``interval``.
+    """HAProxy agent-check: each reply ``N%`` (N = idle percent) sets the server's weight.
 
-    HAProxy sets the server's weight to ``N%`` of its configured weight at
-    each reply. The policy keeps these agent weights in percent units
-    (``weight * N``), so ratios are exact; HAProxy itself truncates
-    ``weight * N / 100`` to an integer, which with small configured weights
-    rounds to 0. Before the first reply the configured weights apply.
-
-    ``roundrobin`` runs smooth WRR on the agent weights (HAProxy's own
-    roundrobin is a different weighted scheduler with the same proportions
-    per cycle); ``leastconn`` runs HAProxy's leastconn key with the agent
-    weight as effective weight.
+    The weight is :func:`agent_weight` (an integer; 0 removes the server
+    until a later reply raises it), stale by up to ``interval``; before the
+    first reply the configured weights apply, and an agent that cannot be
+    reached (node down) leaves the weight as it was (the balancer does not
+    call :meth:`on_sample` then). ``roundrobin`` is HAProxy's own weighted
+    round robin (lb_fwrr, :class:`~lbsim.model.policies.fwrr.Fwrr`) on these
+    weights, ``leastconn`` HAProxy's leastconn key with them.
     """
 
-    products = frozenset({"haproxy"})
-
     Options = LeastLoadOptions
+    products = frozenset({"haproxy"})
 
     def __init__(self, backends: Sequence[Backend], options: BaseModel, rng: np.random.Generator):
         super().__init__(backends, options, rng)
         assert isinstance(options, LeastLoadOptions)
         self.opts = options
         n = max((b.index for b in self.backends), default=-1) + 1
-        #: agent weight per backend index, in hundredths of a configured weight unit
+        #: HAProxy user weight per backend index (0..256)
         self.weights = [0] * n
+        self._by_index: list[Backend | None] = [None] * n
         for b in self.backends:
-            self.weights[b.index] = b.weight * 100
-        self._current = [0] * n
+            self.weights[b.index] = min(SRV_UWGHT_MAX, b.weight)
+            self._by_index[b.index] = b
         self._leastconn = options.algorithm == "leastconn"
         self._tree = FwlcTree(self.backends)
-        # HAProxy eweight = uweight * BE_WEIGHT_SCALE, uweight = weight * N / 100
         self._eweights = [w * BE_WEIGHT_SCALE for w in self.weights]
+        self._up = [True] * n
+        self.fwrr = Fwrr(self.weights)
 
     @property
     def agent_interval(self) -> float:
@@ -94,17 +102,32 @@ class LeastLoad(Policy):
 
     def on_sample(self, backend: Backend, now: float) -> None:
         pct = idle_percent(backend.sampled_load, self.opts.min_idle)
-        w = backend.weight * pct
-        self.weights[backend.index] = w
-        self._eweights[backend.index] = w * BE_WEIGHT_SCALE
+        i = backend.index
+        w = agent_weight(backend.weight, pct)
+        self.weights[i] = w
+        self._eweights[i] = w * BE_WEIGHT_SCALE
+        self.fwrr.set_server(i, self._up[i], w)
+
+    def _sync(self, now: float) -> None:
+        up = self._up
+        for b in self.backends:
+            u = b.up and b.failed_until <= now
+            if u != up[b.index]:
+                up[b.index] = u
+                self.fwrr.set_server(b.index, u)
 
     def choose(self, request: RequestView, available: Eligibility, now: float) -> Backend | None:
         if self._leastconn:
-            # eweights are 100x HAProxy's, so is the numerator
-            return self._tree.choose(self.backends, available, self._eweights, SRV_EWGHT_MAX * 100)
-        return smooth_wrr_weights(
-            (b for b in self.backends if available(b)), self.weights, self._current
-        )
+            return self._tree.choose(self.backends, available, self._eweights)
+        self._sync(now)
+        by_index = self._by_index
+
+        def saturated(i: int) -> bool:
+            b = by_index[i]
+            return b is None or haproxy_saturated(b, available)
+
+        i = self.fwrr.next(saturated)
+        return None if i is None else by_index[i]
 
     def on_response(self, backend: Backend, rtt: float, now: float) -> None:
         if self._leastconn:
