@@ -19,6 +19,7 @@ from lbsim.model.policies.consistent_hash import POINTS_PER_WEIGHT, ConsistentHa
 from lbsim.model.policies.least_load import LeastLoad, agent_weight
 from lbsim.model.policies.leastconn_haproxy import SRV_EWGHT_MAX, fwlc_key
 from lbsim.model.policies.peak_ewma import PENALTY, PeakEwma
+from lbsim.model.policies.power_of_d import PowerOfD
 from lbsim.model.policies.smooth_wrr import record_failure, smooth_wrr
 
 
@@ -307,15 +308,53 @@ def test_power_of_d_envoy_tie_goes_to_first_draw() -> None:
 
 
 @pytest.mark.unit
-def test_power_of_d_envoy_draws_proportional_to_weight() -> None:
+def test_power_of_d_envoy_unequal_weights_is_edf_on_weight_over_active() -> None:
+    """Envoy least_request, weights 1 and 3, bias 1: deadlines by hand.
+
+    a: 1/1 = 1.0, b: 1/3. Pick b (0.333), re-added (weight 3/(0+1)) at
+    0.667; b then holds 2 requests. Pick b (0.667), re-added with weight
+    3/(2+1) = 1 at 1.667. Pick a (1.0, re-added at 2.0), b (1.667 → 2.667), a.
+    """
     bs = backends(1, 3)
-    bs[1].conns = 1
-    # u * 4: 0.8 -> a, 2.0 -> b; a has fewer active requests
-    p = policy("power_of_d", bs, {"flavour": "envoy"}, ScriptedRng([0.2, 0.5]))
-    assert p.choose(Req(), up, 0.0) is bs[0]
-    # 2.8 and 3.6 -> b twice (with replacement): b although busier
-    q = policy("power_of_d", bs, {"flavour": "envoy"}, ScriptedRng([0.7, 0.9]))
-    assert q.choose(Req(), up, 0.0) is bs[1]
+    p = policy("power_of_d", bs, {"flavour": "envoy"})
+    assert p.choose(Req(), up, 0.0) is bs[1]
+    bs[1].conns = 2
+    assert picks(p, 4) == "baba"
+    bs[0].up = False  # an unavailable host steps aside
+    assert picks(p, 2) == "bb"
+
+
+@pytest.mark.unit
+def test_power_of_d_haproxy_random_draws_with_replacement_tie_to_later() -> None:
+    """HAProxy random(2): draws a then b, equal served/weight: the later draw (b)."""
+    bs = backends(1, 1)
+    p = policy("power_of_d", bs, {"flavour": "haproxy"}, ScriptedRng([0.1, 0.9]))
+    assert p.choose(Req(), up, 0.0) is bs[1]
+    q = policy("power_of_d", backends(1, 1), {"flavour": "envoy"}, ScriptedRng([0.1, 0.9]))
+    assert q.choose(Req(), up, 0.0) is q.backends[0]  # Envoy keeps the first
+    bs = backends(1, 3)
+    bs[0].conns, bs[1].conns = 1, 2  # 1/1 > 2/3: b less loaded per weight
+    r = policy("power_of_d", bs, {"flavour": "haproxy"}, ScriptedRng([0.9, 0.1]))
+    assert r.choose(Req(), up, 0.0) is bs[1]  # draws b (3.6) then a (0.4)
+
+
+@pytest.mark.unit
+def test_power_of_d_flavour_follows_the_product() -> None:
+    bs = backends(1, 1)
+    for product in ("nginx", "haproxy", "envoy"):
+        p = make_policy("power_of_d", bs, None, np.random.default_rng(1), product)
+        assert isinstance(p, PowerOfD) and p.flavour == product
+
+
+@pytest.mark.unit
+def test_round_robin_under_envoy_weights_is_edf() -> None:
+    """Envoy ROUND_ROBIN, weights 5,1,1: a at 0.2, 0.4, 0.6, 0.8, then b, c (1.0, added
+    first) before a's fifth (1.0, added later); nginx's smooth WRR: a a b a c a a."""
+    p = make_policy("round_robin", backends(5, 1, 1), None, np.random.default_rng(1), "envoy")
+    assert picks(p, 7) == "aaaabca"
+    assert picks(policy("round_robin", backends(5, 1, 1)), 7) == "aabacaa"
+    q = make_policy("round_robin", backends(1, 1, 1), None, np.random.default_rng(1), "envoy")
+    assert picks(q, 6) == "abcabc"
 
 
 @pytest.mark.unit
@@ -482,3 +521,32 @@ def test_registry_and_make_policy_validation() -> None:
     p = make_policy("peak_ewma", backends(1), opts, np.random.default_rng(0))
     assert isinstance(p, PeakEwma)
     assert p.tau == 3.0
+
+
+@pytest.mark.unit
+def test_peak_ewma_keeps_the_healthier_of_the_pair_drawn_from_all() -> None:
+    bs = backends(1, 1, 1)
+    bs[0].conns = 10  # load PENALTY + 10: far busier than b
+    bs[1].up = False
+    # a = int(0.5 * 3) = 1 (b), then int(0.1 * 2) = 0 (a): b is less loaded but down
+    p = policy("peak_ewma", bs, None, ScriptedRng([0.5, 0.1]))
+    assert p.choose(Req(), up, 0.0) is bs[0]
+
+
+@pytest.mark.unit
+def test_peak_ewma_gives_up_on_health_after_five_pairs() -> None:
+    bs = backends(1, 1)
+    for b in bs:
+        b.up = False
+    # five pairs (a, b): equal load, the first kept; then sent anyway
+    p = policy("peak_ewma", bs, None, ScriptedRng([0.1, 0.9] * 5))
+    assert p.choose(Req(), up, 0.0) is bs[0]
+
+
+@pytest.mark.unit
+def test_peak_ewma_failures_update_the_cost() -> None:
+    bs = backends(1, 1)
+    p = policy("peak_ewma", bs)
+    assert isinstance(p, PeakEwma)
+    p.on_failure(bs[0], 2.0, 1.0)
+    assert p.cost[0] == 2.0

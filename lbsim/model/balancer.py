@@ -279,6 +279,7 @@ class Balancer:
         b.conns -= 1
         self._sent -= 1
         self.passive.failed(b, now)
+        self.policy.on_failure(b, now - request.sent_to_backend, now)
         self._release(b)
         if self._nginx:
             self._nginx_next(request, kind, now)

@@ -108,7 +108,9 @@ class Stack:
                 later(env, outage.start, node.go_down)
                 later(env, outage.start + outage.duration, node.come_up)
         bal = scenario.balancer
-        policy = make_policy(bal.policy, backends, bal.policy_options, streams.generator("policy"))
+        policy = make_policy(
+            bal.policy, backends, bal.policy_options, streams.generator("policy"), bal.product
+        )
         self.balancer = Balancer(
             env,
             bal,

@@ -422,7 +422,10 @@ class Balancer(Strict):
                         d["ctx"] = e["ctx"]
                     details.append(d)
             raise ValidationError.from_exception_data(exc.title, details) from None
-        object.__setattr__(self, "policy_options", validated.model_dump())
+        options = validated.model_dump()
+        if "flavour" in options and options["flavour"] is None:
+            options["flavour"] = self.product  # power_of_d: the product's own draw rule
+        object.__setattr__(self, "policy_options", options)
         return self
 
 

@@ -60,12 +60,14 @@ def make_policy(
     backends: Sequence[Backend],
     options: Mapping[str, Any] | BaseModel | None,
     rng: np.random.Generator,
+    product: str = "nginx",
 ) -> Policy:
     """Build policy ``name`` over ``backends``, validating ``options`` with its ``Options``.
 
     ``options`` may be a mapping, any pydantic model (re-validated through
     its dump, so a model of the wrong policy is rejected) or ``None`` for
-    the defaults. Raises ``ValueError`` for an unknown name and
+    the defaults. ``product`` is the balancer's (``balancer.product``), for
+    the rules that differ by product. Raises ``ValueError`` for an unknown name and
     ``pydantic.ValidationError`` for bad options (unknown keys included).
     """
     try:
@@ -83,4 +85,6 @@ def make_policy(
         opts = model.model_validate(options.model_dump())
     else:
         opts = model.model_validate(dict(options))
-    return cls(backends, opts, rng)
+    policy = cls(backends, opts, rng)
+    policy.product = product
+    return policy

@@ -119,6 +119,9 @@ class Policy:
     def on_response(self, backend: Backend, rtt: float, now: float) -> None:
         """A response arrived from ``backend`` after ``rtt`` seconds."""
 
+    def on_failure(self, backend: Backend, rtt: float, now: float) -> None:
+        """A try of ``backend`` failed after ``rtt`` seconds (refused, reset, timed out)."""
+
     def on_sample(self, backend: Backend, now: float) -> None:
         """The health check / agent just refreshed ``backend.sampled_load``."""
 

@@ -132,3 +132,6 @@ class LeastLoad(Policy):
     def on_response(self, backend: Backend, rtt: float, now: float) -> None:
         if self._leastconn:
             self._tree.requeue(backend)
+
+    def on_failure(self, backend: Backend, rtt: float, now: float) -> None:
+        self.on_response(backend, rtt, now)

@@ -109,3 +109,6 @@ class LeastConnHaproxy(Policy):
 
     def on_response(self, backend: Backend, rtt: float, now: float) -> None:
         self._tree.requeue(backend)
+
+    def on_failure(self, backend: Backend, rtt: float, now: float) -> None:
+        self._tree.requeue(backend)  # the connection dropped all the same

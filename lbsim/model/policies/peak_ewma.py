@@ -20,6 +20,8 @@ from lbsim.model.policies.base import (
 #: Finagle's ``Long.MaxValue >> 16`` (2**47 - 1): load of a backend with
 #: requests pending but no latency observed yet.
 PENALTY = float(((1 << 63) - 1) >> 16)
+#: Finagle's ``maxEffort``: pairs drawn before giving up on finding a healthy node
+MAX_EFFORT = 5
 
 
 class PeakEwmaOptions(BaseModel):
@@ -38,7 +40,12 @@ class PeakEwmaOptions(BaseModel):
 
 @register("peak_ewma")
 class PeakEwma(Policy):
-    """Two distinct available backends drawn uniformly; the lower load wins (tie: first).
+    """Two distinct backends drawn uniformly from ALL; the healthier, else the lower load wins.
+
+    A tie in load keeps the first draw. When the winner is not healthy
+    (not available) the pair is drawn again, up to ``MAX_EFFORT`` times,
+    then Finagle sends to the last winner anyway. Failed requests update
+    the cost too (``on_failure``).
 
     Per backend, ``cost`` (seconds) follows Finagle's ``PeakEwma.Metric``:
     ``observe(rtt)`` at time t with ``w = exp(-(t - stamp) / τ)`` sets
@@ -84,15 +91,35 @@ class PeakEwma(Policy):
     def on_response(self, backend: Backend, rtt: float, now: float) -> None:
         self._observe(backend.index, rtt, now)
 
+    def on_failure(self, backend: Backend, rtt: float, now: float) -> None:
+        # Finagle observes the latency of every response, failures included
+        self._observe(backend.index, rtt, now)
+
     def choose(self, request: RequestView, available: Eligibility, now: float) -> Backend | None:
-        avail = [b for b in self.backends if available(b)]
-        n = len(avail)
+        nodes = self.backends
+        n = len(nodes)
         if n <= 1:
-            return avail[0] if avail else None
+            return nodes[0] if nodes and available(nodes[0]) else None
+        # Balancer.pick: up to MAX_EFFORT pairs until a healthy node; then
+        # Finagle gives up on health and uses the last pick anyway
+        node = nodes[0]
+        for _ in range(MAX_EFFORT):
+            node = self._pick2(available, now)
+            if available(node):
+                return node
+        return node
+
+    def _pick2(self, available: Eligibility, now: float) -> Backend:
+        """P2C over ALL nodes: the healthier of the pair, else the lower load (tie: first)."""
+        nodes = self.backends
+        n = len(nodes)
         # P2CPick: a uniform in [0, n), b uniform in [0, n-1) shifted past a
         a = int(self._u.next() * n)
         b = int(self._u.next() * (n - 1))
         if b >= a:
             b += 1
-        na, nb = avail[a], avail[b]
+        na, nb = nodes[a], nodes[b]
+        ha, hb = available(na), available(nb)
+        if ha != hb:
+            return na if ha else nb
         return na if self.load(na, now) <= self.load(nb, now) else nb

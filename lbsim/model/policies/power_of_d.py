@@ -18,6 +18,7 @@ from lbsim.model.policies.base import (
     Uniforms,
     register,
 )
+from lbsim.model.policies.edf import Edf
 from lbsim.model.policies.random import MAX_TRIES, WeightedPeek
 from lbsim.model.policies.smooth_wrr import smooth_wrr
 
@@ -25,10 +26,11 @@ from lbsim.model.policies.smooth_wrr import smooth_wrr
 class PowerOfDOptions(BaseModel):
     """Options of ``power_of_d``.
 
-    With equal weights the two flavours differ only in sampling (nginx
-    without replacement, Envoy with) and in the tie rule (nginx: the later
-    draw wins; Envoy: the first). Envoy's weighted variant (EDF over
-    ``weight / (active + 1)``) is not modelled: Envoy here draws ∝ weight.
+    ``flavour`` left out follows ``balancer.product``. With equal weights
+    the flavours differ in sampling (nginx without replacement, HAProxy and
+    Envoy with) and in the tie rule (nginx and HAProxy: the later draw wins;
+    Envoy: the first). With unequal weights Envoy does not sample at all: it
+    runs earliest-deadline-first on ``weight / (active + 1) ^ bias``.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -36,8 +38,17 @@ class PowerOfDOptions(BaseModel):
     choices: int = Field(
         default=2, ge=2, le=100, strict=True, description="d: backends sampled per request (≤ 100)"
     )
-    flavour: Literal["nginx", "envoy"] = Field(
-        default="nginx", description="whose sampling and tie rule to reproduce"
+    flavour: Literal["nginx", "haproxy", "envoy"] | None = Field(
+        default=None,
+        description="whose sampling and tie rule to reproduce (default: balancer.product)",
+    )
+    active_request_bias: float = Field(
+        default=1.0,
+        ge=0,
+        le=100,
+        strict=True,
+        allow_inf_nan=False,
+        description="Envoy's bias of the weighted (EDF) variant",
     )
 
 
@@ -45,13 +56,19 @@ class PowerOfDOptions(BaseModel):
 class PowerOfD(Policy):
     """Sample ``choices`` backends, send to the least loaded of them.
 
-    - nginx: weighted draws over all peers, rejecting unavailable and
-      already-drawn ones, until ``choices`` distinct available peers are
-      found (``min(choices, available)``); keeps fewer ``conns / weight``
-      (cross-multiplied), a tie goes to the later draw. After 20 rejected
-      draws, smooth WRR, as nginx does.
-    - envoy: ``choices`` draws with replacement among available hosts;
-      keeps fewer ``conns``, a tie goes to the first draw.
+    - nginx (``random two least_conn``): weighted draws over all peers,
+      rejecting unavailable and already-drawn ones, until ``choices``
+      distinct available peers are found (``min(choices, available)``);
+      keeps fewer ``conns / weight`` (cross-multiplied), a tie goes to the
+      later draw. After 20 rejected draws, smooth WRR, as nginx does.
+    - haproxy (``random(N)``, ``get_server_rnd``): ``choices`` draws with
+      replacement ∝ weight among available servers; keeps fewer
+      ``served / weight``, a tie goes to the later draw (HAProxy ≥ 2.9 then
+      compares request rates, not modelled).
+    - envoy (``LEAST_REQUEST``): equal weights: ``choices`` draws with
+      replacement among available hosts, fewer ``conns`` wins, a tie goes
+      to the first draw. Unequal weights: EDF (:class:`Edf`) on
+      ``weight / (conns + 1) ^ active_request_bias``.
     """
 
     products = frozenset({"nginx", "haproxy", "envoy"})
@@ -62,22 +79,32 @@ class PowerOfD(Policy):
         super().__init__(backends, options, rng)
         assert isinstance(options, PowerOfDOptions)
         self._d = options.choices
-        self._envoy = options.flavour == "envoy"
+        self._flavour = options.flavour
         self._u = Uniforms(rng)
         self._peek = WeightedPeek(self.backends, self._u)
         self._equal_weights = len({b.weight for b in self.backends}) <= 1
+        bias = options.active_request_bias
+        self._edf = Edf(self.backends, lambda b: b.weight / (b.conns + 1) ** bias)
+
+    @property
+    def flavour(self) -> str:
+        """The product whose rule applies: the option, else the balancer's product."""
+        return self._flavour or self.product
 
     def choose(self, request: RequestView, available: Eligibility, now: float) -> Backend | None:
+        flavour = self.flavour
+        if flavour == "envoy" and not self._equal_weights:
+            return self._edf.pick(available)
         avail = [b for b in self.backends if available(b)]
         if len(avail) <= 1:
-            if not avail or self._envoy:
+            if not avail or flavour != "nginx":
                 return avail[0] if avail else None
             # nginx ends in its round-robin fallback here; the step only
             # lets effective_weight recover.
             return smooth_wrr(avail)
-        if self._envoy:
-            return self._envoy_pick(avail)
-        return self._nginx_pick(avail, available)
+        if flavour == "nginx":
+            return self._nginx_pick(avail, available)
+        return self._sampled_pick(avail, later_wins=flavour == "haproxy")
 
     def _nginx_pick(self, avail: list[Backend], available: Eligibility) -> Backend | None:
         if self._peek.total <= 0:
@@ -102,7 +129,7 @@ class PowerOfD(Policy):
             if tries > MAX_TRIES:
                 return smooth_wrr(avail)
 
-    def _envoy_pick(self, avail: list[Backend]) -> Backend:
+    def _sampled_pick(self, avail: list[Backend], later_wins: bool) -> Backend:
         u = self._u.next
         if self._equal_weights:
             n = len(avail)
@@ -113,6 +140,8 @@ class PowerOfD(Policy):
             picks = [avail[bisect_right(ends, u() * total)] for _ in range(self._d)]
         best = picks[0]
         for b in picks[1:]:
-            if b.conns < best.conns:  # strict: ties keep the first draw
+            lhs, rhs = b.conns * best.weight, best.conns * b.weight
+            # Envoy keeps the first on a tie, HAProxy the later draw
+            if lhs < rhs or (later_wins and lhs == rhs):
                 best = b
         return best
