@@ -261,7 +261,25 @@ class Cpu:
             self.rate = alloc / n if n else 1.0
         else:
             self.host.rebalance(now)
-        self._plan()
+        # self._plan(), inlined: every wake-up that finished a job plans the next
+        while heap and heap[0][2].cancelled:
+            heappop(heap)
+        if heap:
+            tag = heap[0][0]
+            self._wake_tag = tag
+            delay = (tag - self._v) / self.rate
+            if delay < 0:
+                delay = 0.0
+            at = now + delay
+            if self._wake_at > at + _EPS:
+                gen = self._wake_gen + 1
+                self._wake_gen = gen
+                self._wake_at = at
+                env = self.env
+                queue: list[Any] = env._queue
+                heappush(queue, (at, NORMAL, next(env._eid), self._wake, gen))
+        else:
+            self._wake_tag = math.inf
         if done is None:
             job.callback(job.arg)
         else:

@@ -56,13 +56,13 @@ def run(env: simpy.Environment, until: float | None = None) -> None:
     pop = heappop
     limit = math.inf if until is None else until
     while queue:
-        if queue[0][0] >= limit:
-            break
         entry = pop(queue)
         try:
             t, _, _, fn, arg = entry
         except ValueError:  # a SimPy event: (time, priority, eid, event)
             heappush(queue, entry)
+            if entry[0] >= limit:
+                break
             event = entry[3]
             if event.__class__ is Call:
                 pop(queue)
@@ -71,6 +71,9 @@ def run(env: simpy.Environment, until: float | None = None) -> None:
             else:
                 env.step()
             continue
+        if t >= limit:
+            heappush(queue, entry)  # the first entry past the horizon stays for a later run
+            break
         env._now = t
         fn(arg)
     if until is not None:

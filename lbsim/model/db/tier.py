@@ -194,7 +194,8 @@ class DatabaseTierBase:
     def _arrive(self, st: Statement) -> None:
         request = st.request
         session: Session = request.db
-        role = self.router.role(st.kind)
+        router = self.router  # router.role(st.kind), inlined: once per query
+        role = ("write" if st.kind == "write" else "read") if router.split else "rw"
         idx = session.conns.get(role)
         if idx is None:
             fresh = self._connect(request, session, role)
