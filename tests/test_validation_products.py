@@ -15,17 +15,12 @@ import lbsim
 from lbsim.cli.app import app
 from lbsim.model.observer import reason
 from lbsim.scenario import Scenario
-from lbsim.validation import ReplayUnsupported, StackOptions, generate_stack
+from lbsim.validation import ReplayUnsupported, StackOptions, generate_stack, haproxy_rule
 from lbsim.validation.configs import nginx_next_upstream
 from lbsim.validation.loadgen import CONNECT_ERROR, NOT_SENT, TIMEOUT, Record
 from lbsim.validation.measured import failure_reason, summarise
 from lbsim.validation.overload import answered_by_horizon, model_scenario, predicted_counts
-from lbsim.validation.products import (
-    model_overrides,
-    scenario_product,
-    stack_balancer,
-    with_product,
-)
+from lbsim.validation.products import product_overrides, stack_balancer
 
 pytestmark = pytest.mark.unit
 
@@ -54,38 +49,41 @@ def lines(text: str) -> list[str]:
 # ---------------------------------------------------------------- which balancer runs
 
 
-def test_silent_scenario_runs_the_requested_balancer_or_nginx() -> None:
-    s = scenario()
-    assert scenario_product(s) is None
-    assert stack_balancer(s) == "nginx"
-    assert stack_balancer(s, "haproxy") == "haproxy"
-    assert model_overrides(s, "haproxy") == ["balancer.product=haproxy"]
-    assert with_product({"name": "t"}, s, "haproxy") == {
-        "name": "t",
-        "balancer": {"product": "haproxy"},
-    }
-
-
-def test_the_scenarios_product_decides() -> None:
+def test_the_scenarios_product_runs() -> None:
+    assert stack_balancer(scenario()) == "nginx"  # named by nobody: nginx
     s = scenario("balancer: {product: haproxy}")
-    assert scenario_product(s) == "haproxy"
     assert stack_balancer(s) == stack_balancer(s, "haproxy") == "haproxy"
-    assert model_overrides(s, "haproxy") == []
     with pytest.raises(ReplayUnsupported) as e:
         stack_balancer(s, "nginx")
-    assert "says balancer.product: haproxy, but --balancer asks for nginx" in str(e.value)
+    assert "is balancer.product haproxy, but --balancer asks for nginx" in str(e.value)
 
 
-def test_a_set_product_counts_as_said() -> None:
-    s = lbsim.loads_scenario(BASE, overrides=["balancer.product=haproxy"])
-    assert stack_balancer(s) == "haproxy"
+def test_the_product_a_policy_implies_runs() -> None:
+    assert stack_balancer(scenario("balancer: {policy: least_load}")) == "haproxy"
+
+
+def test_balancer_option_names_the_product_of_a_file_that_names_none(tmp_path: Path) -> None:
+    silent = tmp_path / "s.yaml"
+    silent.write_text(BASE)
+    said = tmp_path / "h.yaml"
+    said.write_text(BASE + "balancer: {product: haproxy}\n")
+    assert product_overrides(silent, "haproxy") == ["balancer.product=haproxy"]
+    assert product_overrides(silent, None) == []
+    assert product_overrides(said, "haproxy") == product_overrides(said, "nginx") == []
+    assert product_overrides(silent, "nginx", ["balancer.product=haproxy"]) == []
+    s = lbsim.load_scenario(silent, product_overrides(silent, "haproxy"))
+    assert (s.balancer.product, s.balancer.policy) == ("haproxy", "roundrobin_haproxy")
 
 
 @pytest.mark.parametrize("how", ["scenario", "option"])
-def test_envoy_is_refused_with_the_reason(how: str) -> None:
-    s = scenario("balancer: {product: envoy}") if how == "scenario" else scenario()
+def test_envoy_is_refused_with_the_reason(how: str, tmp_path: Path) -> None:
     with pytest.raises(ReplayUnsupported) as e:
-        stack_balancer(s, None if how == "scenario" else "envoy")
+        if how == "scenario":
+            stack_balancer(scenario("balancer: {product: envoy}"))
+        else:
+            path = tmp_path / "s.yaml"
+            path.write_text(BASE)
+            product_overrides(path, "envoy")
     msg = str(e.value)
     assert "Debian" in msg and "no Envoy package" in msg
     assert "simulator still models Envoy" in msg
@@ -104,16 +102,10 @@ def test_generate_stack_follows_the_product(tmp_path: Path) -> None:
     assert not [n for n in meta["notes"] if "balancer.product" in n]
 
 
-def test_silent_scenario_under_haproxy_notes_the_models_product(tmp_path: Path) -> None:
-    s = scenario("balancer: {policy: random}")  # a rule both products have
-    meta = yaml.safe_load(files(s, tmp_path, "haproxy")["stack.json"])
-    assert any("--set balancer.product=haproxy" in n for n in meta["notes"])
-
-
 def test_policy_of_the_other_product_is_refused_naming_the_nearest(tmp_path: Path) -> None:
-    s = scenario("balancer: {policy: least_conn}")  # nginx's rule, the scenario silent
+    s = scenario("balancer: {policy: least_conn}")  # nginx's rule: the API asks for HAProxy
     with pytest.raises(ReplayUnsupported) as e:
-        files(s, tmp_path, "haproxy")
+        haproxy_rule(s.balancer.policy)
     msg = str(e.value)
     assert "policy 'least_conn' cannot be replayed by haproxy: it is nginx's rule" in msg
     assert "haproxy's nearest rule is leastconn_haproxy" in msg
@@ -183,6 +175,12 @@ def test_haproxy_defaults(tmp_path: Path) -> None:
     assert not [ln for ln in cfg if "observe" in ln or "slowstart" in ln]
 
 
+def test_power_of_d_flavour_must_be_the_products() -> None:
+    assert haproxy_rule("power_of_d", {"flavour": "haproxy", "choices": 3}).balance == "random(3)"
+    with pytest.raises(ReplayUnsupported, match="reproduces Envoy, not HAProxy's random"):
+        haproxy_rule("power_of_d", {"flavour": "envoy"})
+
+
 @pytest.mark.parametrize(
     ("policy", "balance"),
     [("static_rr", "balance static-rr"), ("roundrobin_haproxy", "balance roundrobin")],
@@ -211,7 +209,7 @@ def test_cli_balancer_disagreeing_with_the_product_exits_2(tmp_path: Path) -> No
         app, ["stack", "status", "--scenario", str(path), "--balancer", "nginx"]
     )
     assert result.exit_code == 2, result.output
-    assert "balancer.product: haproxy, but --balancer asks for nginx" in result.stderr
+    assert "is balancer.product haproxy, but --balancer asks for nginx" in result.stderr
 
 
 @pytest.mark.cli

@@ -22,7 +22,7 @@ from lbsim.validation import ReplayUnsupported, StackOptions
 from lbsim.validation import lifecycle as life
 from lbsim.validation.compose import resolve
 from lbsim.validation.docker import StackError
-from lbsim.validation.products import ENVOY_REFUSED, scenario_product
+from lbsim.validation.products import ENVOY_REFUSED, product_overrides
 
 #: exit status for Docker and stack problems (2 is bad input)
 EXIT_DOCKER = 3
@@ -97,10 +97,10 @@ def load_for_stack(
     read with the product ``--balancer`` asks for (its default policy and
     options), so the stack and the model follow one product's rules."""
     scenario = load_or_exit(file, overrides, duration=duration)
-    chosen = _balancer(balancer)
-    if chosen is None or scenario_product(scenario) is not None:
+    sets = product_overrides(file, _balancer(balancer), overrides or [])
+    if not sets:
         return scenario
-    return load_or_exit(file, [*(overrides or []), f"balancer.product={chosen}"], duration=duration)
+    return load_or_exit(file, [*(overrides or []), *sets], duration=duration)
 
 
 def build(

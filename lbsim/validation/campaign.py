@@ -36,6 +36,7 @@ import yaml
 from lbsim import __version__
 from lbsim.scenario.database import Galera, NoDatabase
 from lbsim.scenario.loader import load_scenario
+from lbsim.scenario.overrides import apply_overrides
 from lbsim.scenario.schema import Scenario
 from lbsim.stats.replications import flatten
 from lbsim.validation import collectors, lifecycle
@@ -67,7 +68,7 @@ from lbsim.validation.levels import (
 from lbsim.validation.lifecycle import StackHandle
 from lbsim.validation.lowload import measure_classes_phase, measure_idle_phase
 from lbsim.validation.paired import PairedMetric, pair
-from lbsim.validation.products import model_overrides, stack_balancer, with_product
+from lbsim.validation.products import product_overrides, stack_balancer
 
 Say = Callable[[str], None]
 
@@ -300,11 +301,12 @@ def run_campaign(file: Path, options: CampaignOptions, say: Say = print) -> Camp
         )
     outdir = options.out or Path("validation/results") / base.name
     outdir.mkdir(parents=True, exist_ok=True)
+    # the stack runs the product the model follows: a file that names none is
+    # read as --balancer's (its default policy and options), in the calibrated file too
+    sets = product_overrides(file, options.balancer)
+    base = load_scenario(file, sets)
     balancer = stack_balancer(base, options.balancer)
-    # the model follows the product the stack runs (named in the calibrated scenario):
-    # a file that names none is read as that product's (its default policy and options)
-    raw = with_product(yaml.safe_load(file.read_text(encoding="utf-8")), base, balancer)
-    base = load_scenario(file, model_overrides(base, balancer))
+    raw = apply_overrides(yaml.safe_load(file.read_text(encoding="utf-8")), sets, str(file))
     stack_opts = lifecycle.default_options(balancer, options.port)
     say(
         f"building the stack of {base.name!r} ({stack_opts.balancer}; base {stack_opts.base_image})"

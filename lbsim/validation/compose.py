@@ -25,7 +25,7 @@ from lbsim.scenario.database import Galera, MySQL, NoDatabase
 from lbsim.scenario.schema import AppNode, Scenario
 from lbsim.validation import configs
 from lbsim.validation.policies import BalancerKind, ReplayUnsupported, haproxy_rule
-from lbsim.validation.products import model_product, stack_balancer
+from lbsim.validation.products import stack_balancer
 from lbsim.validation.workplan import seeded_rows
 
 #: validation/ of this source tree: the build context of every image
@@ -303,12 +303,6 @@ def generate_stack(
     lb["depends_on"] = [n.name for n in nodes]
     services = {"lb": lb, **services}
 
-    if model_product(scenario) != opts.balancer:
-        notes.append(
-            f"the scenario does not name balancer.product: the stack runs {opts.balancer}, "
-            f"`lbsim run` follows {model_product(scenario)}'s rules unless given "
-            f"--set balancer.product={opts.balancer} (replay and calibrate do that)"
-        )
     if scenario.hosts:
         notes.append(
             "hosts are not enforced: containers share this machine's cores "

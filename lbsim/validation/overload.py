@@ -50,7 +50,7 @@ from lbsim.validation.lifecycle import StackHandle
 from lbsim.validation.loadgen import NOT_SENT, Record
 from lbsim.validation.measured import failure_reason
 from lbsim.validation.policies import BalancerKind
-from lbsim.validation.products import model_overrides, stack_balancer
+from lbsim.validation.products import product_overrides, stack_balancer
 from lbsim.validation.replay import replay
 
 Say = Callable[[str], None]
@@ -222,7 +222,7 @@ def run_overload(
 
     ``overrides`` (``key=value``, as ``--set``) apply to both, after the
     product is set (e.g. ``balancer.queue_timeout=1`` for HAProxy)."""
-    sets = [*model_overrides(load_scenario(file), product), *overrides]
+    sets = [*product_overrides(file, product, overrides), *overrides]
     base = load_scenario(file, sets)
     balancer = stack_balancer(base, product)
     raw = apply_overrides(yaml.safe_load(file.read_text(encoding="utf-8")), sets, str(file))

@@ -82,6 +82,10 @@ _DB_PROXY = {
 }
 
 
+#: whose sampling a power_of_d flavour reproduces
+_FLAVOURS = {"nginx": "nginx", "haproxy": "HAProxy", "envoy": "Envoy"}
+
+
 def products(policy: str) -> frozenset[str]:
     """The products that have ``policy``'s rule."""
     return frozenset(getattr(POLICIES[policy], "products", frozenset(BALANCERS)))
@@ -134,10 +138,11 @@ def nginx_rule(policy: str, options: Mapping[str, Any] | None = None) -> str:
     if policy in ("least_conn", "random", "ip_hash"):
         return f"{policy};"
     if policy == "power_of_d":
-        if opts["flavour"] != "nginx":
+        if opts["flavour"] not in (None, "nginx"):
             raise ReplayUnsupported(
-                f"power_of_d with flavour {opts['flavour']!r} reproduces Envoy, not nginx; "
-                "use flavour nginx (random two least_conn)"
+                f"power_of_d with flavour {opts['flavour']!r} reproduces "
+                f"{_FLAVOURS[opts['flavour']]}, not nginx; leave flavour out or use nginx "
+                "(random two least_conn)"
             )
         if opts["choices"] != 2:
             raise ReplayUnsupported(
@@ -174,6 +179,12 @@ def haproxy_rule(
     if policy == "random":
         return HAProxyRule("random(1)")
     if policy == "power_of_d":
+        if opts["flavour"] not in (None, "haproxy"):
+            raise ReplayUnsupported(
+                f"power_of_d with flavour {opts['flavour']!r} reproduces "
+                f"{_FLAVOURS[opts['flavour']]}, not HAProxy's random(d); leave flavour out "
+                "or use haproxy"
+            )
         return HAProxyRule(f"random({opts['choices']})")
     if policy == "consistent_hash":
         return HAProxyRule(_hash_key_haproxy(opts), hash_type="consistent")
