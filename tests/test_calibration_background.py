@@ -383,3 +383,61 @@ def test_the_knee_is_where_p95_first_exceeds_three_times_its_lowest_value() -> N
         {"predicted": model.to_dict(), "measured": flat.to_dict(), "error": math.nan, "bound": 0.1}
     )
     assert "measured not reached up to 10 requests/s" in line
+
+
+# ---------------------------------------------------------------- the report
+def test_the_report_shows_paired_errors_verdicts_and_every_phases_background(
+    tmp_path: Path,
+) -> None:
+    import json
+
+    from lbsim.validation.campaign import CampaignResult, LevelResult
+    from lbsim.validation.levels import Replay
+    from lbsim.validation.report import write_report
+
+    sc = lbsim.load_scenario(MIXED)
+    classes = [
+        ClassCost(c.name, 40, 0.01, 0.02, 0.0, 0.005, 0.002, 0.05, 0.04, 0.0, 0.0)
+        for c in sc.workload.classes
+    ]
+    idle = PhaseBackground("idle", 6.0, 1.0, 1.0, 1.01, stack=0.05)
+    cal = Calibration(MachineCosts(), classes, 2.0, 0.05, background=1.0, phases=[idle.to_dict()])
+
+    def run(level: float, r: int, p95: float, moved: bool = False) -> Replay:
+        measured = {"throughput": 5.0, "latency": {"mean": 0.1, "p95": p95}, "meta": {}}
+        predicted = {"throughput": 5.0, "latency": {"mean": 0.1 + 0.01 * r, "p95": 0.3}}
+        errors = [
+            _err(f"{level:.0%}", "throughput", 5.0, 5.0),
+            _err(f"{level:.0%}", "latency.mean", 0.1 + 0.01 * r, 0.1),
+            _err(f"{level:.0%}", "latency.p95", 0.3, p95),
+        ]
+        bg = PhaseBackground(f"{level:.0%} r{r + 1}", 15.0, 0.98, 0.97, 1.0 if not moved else 1.5)
+        check_phase(bg, 1.02)
+        return Replay(level, 5.0, r, 7 + r, predicted, measured, errors, bg, list(bg.problems))
+
+    low = LevelResult.of(0.3, 5.0, [run(0.3, r, 0.3) for r in range(3)])
+    high = LevelResult.of(0.6, 10.0, [run(0.6, 0, 1.0), run(0.6, 1, 1.1, moved=True)])
+    knee = {
+        "predicted": {"rate": 9.0, "reached": True, "below": 8.0, "above": 10.0},
+        "measured": {"rate": 8.0, "reached": True, "below": 5.0, "above": 10.0},
+        "error": 0.125,
+        "bound": 0.1,
+    }
+    result = CampaignResult(sc, cal, 30.0, [low, high], outdir=tmp_path, knee=knee)
+    assert low.valid and not high.valid and len(high.paired[0].errors) == 1  # the valid one
+    assert result.not_valid() == [
+        "level 60% r2: the CPU used outside the stack moved from 0.97 to 1.50 cores during the "
+        "phase (more than 0.15)"
+    ]
+    assert not result.passed
+    paths = write_report(result)
+    assert {p.name for p in paths} >= {"report.md", "errors.json", "measurements.csv"}
+    text = (tmp_path / "report.md").read_text()
+    assert "| idle | 1 | 1.000 | 1.000 → 1.010 | ×1.000 | ✓ |" in text
+    assert "| latency.mean | 110.0 ms | 100.0 ms | +10.0% ± 24.8% | 20% | ✓ within |" in text
+    assert "knee: predicted 9.00 requests/s" in text and "1 phases NOT VALID" in text
+    doc = json.loads((tmp_path / "errors.json").read_text())
+    assert doc["passed"] is False and len(doc["phases"]) == 1 + 5
+    assert doc["paired"][1]["verdict"] == "within" and doc["knee"]["error"] == 0.125
+    csv = (tmp_path / "measurements.csv").read_text()
+    assert "workload.open.rate,5,latency.p95,0.3,0" in csv
