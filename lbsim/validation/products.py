@@ -64,7 +64,10 @@ def stack_balancer(scenario: Scenario, requested: str | None = None) -> Balancer
     """
     product = model_product(scenario)
     _check_name(requested)
-    _check_name(product)
+    if product == "envoy":
+        raise ReplayUnsupported(
+            f"scenario {scenario.name!r} (policy {scenario.balancer.policy}): {ENVOY_REFUSED}"
+        )
     if requested is not None and requested != product:
         raise ReplayUnsupported(
             f"scenario {scenario.name!r} is balancer.product {product}, but --balancer asks "
