@@ -25,9 +25,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 LOCK = Path(tempfile.gettempdir()) / "lbsim-live-stack.lock"
 
+
+# Hypothesis' own timeouts fail a property on a loaded machine, not a bug: no
+# per-example deadline, and slow data generation is not an error. (Loaded
+# here, before the test modules build their settings from the default.)
+settings.register_profile("lbsim", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("lbsim")
 
 #: the most memory (private writable mappings, RLIMIT_DATA) one test process,
 #: or a program it starts, may take. The suite needs well under 1 GiB a
