@@ -40,6 +40,7 @@ from lbsim.model.health import ActiveChecks, start_agent
 from lbsim.model.passive import passive_checks
 from lbsim.model.policies import Backend, Policy
 from lbsim.model.request import Request
+from lbsim.model.slow_start import SlowStart
 from lbsim.scenario import schema
 from lbsim.stats.timeweighted import TimeWeighted
 
@@ -106,8 +107,19 @@ class Balancer:
         respond = self._upstream_answer if lb_app.constant == 0.0 else self._from_upstream
         for node in self.nodes:
             node.respond = respond
+        self.slow_start = (
+            SlowStart(rules.product, rules.slow_start, self.backends) if rules.slow_start else None
+        )
         self.checks = (
-            ActiveChecks(env, spec.health_check, self.backends, self.nodes, rng, self._release)
+            ActiveChecks(
+                env,
+                spec.health_check,
+                self.backends,
+                self.nodes,
+                rng,
+                self._revived,
+                self._checked if self.slow_start is not None and self._haproxy else None,
+            )
             if spec.health_check is not None
             else None
         )
@@ -120,6 +132,15 @@ class Balancer:
             "reset": UNAVAILABLE if self._envoy else BAD_GATEWAY,
             "timeout": GATEWAY_TIMEOUT,
         }
+
+    def _revived(self, b: Backend) -> None:
+        if self.slow_start is not None:
+            self.slow_start.began(b, self.env.now)
+        self._release(b)
+
+    def _checked(self, b: Backend) -> None:
+        assert self.slow_start is not None
+        self.slow_start.update(b, self.env.now)  # HAProxy: the ramp moves at checks
 
     # -- entry ------------------------------------------------------------------------
     def receive(self, request: Request, in_transit: float = 0.0) -> None:
@@ -179,6 +200,8 @@ class Balancer:
                 self._fail(request, UNAVAILABLE)  # circuit breaker overflow
                 return
             self._panic = self._in_panic()
+            if self.slow_start is not None:
+                self.slow_start.update_all(self.env.now)  # Envoy: at every pick
         self._current = request
         backend = self.policy.choose(request, self._available, self.env.now)
         self._current = None

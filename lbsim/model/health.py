@@ -25,7 +25,8 @@ Revived = Callable[[Backend], None]
 
 
 class ActiveChecks:
-    """Probes every server; calls ``revived(b)`` when a server is marked up again."""
+    """Probes every server; calls ``revived(b)`` when a server is marked up again,
+    ``checked(b)`` after every check of ``b``."""
 
     def __init__(
         self,
@@ -35,10 +36,12 @@ class ActiveChecks:
         nodes: Sequence[AppNode],
         rng: np.random.Generator,
         revived: Revived,
+        checked: Revived | None = None,
     ):
         self.spec = spec
         self._nodes = list(nodes)
         self._revived = revived
+        self._checked = checked
         n = len(backends)
         #: consecutive successful / failed checks per server
         self.ok = [0] * n
@@ -54,6 +57,8 @@ class ActiveChecks:
                 self.passed(b)
             else:
                 self.failed(b)
+            if self._checked is not None:
+                self._checked(b)
 
         return check
 

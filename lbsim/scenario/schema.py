@@ -387,6 +387,11 @@ class Balancer(Strict):
         check_policy(self.product, self.policy)
         if self.observe is not None and self.health_check is None:
             raise AtKey("observe", "observe needs health_check (HAProxy observes checked servers)")
+        if self.slow_start is not None and self.health_check is None:
+            raise AtKey(
+                "slow_start",
+                "slow_start needs health_check (it ramps a server the checks bring back)",
+            )
         options_model = POLICIES[self.policy].Options
         try:
             validated = options_model.model_validate(self.policy_options)

@@ -48,6 +48,7 @@ class Backend:
     - ``sampled_load``: the load last reported by the health check / agent,
       in [0, 1] (stale by up to one check interval).
     - ``address``: ``"ip:port"`` used by consistent hashing.
+    - ``ramp``: slow start's factor on the weight, in (0, 1].
     """
 
     index: int
@@ -64,6 +65,8 @@ class Backend:
     up: bool = True
     fails: int = 0
     failed_until: float = -1.0
+    #: slow start: share of the weight in use after coming back (1 = all)
+    ramp: float = 1.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

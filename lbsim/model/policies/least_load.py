@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lbsim.model.policies.base import Backend, Eligibility, Policy, RequestView, register
 from lbsim.model.policies.fwrr import BE_WEIGHT_SCALE, SRV_UWGHT_MAX, Fwrr, haproxy_saturated
-from lbsim.model.policies.leastconn_haproxy import FwlcTree
+from lbsim.model.policies.leastconn_haproxy import FwlcTree, ramped
 
 
 class LeastLoadOptions(BaseModel):
@@ -118,7 +118,9 @@ class LeastLoad(Policy):
 
     def choose(self, request: RequestView, available: Eligibility, now: float) -> Backend | None:
         if self._leastconn:
-            return self._tree.choose(self.backends, available, self._eweights)
+            return self._tree.choose(
+                self.backends, available, ramped(self.backends, self._eweights)
+            )
         self._sync(now)
         by_index = self._by_index
 

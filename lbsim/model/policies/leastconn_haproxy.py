@@ -84,6 +84,19 @@ class FwlcTree:
         return best
 
 
+def ramped(backends: Sequence[Backend], eweights: list[int]) -> list[int]:
+    """``eweights`` scaled by slow start (HAProxy: ``eweight = uweight × w``, w in
+    sixteenths, at least 1 while the server has a weight); the list itself when
+    no server ramps."""
+    if all(b.ramp >= 1.0 for b in backends):
+        return eweights
+    out = list(eweights)
+    for b in backends:
+        if b.ramp < 1.0 and out[b.index] > 0:
+            out[b.index] = max(1, int(out[b.index] * b.ramp))
+    return out
+
+
 @register("leastconn_haproxy")
 class LeastConnHaproxy(Policy):
     """HAProxy leastconn: smallest ``(served + queued + 1) * 4096 // (16 * weight)``.
@@ -105,7 +118,7 @@ class LeastConnHaproxy(Policy):
             self._eweights[b.index] = b.weight * BE_WEIGHT_SCALE
 
     def choose(self, request: RequestView, available: Eligibility, now: float) -> Backend | None:
-        return self._tree.choose(self.backends, available, self._eweights)
+        return self._tree.choose(self.backends, available, ramped(self.backends, self._eweights))
 
     def on_response(self, backend: Backend, rtt: float, now: float) -> None:
         self._tree.requeue(backend)

@@ -84,7 +84,7 @@ class PowerOfD(Policy):
         self._peek = WeightedPeek(self.backends, self._u)
         self._equal_weights = len({b.weight for b in self.backends}) <= 1
         bias = options.active_request_bias
-        self._edf = Edf(self.backends, lambda b: b.weight / (b.conns + 1) ** bias)
+        self._edf = Edf(self.backends, lambda b: b.weight * b.ramp / (b.conns + 1) ** bias)
 
     @property
     def flavour(self) -> str:
@@ -93,8 +93,10 @@ class PowerOfD(Policy):
 
     def choose(self, request: RequestView, available: Eligibility, now: float) -> Backend | None:
         flavour = self.flavour
-        if flavour == "envoy" and not self._equal_weights:
-            return self._edf.pick(available)
+        if flavour == "envoy" and (
+            not self._equal_weights or any(b.ramp < 1.0 for b in self.backends)
+        ):
+            return self._edf.pick(available)  # slow start makes the weights unequal
         avail = [b for b in self.backends if available(b)]
         if len(avail) <= 1:
             if not avail or flavour != "nginx":

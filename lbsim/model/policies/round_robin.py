@@ -31,9 +31,12 @@ class RoundRobin(Policy):
         self._edf: Edf | None = None
 
     def choose(self, request: RequestView, available: Eligibility, now: float) -> Backend | None:
-        if self._weighted and self.product == "envoy":
-            # Envoy's ROUND_ROBIN with unequal weights: EDF on the static weights
+        if self.product == "envoy" and (
+            self._weighted or self._edf is not None or any(b.ramp < 1.0 for b in self.backends)
+        ):
+            # Envoy's ROUND_ROBIN with unequal weights (slow start included):
+            # EDF on the weights; once started it stays on EDF
             if self._edf is None:
-                self._edf = Edf(self.backends, lambda b: b.weight)
+                self._edf = Edf(self.backends, lambda b: b.weight * b.ramp)
             return self._edf.pick(available)
         return smooth_wrr_available(self.backends, available)
