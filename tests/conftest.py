@@ -28,6 +28,11 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 LOCK = Path(tempfile.gettempdir()) / "lbsim-live-stack.lock"
+#: a live test waiting for LOCK holds GATE, and other tests pass GATE before
+#: taking LOCK shared: flock grants shared locks while an exclusive one waits,
+#: so without the gate a busy suite (-n auto, test after test) starved a live
+#: test for as long as the suite ran
+GATE = Path(tempfile.gettempdir()) / "lbsim-live-stack.gate"
 
 
 # Hypothesis' own timeouts fail a property on a loaded machine, not a bug: no
@@ -63,7 +68,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def _machine_to_ourselves(request: pytest.FixtureRequest) -> Iterator[None]:
     live = request.node.get_closest_marker("stack") is not None
     with LOCK.open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX if live else fcntl.LOCK_SH)
+        with GATE.open("a") as gate:
+            if live:  # close the gate, wait for the tests inside, open it again
+                fcntl.flock(gate, fcntl.LOCK_EX)
+                fcntl.flock(fh, fcntl.LOCK_EX)
+            else:  # wait while a live test waits or runs
+                fcntl.flock(gate, fcntl.LOCK_SH)
+                fcntl.flock(fh, fcntl.LOCK_SH)
+            fcntl.flock(gate, fcntl.LOCK_UN)
         try:
             yield
         finally:
