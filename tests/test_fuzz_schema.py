@@ -152,6 +152,17 @@ VALUES = st.recursive(
 )
 
 
+#: values a user would plausibly write (so that many documents stay valid and run)
+PLAUSIBLE = st.one_of(
+    st.integers(min_value=0, max_value=12),
+    st.floats(min_value=0, max_value=50, allow_nan=False),
+    st.sampled_from([0.001, 0.05, 0.5, 2.0, 30.0, 1e3]),
+    st.sampled_from(
+        ["least_conn", "power_of_d", "random", "ip_hash", "haproxy", "envoy", "nginx", "mysql"]
+    ),
+)
+
+
 def _set(doc: dict[str, Any], path: tuple[str | int, ...], value: Any) -> None:
     node: Any = doc
     for part in path[:-1]:
@@ -172,7 +183,8 @@ def _set(doc: dict[str, Any], path: tuple[str | int, ...], value: Any) -> None:
 def documents(draw: st.DrawFn) -> dict[str, Any]:
     doc = copy.deepcopy(BASE)
     for _ in range(draw(st.integers(1, 4))):
-        _set(doc, draw(st.sampled_from(PATHS)), draw(VALUES))
+        value = draw(st.one_of(PLAUSIBLE, PLAUSIBLE, VALUES))
+        _set(doc, draw(st.sampled_from(PATHS)), value)
     return doc
 
 

@@ -99,10 +99,14 @@ BASE = "workload: {open: {rate: 5}, classes: [{name: a, cpu: 0.01}]}\n"
         (BASE + "app: {cores: true}", "app.cores"),
         (BASE + "balancer: {max_fails: true}", "balancer.max_fails"),
         (BASE + "database: {engine: galera, nodes: true}", "database.nodes"),
-        ("workload: {open: {rate: 5}, clients: {count: yes}, classes: [{name: a, cpu: 0.01}]}", "workload.clients.count"),
+        (
+            "workload: {open: {rate: 5}, clients: {count: yes}, classes: [{name: a, cpu: 0.01}]}",
+            "workload.clients.count",
+        ),
         (BASE + "report: {percentile_error: true}", "report.percentile_error"),
         (
-            "workload: {open: {rate: 5}, classes: [{name: a, cpu: {dist: exponential, mean: true}}]}",
+            "workload: {open: {rate: 5}, "
+            "classes: [{name: a, cpu: {dist: exponential, mean: true}}]}",
             "workload.classes[0].cpu.mean",
         ),
         (BASE + "balancer: {policy: power_of_d, policy_options: {choices: true}}", "choices"),
