@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gc
 import os
 import resource
 import signal
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -55,6 +57,33 @@ def pytest_configure(config: pytest.Config) -> None:
     limit = MEMORY_LIMIT if hard == resource.RLIM_INFINITY else min(MEMORY_LIMIT, hard)
     if soft == resource.RLIM_INFINITY or soft > limit:
         resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """A test that reaches :data:`MEMORY_LIMIT` fails alone.
+
+    Its frames, which hold what it allocated, are referenced by the
+    MemoryError's traceback (and ``sys.last_traceback``): they are let go
+    before pytest builds the report, which would otherwise fail for want of
+    memory too and take the xdist worker, and the run's results, with it.
+    """
+    try:
+        return (yield)
+    except MemoryError as exc:
+        seen: BaseException | None = exc
+        while seen is not None:  # the chain: handling one MemoryError can raise another
+            seen.__traceback__ = None
+            seen = seen.__context__
+        for name in ("last_type", "last_value", "last_traceback"):
+            if hasattr(sys, name):
+                delattr(sys, name)
+    gc.collect()
+    pytest.fail(
+        f"{item.nodeid} ran out of memory (the test processes' limit is "
+        f"{MEMORY_LIMIT >> 30} GiB, tests/conftest.py)",
+        pytrace=False,
+    )
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups into the node ids
