@@ -20,7 +20,8 @@ passive       max_fails / fail_timeout    observe only                 outlier_d
 ============  ==========================  ===========================  ==========================
 
 Active checks and the agent are in :mod:`lbsim.model.health`, passive checks
-in :mod:`lbsim.model.passive`.
+in :mod:`lbsim.model.passive`, retry decisions in :mod:`lbsim.model.retries`,
+slow start in :mod:`lbsim.model.slow_start`.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from lbsim.model.health import ActiveChecks, start_agent
 from lbsim.model.passive import passive_checks
 from lbsim.model.policies import Backend, Policy
 from lbsim.model.request import Request
+from lbsim.model.retries import Kind, after_failure
 from lbsim.model.slow_start import SlowStart
 from lbsim.scenario import schema
 from lbsim.stats.timeweighted import TimeWeighted
@@ -47,8 +49,6 @@ from lbsim.stats.timeweighted import TimeWeighted
 BAD_GATEWAY = 502
 UNAVAILABLE = 503
 GATEWAY_TIMEOUT = 504
-#: HAProxy waits min(timeout connect, 1 s) before retrying a refused connection
-TURN_AROUND = 1.0
 #: Envoy: the share of healthy hosts is scaled by the overprovisioning factor 1.4
 OVERPROVISIONING = 1.4
 
@@ -127,11 +127,6 @@ class Balancer:
         if agent_interval is not None:
             start_agent(env, policy, float(agent_interval), self.backends, self.nodes, rng)
         self.passive = passive_checks(rules, self.backends, self.checks)
-        self._fail_status = {
-            "refused": UNAVAILABLE if not self._nginx else BAD_GATEWAY,
-            "reset": UNAVAILABLE if self._envoy else BAD_GATEWAY,
-            "timeout": GATEWAY_TIMEOUT,
-        }
 
     def _revived(self, b: Backend) -> None:
         if self.slow_start is not None:
@@ -294,7 +289,7 @@ class Balancer:
         self._try_failed(request, "timeout")
 
     # -- failed tries and retries ---------------------------------------------------------
-    def _try_failed(self, request: Request, kind: str) -> None:
+    def _try_failed(self, request: Request, kind: Kind) -> None:
         """The try in progress was refused, reset, or timed out: retry or answer."""
         now = self.env.now
         request.upstream_done = True
@@ -304,39 +299,20 @@ class Balancer:
         self.passive.failed(b, now)
         self.policy.on_failure(b, now - request.sent_to_backend, now)
         self._release(b)
-        if self._nginx:
-            self._nginx_next(request, kind, now)
-        elif self._haproxy:
-            self._haproxy_retry(request, b, kind)
-        else:
-            self._envoy_retry(request, kind)
-
-    def _nginx_next(self, request: Request, kind: str, now: float) -> None:
-        rules = self.rules
-        condition = "timeout" if kind == "timeout" else "error"
-        limit = rules.next_upstream_timeout
-        if (
-            condition in rules.next_upstream
-            and request.tries < self.max_tries
-            and (not limit or now - request.first_try < limit)
-        ):
+        d = after_failure(
+            self.rules, request, kind, now, self.max_tries, len(self.backends), self._rng
+        )
+        if d.action == "answer":
+            self._fail(request, d.status)
+        elif d.action == "next":
             self._dispatch(request)  # the tried peers are excluded
-        else:
-            self._fail(request, self._fail_status[kind])
-
-    def _haproxy_retry(self, request: Request, b: Backend, kind: str) -> None:
-        retries = self.rules.retries
-        # only a failed connection is retried (retry-on conn-failure)
-        if kind != "refused" or request.retried >= retries:
-            self._fail(request, self._fail_status[kind])
-            return
-        request.retried += 1
-        if self.rules.redispatch and request.retried == retries and len(self.backends) > 1:
-            request.tried = 1 << b.index  # redispatch: any server but this one
-            later(self.env, TURN_AROUND, self._dispatch, request)
-        else:
+        elif d.action == "same":
             request.tried = 0
-            later(self.env, TURN_AROUND, self._resend, (request, b))
+            later(self.env, d.delay, self._resend, (request, b))
+        else:
+            # HAProxy redispatch: any server but this one; Envoy: any host
+            request.tried = 1 << b.index if d.action == "other" else 0
+            later(self.env, d.delay, self._dispatch, request)
 
     def _resend(self, arg: tuple[Request, Backend]) -> None:
         request, b = arg
@@ -344,20 +320,6 @@ class Balancer:
             self._enqueue(request, b)
         else:
             self._send(request, b)
-
-    def _envoy_retry(self, request: Request, kind: str) -> None:
-        policy = self.rules.retry_policy
-        if (
-            policy is None
-            or request.retried >= policy.num_retries
-            or not _retry_on(kind, policy.retry_on)
-        ):
-            self._fail(request, self._fail_status[kind])
-            return
-        request.retried += 1
-        base = policy.base_interval
-        ceiling = min((2**request.retried - 1) * base, 10 * base)
-        later(self.env, float(self._rng.uniform(0.0, ceiling)), self._dispatch, request)
 
     def _fail(self, request: Request, status: int) -> None:
         self.answer_client(request, status)
@@ -423,15 +385,6 @@ class Balancer:
     def _dequeued(self) -> None:
         self._queued -= 1
         self.queue_tw.set(self.env.now, self._queued)
-
-
-def _retry_on(kind: str, conditions: Sequence[str]) -> bool:
-    """Envoy ``retry_on``: 5xx covers all; connect-failure a refusal; reset a reset or timeout."""
-    if "5xx" in conditions:
-        return True
-    if kind == "refused":
-        return "connect-failure" in conditions
-    return "reset" in conditions
 
 
 def _unwired(request: Request, status: int) -> None:
