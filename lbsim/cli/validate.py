@@ -26,6 +26,7 @@ from lbsim.cli.common import (
     console,
     err_console,
     fail,
+    guard_outputs,
 )
 from lbsim.cli.stack import (
     EXIT_DOCKER,
@@ -36,7 +37,7 @@ from lbsim.cli.stack import (
     load_for_stack,
 )
 from lbsim.validation import lifecycle
-from lbsim.validation.calibration import CalibrationError, measure_costs
+from lbsim.validation.calibration import CalibrationError, calibrated_path, measure_costs
 from lbsim.validation.campaign import CampaignOptions, run_campaign
 from lbsim.validation.docker import StackError
 from lbsim.validation.replay import replay as replay_run
@@ -95,6 +96,7 @@ def replay(
     scenario = load_for_stack(file, balancer, set_, duration)
     known = _costs(costs)
     outdir = out or Path("validation/results") / scenario.name / "replay"
+    guard_outputs([file, costs], [outdir], [outdir])
     with _calibration_errors():
         options = lifecycle.default_options(_balancer(balancer), port)
         try:
@@ -190,6 +192,8 @@ def calibrate(
     """Measure FILE's real stack at low load, write FILE's calibrated scenario, then
     replay and simulate it at several loads and report the error of every metric."""
     scenario = load_for_stack(file, balancer)  # a bad scenario fails here, before Docker
+    report_dir = out or Path("validation/results") / scenario.name
+    guard_outputs([file], [calibrated_path(file), report_dir], [report_dir])
     if scenario.workload.open is None:
         fail(
             f"{file}: lbsim calibrate drives the stack at chosen arrival rates and needs an "
