@@ -22,13 +22,23 @@ A test fails when
 A miss whose interval straddles the bound is noise at R = 3: printed with the
 repetitions that would decide it, not a failure. There is no retrying of
 whole campaigns.
+
+``LBSIM_LIVE_BURN=0.5`` (cores, up to one per started process) runs each
+campaign beside a CPU burner started once the test holds the machine, and
+stopped (killed, and bounded in time by itself) when it ends: the busy
+machine the calibration must absorb as measured background.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -42,8 +52,42 @@ pytestmark = [pytest.mark.stack, pytest.mark.slow]
 LIVE = Path(__file__).parent / "scenarios" / "live"
 
 
+#: a pure-Python spin for ``duty`` of every 100 ms, for at most ``seconds``
+_BURN = (
+    "import sys, time\n"
+    "duty, end = float(sys.argv[1]), time.monotonic() + float(sys.argv[2])\n"
+    "while time.monotonic() < end:\n"
+    "    t = time.monotonic()\n"
+    "    while time.monotonic() - t < 0.1 * duty: pass\n"
+    "    time.sleep(0.1 * (1 - duty))\n"
+)
+
+
+@contextlib.contextmanager
+def _burner(cores: float, seconds: float = 1800.0) -> Iterator[None]:
+    """Other programs using ``cores`` of the machine while the block runs."""
+    procs = []
+    left = cores
+    try:
+        while left > 1e-9:
+            duty = min(left, 1.0)
+            procs.append(subprocess.Popen([sys.executable, "-c", _BURN, str(duty), str(seconds)]))
+            left -= duty
+        yield
+    finally:
+        for p in procs:
+            p.kill()
+        for p in procs:
+            p.wait(timeout=30)
+
+
 def _campaign(tmp_path: Path, name: str, balancer: str, port: int) -> CampaignResult:
     require_docker()
+    with _burner(float(os.environ.get("LBSIM_LIVE_BURN", "0") or 0)):
+        return _run(tmp_path, name, balancer, port)
+
+
+def _run(tmp_path: Path, name: str, balancer: str, port: int) -> CampaignResult:
     file = tmp_path / name  # the calibrated scenario is written next to it
     shutil.copy(LIVE / name, file)
     options = CampaignOptions(
