@@ -426,6 +426,13 @@ def _cases() -> list[Case]:
         args=("-q",),
     )
 
+    good(
+        "extreme-rate-tiny",
+        "workload: {open: {rate: 2.2250738585072014e-308}, classes: [{name: a, cpu: 0.01}]}\n"
+        + SHORT,
+        command="run",
+        args=("-q",),
+    )
     # -- family 6: warnings survive --quiet
     good(
         "warn-quiet-overload",

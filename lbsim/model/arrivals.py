@@ -173,11 +173,14 @@ def _arrival_times(
         t = 0.0
         first = True
         while True:
-            gaps = np.asarray(gap.take(BLOCK), dtype=float)
-            if not first:
-                gaps[0] += t
-            first = False
-            times = np.cumsum(gaps)
+            # a rate near the smallest float makes gaps near the largest: their sum
+            # overflows to inf, which is past any horizon (the block is cut there)
+            with np.errstate(over="ignore"):
+                gaps = np.asarray(gap.take(BLOCK), dtype=float)
+                if not first:
+                    gaps[0] += t
+                first = False
+                times = np.cumsum(gaps)
             over = times >= horizon
             if over.any():
                 cut = int(over.argmax())
