@@ -80,7 +80,7 @@ def test_problem_lines_are_not_wrapped_or_repeated() -> None:
     assert lines[0] == "error: invalid scenario"
     assert len(lines) == 2
     assert len(lines[1]) > 120  # longer than the default 80-column console
-    assert lines[1].endswith("round_robin")
+    assert lines[1].endswith("static_rr")
 
 
 def test_a_failed_list_item_reports_only_itself() -> None:

@@ -110,6 +110,10 @@ def standard_errors(d: Any, n: int) -> tuple[float, float]:
         # numerically a constant (e.g. one weight of 1e-309): the delta method
         # below would divide by ~0; no sample can show any spread
         return se_mean, 0.0
+    if a * a == 0.0 or sd * a == 0.0:
+        # a mean so small its square underflows (values like 1e-289): the delta
+        # method cannot be evaluated in floats; the sample cv is not judged
+        return se_mean, math.inf
     # cv = g(E[X], E[X²]) = sqrt(E[X²] - E[X]²) / E[X]; delta method over (X, X²)
     ga = -1.0 / sd - sd / (a * a)
     gb = 1.0 / (2.0 * sd * a)

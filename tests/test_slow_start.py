@@ -64,6 +64,18 @@ def test_haproxy_leastconn_scales_the_effective_weight() -> None:
     assert p.choose(None, lambda _: True, 0.0) is a  # type: ignore[arg-type]
 
 
+def test_haproxy_roundrobin_scales_the_effective_weight() -> None:
+    """fwrr with eweights 16 and 4 (a at a quarter of its ramp): 4 b for each a."""
+    a, b = backends(1, 1)
+    p = make_policy("roundrobin_haproxy", [a, b], None, np.random.default_rng(0), "haproxy")
+    a.ramp = 4 / 16
+    picks = "".join(p.choose(None, lambda _: True, 0.0).name for _ in range(20))  # type: ignore[union-attr, arg-type]
+    assert picks.count("a") == 4 and picks.count("b") == 16, picks
+    a.ramp = 1.0  # full weight again: fwrr requeues a (a short catch-up), then alternation
+    picks = "".join(p.choose(None, lambda _: True, 0.0).name for _ in range(40))  # type: ignore[union-attr, arg-type]
+    assert picks[20:].count("a") == 10, picks
+
+
 def comeback(product: str, policy: str, slow_start: float | None) -> dict[str, Any]:
     balancer: dict[str, Any] = {
         "product": product,
@@ -86,7 +98,12 @@ def comeback(product: str, policy: str, slow_start: float | None) -> dict[str, A
 
 
 @pytest.mark.parametrize(
-    ("product", "policy"), [("haproxy", "leastconn_haproxy"), ("envoy", "round_robin")]
+    ("product", "policy"),
+    [
+        ("haproxy", "leastconn_haproxy"),
+        ("haproxy", "roundrobin_haproxy"),
+        ("envoy", "round_robin"),
+    ],
 )
 def test_a_node_that_comes_back_takes_less_traffic_with_slow_start(
     product: str, policy: str

@@ -214,7 +214,14 @@ class Fwrr:
         if uweight is not None and not 0 <= uweight <= SRV_UWGHT_MAX:
             raise ValueError(f"HAProxy weights are 0..{SRV_UWGHT_MAX}, got {uweight}")
         old_ew = self.eweight[i]
-        new_ew = old_ew if uweight is None else uweight * BE_WEIGHT_SCALE
+        self.set_eweight(i, usable, old_ew if uweight is None else uweight * BE_WEIGHT_SCALE)
+
+    def set_eweight(self, i: int, usable: bool, new_ew: int) -> None:
+        """Server ``i``'s state and *effective* weight (``uweight × 16`` scaled by slow
+        start, as ``server_recalc_eweight``) changed: the same three lb_ops updates."""
+        if not 0 <= new_ew <= SRV_EWGHT_MAX:
+            raise ValueError(f"HAProxy effective weights are 0..{SRV_EWGHT_MAX}, got {new_ew}")
+        old_ew = self.eweight[i]
         was = self._in_farm(i)
         will = usable and new_ew > 0
         if not was and not will:
@@ -291,11 +298,16 @@ class RoundRobinHaproxy(Policy):
 
     def _sync(self, now: float) -> None:
         up = self._up
+        eweight = self.fwrr.eweight
         for b in self.backends:
             u = b.up and b.failed_until <= now
-            if u != up[b.index]:
+            # slow start: HAProxy's eweight = uweight × 16 × ramp (sixteenths, at least 1)
+            ew = b.weight * BE_WEIGHT_SCALE
+            if b.ramp < 1.0 and ew > 0:
+                ew = max(1, int(ew * b.ramp))
+            if u != up[b.index] or ew != eweight[b.index]:
                 up[b.index] = u
-                self.fwrr.set_server(b.index, u)
+                self.fwrr.set_eweight(b.index, u, ew)
 
     def choose(self, request: RequestView, available: Eligibility, now: float) -> Backend | None:
         self._sync(now)
