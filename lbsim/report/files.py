@@ -38,15 +38,12 @@ def write_outputs(result: Result, out_dir: Path, command: str | None = None) -> 
     from lbsim.report.plots import write_all  # matplotlib: only when plots are written
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    summary = out_dir / "summary.json"
+    # the names `lbsim run` checks --json against
+    summary, series, runs, cdf, meta = (out_dir / name for name in RUN_OUTPUT_NAMES)
     write_json(summary, result.to_dict())
-    series = out_dir / "timeseries.csv"
     write_timeseries(result, series)
-    runs = out_dir / "runs.json"
     write_json(runs, result.runs)
-    cdf = out_dir / "cdf.json"
     write_json(cdf, {k: [list(v[0]), list(v[1])] for k, v in result.cdf.items()})
-    meta = out_dir / "meta.json"
     write_json(
         meta,
         {

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import stat
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -117,8 +118,6 @@ def _expanded_size(root: yaml.Node) -> int:
                 node,
             )
         return total
-
-    import sys
 
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(max(limit, 10_000))
