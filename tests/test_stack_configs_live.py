@@ -19,8 +19,6 @@ from lbsim.validation import StackOptions, generate_stack, replayable
 from lbsim.validation.docker import image_exists, run
 from tests.stack_support import require_docker
 
-pytestmark = [pytest.mark.stack, pytest.mark.slow]
-
 BASE = """
 name: cfg
 workload:
@@ -43,7 +41,8 @@ PRODUCT_OPTIONS = {
         "health_check: {interval: 1, fall: 2, rise: 2}",
     ],
     "haproxy": [
-        "retries: 0, redispatch: true, queue_timeout: 0.5, slow_start: 20",
+        "retries: 0, redispatch: true, queue_timeout: 0.5, slow_start: 20,"
+        " health_check: {interval: 1, fall: 2, rise: 2}",
         "observe: {error_limit: 3, on_error: mark-down},"
         " health_check: {interval: 1, fall: 2, rise: 2}",
         "observe: {error_limit: 10, on_error: fail-check},"
@@ -72,6 +71,19 @@ def _scenarios(product: str) -> list[Scenario]:
     return out
 
 
+@pytest.mark.parametrize("product", ["nginx", "haproxy"])
+def test_every_config_scenario_loads_and_generates(product: str, tmp_path: Path) -> None:
+    """Not live: the scenarios the binary check feeds are valid and generate a
+    config, so a mistake here fails the default run, not only the stack run."""
+    scenarios = _scenarios(product)
+    for i, s in enumerate(scenarios):
+        files = generate_stack(s, tmp_path / f"gen{i}", StackOptions()).files
+        assert FILES[product] in files and files[FILES[product]].strip()
+    assert len(scenarios) >= 8
+
+
+@pytest.mark.stack
+@pytest.mark.slow
 @pytest.mark.parametrize("product", ["nginx", "haproxy"])
 def test_the_products_binary_accepts_every_config(product: str, tmp_path: Path) -> None:
     docker = require_docker()
