@@ -162,8 +162,12 @@ def _levels(text: str) -> tuple[float, ...]:
 def calibrate(
     file: ScenarioFile,
     levels: Annotated[
-        str, typer.Option(help="Load levels as fractions of the measured capacity.")
-    ] = "0.3,0.6,0.85",
+        str,
+        typer.Option(
+            help="Load levels as fractions of the measured capacity; above 1 an overload "
+            "level, judged by its throughput and failures of each kind."
+        ),
+    ] = "0.3,0.6,0.85,0.95,1.1",
     duration: Annotated[float, typer.Option(help="Measured seconds per level.")] = 60.0,
     warmup: Annotated[float, typer.Option(help="Warm-up seconds per level.")] = 10.0,
     per_class: Annotated[int, typer.Option(help="Low-load requests measured per class.")] = 40,
@@ -177,7 +181,7 @@ def calibrate(
     min_requests: Annotated[
         int,
         typer.Option(
-            help="Measured requests per replay at the lowest level (--duration is lengthened "
+            help="Measured requests per replay (each level's --duration is lengthened "
             "to fit; 0: --duration as given)."
         ),
     ] = 2000,

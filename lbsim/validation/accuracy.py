@@ -2,7 +2,13 @@
 
 The bounds are the issue's acceptance bounds: a relative bound for
 throughput and latency, an absolute one (in fractions, i.e. percentage
-points / 100) for utilisation, Galera flow control and stale reads.
+points / 100) for utilisation, Galera flow control and stale reads
+(:data:`BOUNDS`, every level up to capacity). An overload level (above 100 %
+of capacity) is judged by :data:`OVERLOAD_BOUNDS`: throughput and the
+failures of each kind within 15 %. A failure is a fraction of the requests
+sent (``failures.<reason>``, :mod:`lbsim.validation.failures`), and its
+relative error is taken against at least :data:`FAILURE_FLOOR` of them, so a
+fraction near 0 on both sides is a small error, never a division by zero.
 """
 
 from __future__ import annotations
@@ -22,16 +28,30 @@ class Bound:
     metric: str
     kind: Kind
     limit: float
+    #: a relative error's denominator is at least this (0: the measured value)
+    floor: float = 0.0
 
 
-#: metric (dotted key of the results; ``*`` = every app node) → bound
+#: metric (dotted key of the results; ``*`` = every app node) → bound, at
+#: every level up to capacity
 BOUNDS: tuple[Bound, ...] = (
-    Bound("throughput", "relative", 0.05),
-    Bound("latency.mean", "relative", 0.20),
-    Bound("latency.p95", "relative", 0.30),
-    Bound("utilisation.app.*.cpu", "absolute", 0.07),
-    Bound("galera.flow_control.paused", "absolute", 0.10),
-    Bound("galera.stale_read_fraction", "absolute", 0.10),
+    Bound("throughput", "relative", 0.03),
+    Bound("latency.mean", "relative", 0.15),
+    Bound("latency.p95", "relative", 0.25),
+    Bound("utilisation.app.*.cpu", "absolute", 0.05),
+    Bound("galera.flow_control.paused", "absolute", 0.05),
+    Bound("galera.stale_read_fraction", "absolute", 0.02),
+)
+
+#: a failure fraction's relative error is taken against at least this share
+#: of the requests sent: 15 % of it is 0.3 percentage points
+FAILURE_FLOOR = 0.02
+
+#: above capacity: throughput saturation and failures of each kind
+#: (``failures.<reason>``: fractions of the requests sent, by the horizon)
+OVERLOAD_BOUNDS: tuple[Bound, ...] = (
+    Bound("throughput", "relative", 0.15),
+    Bound("failures.*", "relative", 0.15, FAILURE_FLOOR),
 )
 
 
@@ -45,6 +65,7 @@ class MetricError:
     error: float
     kind: Kind
     bound: float
+    floor: float = 0.0  # see Bound.floor
 
     @property
     def ok(self) -> bool:
@@ -54,14 +75,17 @@ class MetricError:
         return {**asdict(self), "ok": self.ok}
 
 
-def error(predicted: float, measured: float, kind: Kind) -> float:
+def error(predicted: float, measured: float, kind: Kind, floor: float = 0.0) -> float:
+    """``|predicted − measured|``, relative to ``max(|measured|, floor)`` for a
+    relative metric."""
     if not (math.isfinite(predicted) and math.isfinite(measured)):
         return math.nan
     if kind == "absolute":
         return abs(predicted - measured)
-    if measured == 0:
+    scale = max(abs(measured), floor)
+    if scale == 0:
         return 0.0 if predicted == 0 else math.inf
-    return abs(predicted - measured) / abs(measured)
+    return abs(predicted - measured) / scale
 
 
 def _expand(pattern: str, keys: Mapping[str, float]) -> list[str]:
@@ -86,7 +110,6 @@ def compare(
             if key not in p or key not in m:
                 continue
             pv, mv = float(p[key]), float(m[key])
-            out.append(
-                MetricError(scenario, level, key, pv, mv, error(pv, mv, b.kind), b.kind, b.limit)
-            )
+            err = error(pv, mv, b.kind, b.floor)
+            out.append(MetricError(scenario, level, key, pv, mv, err, b.kind, b.limit, b.floor))
     return out

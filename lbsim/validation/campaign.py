@@ -22,10 +22,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import platform
 import statistics
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +30,6 @@ from typing import Any
 
 import yaml
 
-from lbsim import __version__
 from lbsim.scenario.database import Galera, NoDatabase
 from lbsim.scenario.loader import load_scenario
 from lbsim.scenario.overrides import apply_overrides
@@ -58,6 +54,7 @@ from lbsim.validation.knee import campaign_knee, knee_line
 from lbsim.validation.levels import (
     Replay,
     cost_minutes,
+    is_overload,
     mean_results,
     replay_duration,
     run_replay,
@@ -67,6 +64,7 @@ from lbsim.validation.levels import (
 )
 from lbsim.validation.lifecycle import StackHandle
 from lbsim.validation.lowload import measure_classes_phase, measure_idle_phase
+from lbsim.validation.machine import machine as machine  # re-exported: what it ran on
 from lbsim.validation.paired import PairedMetric, pair
 from lbsim.validation.products import product_overrides, stack_balancer
 
@@ -75,8 +73,9 @@ Say = Callable[[str], None]
 
 @dataclass(frozen=True)
 class CampaignOptions:
-    levels: tuple[float, ...] = (0.3, 0.6, 0.85)
-    duration: float = 60.0  # measured seconds per level
+    #: fractions of capacity; above 1: an overload level (throughput and failures)
+    levels: tuple[float, ...] = (0.3, 0.6, 0.85, 0.95, 1.1)
+    duration: float = 60.0  # measured seconds per level (at least)
     warmup: float = 10.0
     per_class: int = 40  # low-load requests per class
     #: the stack's balancer; None: the scenario's balancer.product (default nginx)
@@ -88,8 +87,8 @@ class CampaignOptions:
     probe_reads: int = 200
     #: replays per level (different seeds, interleaved across levels)
     repetitions: int = 3
-    #: each replay measures at least this many requests at the lowest level
-    #: (``duration`` is lengthened to fit): enough for its p95
+    #: each replay measures at least this many requests (its level's
+    #: ``duration`` is lengthened to fit): enough for a p95 at the lowest level
     min_requests: int = 2000
     #: a phase measured while the machine moved is measured again up to this often
     phase_repeats: int = 2
@@ -163,43 +162,6 @@ class CampaignResult:
             and all(e.ok for e in self.probe)
             and not self.not_valid()
         )
-
-
-def machine() -> dict[str, Any]:
-    """What the measurements ran on."""
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    docker = ""
-    with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-        docker = subprocess.run(
-            ["docker", "version", "--format", "{{.Server.Version}}"],
-            capture_output=True,
-            text=True,
-            timeout=20,
-            check=False,
-        ).stdout.strip()
-    mem = 0.0
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                mem = int(line.split()[1]) / 1024 / 1024
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": host_cores(),
-        "memory_gib": round(mem, 1),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "docker": docker,
-        "lbsim": __version__,
-    }
 
 
 def _groups(handle: StackHandle) -> ContainerGroups:
@@ -346,20 +308,28 @@ def _campaign(
     for line in cal.invalid_phases():
         say(f"calibration NOT VALID: {line}")
     rates = {level: round(level * capacity, 3) for level in options.levels}
-    duration = replay_duration(list(rates.values()), options.duration, options.min_requests)
-    horizon = (options.warmup, duration)
+
+    def horizon(rate: float) -> tuple[float, float]:
+        return options.warmup, replay_duration(rate, options.duration, options.min_requests)
+
+    durations = {level: horizon(rate)[1] for level, rate in rates.items()}
     r = options.repetitions
     say(
         f"{len(rates)} levels × {r} repetitions, interleaved; each replay {options.warmup:g} s "
-        f"warm-up + {duration:g} s measured: about "
-        f"{cost_minutes(len(rates), r, options.warmup, duration):.0f} min"
+        "warm-up + "
+        + ", ".join(
+            f"{d:g} s at {lv:.0%}" + (" (overload)" if is_overload(lv) else "")
+            for lv, d in durations.items()
+        )
+        + f" measured: about {cost_minutes(list(durations.values()), r, options.warmup):.0f} min"
     )
     meter = stack_meter(collectors.ContainerCpu(handle))
     replays: dict[float, list[Replay]] = {level: [] for level in rates}
     for rep in range(r):
         for level, rate in rates.items():
+            h = horizon(rate)
             one = run_replay(
-                file, raw, base, handle, cal, meter, options, level, rate, rep, horizon, outdir, say
+                file, raw, base, handle, cal, meter, options, level, rate, rep, h, outdir, say
             )
             replays[level].append(one)
             worst = max(

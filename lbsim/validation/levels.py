@@ -16,6 +16,15 @@ the model places it on the host. A replay whose background moved more than
 last quarter of the window, or whose speed factor is more than 10 % off, is
 replayed again (same seed), up to ``phase_repeats`` more times, and
 otherwise kept as not valid with the reason.
+
+Each replay measures at least ``min_requests`` requests (the level's window
+is lengthened to fit, :func:`replay_duration`), so the higher levels keep the
+shorter windows their rates allow. A level above capacity (:func:`is_overload`)
+is judged by :data:`lbsim.validation.accuracy.OVERLOAD_BOUNDS` on the requests
+counted by the horizon (:mod:`lbsim.validation.failures`); its backlog grows
+the whole window, so its replay waits at most the client timeout after its last
+send (:data:`OVERLOAD_TIMEOUT` when the scenario has none, given to the model
+too).
 """
 
 from __future__ import annotations
@@ -33,10 +42,11 @@ from lbsim.experiment.run import simulate
 from lbsim.scenario.loader import load_scenario
 from lbsim.scenario.schema import Scenario
 from lbsim.stats.replications import flatten, unflatten
-from lbsim.validation.accuracy import MetricError, compare
+from lbsim.validation.accuracy import OVERLOAD_BOUNDS, MetricError, compare
 from lbsim.validation.background import Meter, PhaseBackground, Sampler, check_phase
 from lbsim.validation.background import phase_background as background_of
 from lbsim.validation.calibration import Calibration, calibrate_scenario, header
+from lbsim.validation.failures import answered_by_horizon, predicted_counts, with_failures
 from lbsim.validation.lifecycle import StackHandle
 from lbsim.validation.replay import replay
 
@@ -44,6 +54,15 @@ if TYPE_CHECKING:
     from lbsim.validation.campaign import CampaignOptions
 
 Say = Callable[[str], None]
+
+#: a level above this fraction of capacity is an overload level
+OVERLOAD = 1.0
+#: the client timeout (s) of an overload level whose scenario sets none
+OVERLOAD_TIMEOUT = 30.0
+
+
+def is_overload(level: float) -> bool:
+    return level > OVERLOAD
 
 
 @dataclass
@@ -77,18 +96,25 @@ def speed_factor(measured_unit: float, calibrated_unit: float) -> float:
     return measured_unit / calibrated_unit
 
 
-def replay_duration(rates: Sequence[float], duration: float, min_requests: int) -> float:
-    """Measured seconds per replay: ``duration``, longer where the lowest rate
-    would send fewer than ``min_requests`` requests in it."""
-    low = min(rates) if rates else 0.0
-    if low <= 0 or min_requests <= 0:
+def replay_duration(rate: float, duration: float, min_requests: int) -> float:
+    """Measured seconds of a replay at ``rate``: ``duration``, longer where it
+    would measure fewer than ``min_requests`` requests."""
+    if rate <= 0 or min_requests <= 0:
         return duration
-    return max(duration, math.ceil(min_requests / low))
+    return max(duration, float(math.ceil(min_requests / rate)))
 
 
-def cost_minutes(levels: int, repetitions: int, warmup: float, duration: float) -> float:
-    """What the replays take (min): each its warm-up, window and ~5 s to drain and simulate."""
-    return levels * repetitions * (warmup + duration + 5.0) / 60.0
+def cost_minutes(durations: Sequence[float], repetitions: int, warmup: float) -> float:
+    """What the replays take (min): ``repetitions`` of each level's, each its
+    warm-up, its measured ``durations`` and ~5 s to drain and simulate."""
+    return repetitions * sum(warmup + d + 5.0 for d in durations) / 60.0
+
+
+def level_overrides(base: Scenario, level: float) -> list[str]:
+    """What a level changes beyond its rate: an overload level's client timeout."""
+    if is_overload(level) and base.workload.timeout is None:
+        return [f"workload.timeout={OVERLOAD_TIMEOUT:g}"]
+    return []
 
 
 def level_model(
@@ -101,12 +127,16 @@ def level_model(
     seed: int,
     horizon: tuple[float, float],
     path: Path,
+    timeout: float | None = None,
 ) -> Scenario:
     """The calibrated scenario of one replay (its rate, seed, background,
-    ``horizon``: warm-up and duration), written to ``path``."""
+    ``horizon``: warm-up and duration; ``timeout``: the client's, where the
+    level sets one), written to ``path``."""
     data = calibrate_scenario(raw, base, cal, rate=rate, background=background)
     data["seed"] = seed
     data["warmup"], data["duration"] = horizon
+    if timeout is not None:
+        data["workload"]["timeout"] = timeout
     data["replications"] = 1
     path.write_text(header(file, cal) + yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     if "trace" not in data["workload"]:
@@ -154,7 +184,7 @@ def run_replay(
     tag = f"level-{round(level * 100):02d}-r{repetition + 1}"
     warmup, duration = horizon
     top = [f"workload.open.rate={rate}", f"duration={duration}", f"warmup={warmup}"]
-    replayed = load_scenario(file, [*top, f"seed={seed}"])
+    replayed = load_scenario(file, [*top, *level_overrides(base, level), f"seed={seed}"])
     for attempt in range(1, options.phase_repeats + 2):
         say(f"{tag}: replaying {rate:g} requests/s for {warmup + duration:g} s (seed {seed})")
         run, bg = _replay_once(replayed, handle, cal, meter, f"{level:.0%} r{repetition + 1}")
@@ -162,6 +192,8 @@ def run_replay(
         if bg.valid:
             break
         say(f"{tag}: the machine moved ({'; '.join(bg.problems)})")
+    if is_overload(level):  # failures of each kind, counted by the horizon
+        run.results = with_failures(run.results, answered_by_horizon(replayed, run.records))
     run.write(outdir, f"{tag}-measured")
     say(
         f"{tag}: background {bg.cores:.2f} cores (start {bg.start:.2f}, end {bg.end:.2f}), "
@@ -177,15 +209,28 @@ def run_replay(
         seed,
         horizon,
         outdir / f"{tag}.calibrated.yaml",
+        replayed.workload.timeout if level_overrides(base, level) else None,
     )
     predicted = simulate(model, replications=1).to_dict()
+    if is_overload(level):
+        predicted = with_failures(predicted, predicted_counts(predicted))
     (outdir / f"{tag}-predicted.json").write_text(
         json.dumps(predicted, indent=2, default=str) + "\n", "utf-8"
     )
-    errs = compare(base.name, f"{level:.0%}", predicted, run.results)
+    errs = judge(base.name, level, predicted, run.results)
     verdict = run.results["meta"]["loadgen"]
     problems = [*verdict["problems"], *bg.problems]
     return Replay(level, rate, repetition, seed, predicted, run.results, errs, bg, problems)
+
+
+def judge(
+    scenario: str, level: float, predicted: dict[str, Any], measured: dict[str, Any]
+) -> list[MetricError]:
+    """The bounded metrics of one replay: an overload level's own bounds, else every bound."""
+    name = f"{level:.0%}"
+    if is_overload(level):
+        return compare(scenario, name, predicted, measured, OVERLOAD_BOUNDS)
+    return compare(scenario, name, predicted, measured)
 
 
 def mean_results(results: Sequence[dict[str, Any]]) -> dict[str, Any]:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import copy
 import statistics
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +44,7 @@ from lbsim.validation.calibration import (
     measure_classes,
     measure_costs,
 )
+from lbsim.validation.failures import REASONS, answered_by_horizon, predicted_counts
 from lbsim.validation.levels import speed_factor
 from lbsim.validation.lifecycle import StackHandle
 from lbsim.validation.loadgen import NOT_SENT, Record
@@ -54,9 +54,6 @@ from lbsim.validation.products import product_overrides, stack_balancer
 from lbsim.validation.replay import replay
 
 Say = Callable[[str], None]
-
-#: the counts compared (``requests.failed.<reason>`` names of the model)
-REASONS = ("http_502", "http_503", "http_504", "timeout")
 
 
 @dataclass
@@ -114,28 +111,6 @@ class OverloadResult:
                 err = abs(p - m) / m if m else float("inf")
                 out.append(f"  total {key}: predicted {p}, measured {m} (error {err:.1%})")
         return out
-
-
-def answered_by_horizon(scenario: Scenario, records: Sequence[Record]) -> dict[str, int]:
-    """Requests that arrived in the measured window, by how they were answered
-    before the horizon (``completed``, a failure reason, else ``in_flight``)."""
-    out: Counter[str] = Counter()
-    for r in records:
-        if r.status == NOT_SENT or not scenario.warmup <= r.scheduled < scenario.horizon:
-            continue
-        out["arrived"] += 1
-        if r.sent + r.latency >= scenario.horizon:
-            out["in_flight"] += 1
-        else:
-            out["completed" if r.status == 200 else failure_reason(r)] += 1
-    return dict(out)
-
-
-def predicted_counts(results: dict[str, Any]) -> dict[str, int]:
-    req = results["requests"]
-    out = {k: int(req[k]) for k in ("arrived", "completed", "in_flight")}
-    out |= {k: int(v) for k, v in req["failed"].items() if k != "total"}
-    return out
 
 
 def median_latency(scenario: Scenario, records: Sequence[Record]) -> dict[str, float]:

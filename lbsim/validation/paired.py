@@ -5,6 +5,7 @@ simulates each replay's seed: the same arrival times, classes, clients and
 demands. The error of one metric in replay ``i`` is *paired*:
 
 * relative metrics (throughput, latency): ``e_i = (predicted_i − measured_i) / measured_i``
+  (failure fractions: over ``max(measured_i, floor)``, so none near 0 divides by 0)
 * absolute metrics (utilisation, flow control, stale reads): ``e_i = predicted_i − measured_i``
 
 so the noise the replay and the model share (the trace) cancels, and what
@@ -39,15 +40,16 @@ Verdict = Literal["within", "miss", "inconclusive"]
 MAX_R = 200
 
 
-def signed_error(predicted: float, measured: float, kind: Kind) -> float:
-    """``predicted − measured``, relative to ``measured`` for a relative metric."""
+def signed_error(predicted: float, measured: float, kind: Kind, floor: float = 0.0) -> float:
+    """``predicted − measured``, relative to ``max(|measured|, floor)`` for a relative metric."""
     if not (math.isfinite(predicted) and math.isfinite(measured)):
         return math.nan
     if kind == "absolute":
         return predicted - measured
-    if measured == 0:
+    scale = max(abs(measured), floor)
+    if scale == 0:
         return 0.0 if predicted == 0 else math.copysign(math.inf, predicted)
-    return (predicted - measured) / abs(measured)
+    return (predicted - measured) / scale
 
 
 def t_quantile(df: int, confidence: float = 0.95) -> float:
@@ -101,6 +103,7 @@ class PairedMetric:
     metric: str
     kind: Kind
     bound: float
+    floor: float = 0.0  # a relative error's least denominator (failure fractions)
     predicted: list[float] = field(default_factory=list)
     measured: list[float] = field(default_factory=list)
     errors: list[float] = field(default_factory=list)  # signed, per replay
@@ -157,8 +160,10 @@ def pair(replays: Sequence[Sequence[MetricError]]) -> list[PairedMetric]:
         for e in errors:
             pm = out.get(e.metric)
             if pm is None:
-                pm = out[e.metric] = PairedMetric(e.scenario, e.level, e.metric, e.kind, e.bound)
+                pm = out[e.metric] = PairedMetric(
+                    e.scenario, e.level, e.metric, e.kind, e.bound, e.floor
+                )
             pm.predicted.append(e.predicted)
             pm.measured.append(e.measured)
-            pm.errors.append(signed_error(e.predicted, e.measured, e.kind))
+            pm.errors.append(signed_error(e.predicted, e.measured, e.kind, e.floor))
     return list(out.values())

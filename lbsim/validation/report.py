@@ -5,11 +5,15 @@ Files (in the campaign's output directory):
 * ``report.md`` — the machine, the calibration, the background and CPU speed
   of every phase, one table per load level with every bounded metric (mean
   predicted and measured over the replays, mean paired error ± its 95 %
-  interval, bound, verdict), the stale-read probe, the plots;
+  interval, bound, verdict; an overload level: throughput and failures of
+  each kind, their counts and the latency growth,
+  :mod:`lbsim.validation.overload_report`), the stale-read probe, the plots;
 * ``errors.json`` — ``paired``: one entry per scenario × level × metric (the
   replays' predicted, measured and signed errors, mean, ``ci95``, verdict,
   ``r_needed``); ``errors``: one entry per replay × metric; ``phases``: each
-  phase's background, speed, attempt and problems; machine-readable;
+  phase's background, speed, attempt and problems; ``overload``: per overload
+  level the counts answered by the horizon and the latency growth, predicted
+  and measured; machine-readable;
 * ``calibration.json`` — the measured costs and the machine;
 * ``measurements.csv`` — measured values in the tidy format of
   :mod:`lbsim.report.calibration` (``param,value,metric,measured,measured_ci95``);
@@ -31,6 +35,8 @@ import matplotlib.pyplot as plt
 from lbsim.report import atomic
 from lbsim.stats.replications import flatten, t_half_width
 from lbsim.validation.knee import knee_line
+from lbsim.validation.levels import is_overload
+from lbsim.validation.overload_report import overload_lines, overload_summary
 
 if TYPE_CHECKING:
     from lbsim.validation.campaign import CampaignResult
@@ -53,6 +59,8 @@ def _flat(results: dict[str, Any]) -> dict[str, float]:
 def _fmt(value: float, metric: str) -> str:
     if not math.isfinite(value):
         return "–"
+    if metric.startswith("failures."):
+        return f"{value:.2%}"
     if metric.startswith("latency") or "latency." in metric:
         return f"{value * 1e3:.1f} ms"
     if metric == "throughput" or metric.endswith(".throughput"):
@@ -67,7 +75,10 @@ def _err(e: Any) -> str:
 
 
 def _bound(e: Any) -> str:
-    return f"{e.bound:.0%}" if e.kind == "relative" else f"{e.bound * 100:.0f} pp"
+    if e.kind != "relative":
+        return f"{e.bound * 100:.0f} pp"
+    floor = getattr(e, "floor", 0.0)
+    return f"{e.bound:.0%}" + (f" (of ≥ {floor:.0%})" if floor else "")
 
 
 def write_report(result: CampaignResult) -> list[Path]:
@@ -97,6 +108,7 @@ def write_report(result: CampaignResult) -> list[Path]:
         "errors": errors,
         "phases": phases(result),
         "knee": result.knee,
+        "overload": overload_summary(result),
     }
     atomic.write_text(out / "errors.json", json.dumps(doc, indent=2, default=_nan) + "\n")
     written.append(out / "errors.json")
@@ -314,8 +326,8 @@ def _markdown(result: CampaignResult, path: Path) -> Path:
     for lv in result.levels:
         n = sum(r.valid for r in lv.replays)
         lines += [
-            f"### {lv.level:.0%} of capacity: {lv.rate:g} requests/s, "
-            f"{n} valid replays of {len(lv.replays)}",
+            f"### {lv.level:.0%} of capacity{' (overload)' if is_overload(lv.level) else ''}: "
+            f"{lv.rate:g} requests/s, {n} valid replays of {len(lv.replays)}",
             "",
         ]
         if not lv.valid:
@@ -333,6 +345,8 @@ def _markdown(result: CampaignResult, path: Path) -> Path:
                 f"{_bound(pm)} | {_VERDICT[pm.verdict]} | {pm.r_needed or ''} |"
             )
         lines.append("")
+        if is_overload(lv.level):
+            lines += overload_lines(result, lv)
     if result.knee:
         lines += [
             "## The knee",
