@@ -432,3 +432,51 @@ def test_the_report_shows_the_95_percent_level_and_the_overloads_failures(tmp_pa
     csv = (tmp_path / "measurements.csv").read_text()
     assert "workload.open.rate,11,failures.timeout,0.081,0.0024" in csv
     assert "workload.open.rate,9.5,latency.p95,0.3," in csv
+
+
+def test_the_knee_sweep_simulates_each_rate_with_its_replays_window(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The predicted knee's sweep gives every rate the window a replay at that
+    rate gets (lengthened only below the rate that sends min_requests in 60 s)."""
+    from lbsim.experiment import run as experiment_run
+    from lbsim.validation import levels
+    from lbsim.validation.campaign import LevelResult
+    from lbsim.validation.knee import campaign_knee
+    from tests.test_validation_replay import _calibration
+
+    seen: dict[float, tuple[float, float]] = {}
+
+    def fake_model(*args: Any) -> Any:
+        rate, horizon = args[4], args[7]
+        seen[rate] = horizon
+        return rate
+
+    class Fake:
+        def __init__(self, rate: float) -> None:
+            self.rate = rate
+
+        def to_dict(self) -> dict[str, Any]:
+            return {"latency": {"p95": 0.1 if self.rate < 9 else 0.1 * self.rate}}
+
+    monkeypatch.setattr(levels, "level_model", fake_model)
+    monkeypatch.setattr(experiment_run, "simulate", lambda m, replications: Fake(m))
+    sc = lbsim.load_scenario(MIXED)
+    bg = PhaseBackground("x", 1.0, 0.2, 0.2, 0.2)
+    lvs = [
+        LevelResult.of(
+            lv,
+            10.0 * lv,
+            [Replay(lv, 10.0 * lv, 0, 7, {}, {"latency": {"p95": 0.1 * lv}}, [], bg)],
+        )
+        for lv in (0.3, 1.1)
+    ]
+
+    def horizon(rate: float) -> tuple[float, float]:
+        return 10.0, replay_duration(rate, 60.0, 2000)
+
+    knee = campaign_knee(MIXED, {}, sc, _calibration(), lvs, 10.0, horizon, tmp_path)
+    assert len(seen) == 25 and min(seen) == 3.0 and max(seen) == pytest.approx(12.0)
+    assert all(h == horizon(rate) for rate, h in seen.items())
+    assert seen[3.0] == (10.0, 667.0) and seen[max(seen)] == (10.0, 167.0)
+    assert knee["predicted"]["reached"]
