@@ -369,10 +369,10 @@ def test_an_overload_replay_counts_failures_on_both_sides_with_one_timeout(
 
 
 # ---------------------------------------------------------------- the report
-def test_the_report_shows_the_95_percent_level_and_the_overloads_failures(tmp_path: Path) -> None:
+def _campaign(outdir: Path) -> Any:
+    """A campaign at 30, 95 and 110 % with recorded results, 3 replays each."""
     from lbsim.validation.calibration import Calibration, ClassCost
     from lbsim.validation.campaign import CampaignResult, LevelResult
-    from lbsim.validation.report import write_report
     from lbsim.validation.workplan import MachineCosts
 
     sc = lbsim.load_scenario(MIXED)
@@ -408,7 +408,13 @@ def test_the_report_shows_the_95_percent_level_and_the_overloads_failures(tmp_pa
         LevelResult.of(lv, round(10 * lv, 3), [run(lv, r) for r in range(3)])
         for lv in (0.3, 0.95, 1.1)
     ]
-    result = CampaignResult(sc, cal, 10.0, levels, outdir=tmp_path)
+    return CampaignResult(sc, cal, 10.0, levels, outdir=outdir)
+
+
+def test_the_report_shows_the_95_percent_level_and_the_overloads_failures(tmp_path: Path) -> None:
+    from lbsim.validation.report import write_report
+
+    result = _campaign(tmp_path)
     write_report(result)
     text = (tmp_path / "report.md").read_text()
     assert "### 95% of capacity: 9.5 requests/s, 3 valid replays of 3" in text
@@ -480,3 +486,26 @@ def test_the_knee_sweep_simulates_each_rate_with_its_replays_window(
     assert all(h == horizon(rate) for rate, h in seen.items())
     assert seen[3.0] == (10.0, 667.0) and seen[max(seen)] == (10.0, 167.0)
     assert knee["predicted"]["reached"]
+
+
+def test_calibrate_prints_the_overload_rows_with_their_floor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from lbsim.cli import validate
+    from lbsim.cli.app import app
+
+    got: dict[str, Any] = {}
+
+    def fake(file: Path, options: Any, say: Any) -> Any:
+        got["levels"] = options.levels
+        return _campaign(tmp_path / "report")
+
+    monkeypatch.setattr(validate, "run_campaign", fake)
+    out = CliRunner().invoke(
+        app, ["calibrate", str(MIXED), "--out", str(tmp_path / "report")], env={"COLUMNS": "200"}
+    )
+    assert got["levels"] == (0.3, 0.6, 0.85, 0.95, 1.1), out.output
+    assert "failures.timeout" in out.output and "15% of ≥ 2%" in out.output
+    assert "see the misses" in out.output  # throughput misses its 3 % at 30 and 95 %

@@ -238,7 +238,9 @@ def calibrate(
             p.metric,
             str(p.n),
             err,
-            f"{p.bound:.0%}" if rel else f"{p.bound * 100:.0f} pp",
+            (f"{p.bound:.0%}" + (f" of ≥ {p.floor:.0%}" if p.floor else ""))
+            if rel
+            else f"{p.bound * 100:.0f} pp",
             f"[{style[p.verdict]}]{p.verdict}[/{style[p.verdict]}]{more}",
         )
     for e in result.probe:

@@ -11,7 +11,9 @@
    background (:mod:`lbsim.validation.levels`); every bounded metric's paired
    errors give a mean, a 95 % interval and a verdict
    (:mod:`lbsim.validation.paired`). Every phase measures the CPU other
-   programs use (:mod:`lbsim.validation.background`).
+   programs use (:mod:`lbsim.validation.background`). A level above capacity
+   (the default's 110 %) is judged by its throughput and its failures of each
+   kind (:mod:`lbsim.validation.failures`); its latency growth is reported.
 4. For Galera, probe stale reads (with and without ``sync_wait``) next to the
    model's fraction for the same pattern.
 5. Write the report: ``report.md``, PNG plots, ``errors.json`` (one entry per
