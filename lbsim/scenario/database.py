@@ -129,6 +129,13 @@ class Galera(ServerSettings):
     #: (receiving it, certifying it) besides applying it: it loads the node's
     #: cores when the write-set is delivered but does not delay its visibility
     receive: Dist | None = None
+    #: on each other node, the time from its applier committing a write-set to
+    #: the rows being visible to reads there (that node's commit path: commit
+    #: order, InnoDB commit, thread wake-ups), a delay holding no applier and no
+    #: CPU; reads in the window are stale, ``sync_wait`` reads wait for it.
+    #: None: visible at the commit. ``lbsim calibrate`` measures it
+    #: (:mod:`lbsim.validation.visibility`)
+    visibility_lag: Dist | None = None
     #: total-order broadcast delay (s): about one round trip to the slowest member
     replication_delay: Dist = Field(default_factory=lambda: Deterministic(value=0.0005))
     #: gcs.fc_limit, gcs.fc_factor, gcs.fc_single_primary

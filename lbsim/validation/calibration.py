@@ -19,8 +19,8 @@ What is measured, on an idle stack, one request at a time (nothing queues):
   one write-set is ``receive`` (group communication, certification and the
   row apply together); ``apply``, the applier's CPU before the rows become
   visible, is 0: an applier installs row images and does not re-run the
-  statement (its BENCHMARK() work), and measured stale reads (a few %) show
-  that path is short next to the writer's acknowledgement;
+  statement (its BENCHMARK() work); when the rows show there, measured by
+  polling a node after a write, is ``visibility_lag`` (validation.visibility);
 * latency outside the app: client → balancer → php-fpm and back
   (``balancer.latency``), and the database round trip (``network.app_db``:
   half the median time of an empty read as PHP sees it);
@@ -54,6 +54,7 @@ from lbsim.scenario.database import Galera, MySQL, NoDatabase
 from lbsim.scenario.schema import RequestClass, Scenario
 from lbsim.validation.loadgen import Record, send_sequential
 from lbsim.validation.measured import unit_seconds
+from lbsim.validation.visibility import visibility_keys
 from lbsim.validation.workplan import MachineCosts, PlannedQuery, PlannedRequest, work_plan
 
 #: the host every container of the calibrated scenario is placed on
@@ -109,6 +110,8 @@ class Calibration:
     #: each low-load phase's background, speed and validity
     #: (:meth:`lbsim.validation.background.PhaseBackground.to_dict`)
     phases: list[dict[str, Any]] = field(default_factory=list)
+    #: Galera: polled writes' lags past the writer's OK (s; validation.visibility)
+    visibility_lags: list[float] = field(default_factory=list)
 
     def at_speed(self, factor: float) -> Calibration:
         """This calibration on a machine whose CPU work costs ``factor`` times
@@ -474,6 +477,7 @@ def calibrate_scenario(
             dbo["replication_delay"] = 0.0
             dbo["receive"] = round(cal.apply_cpu, 7)
             dbo["apply"] = 0.0
+            dbo.update(visibility_keys(cal.visibility_lags, cal.write_commit))
     if rate is not None and isinstance(out["workload"].get("open"), dict):
         out["workload"]["open"]["rate"] = rate
     return out

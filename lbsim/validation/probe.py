@@ -20,10 +20,12 @@ just acknowledged is stale.
   race is: the writer's commit plus the two hops PHP → reader
   (2 × app_db) against the reader's apply (waiting for its applier, the
   ``apply`` CPU; the group communication ``receive`` CPU runs beside it and
-  does not delay visibility). A calibrated scenario has ``apply`` 0 (see
-  :mod:`lbsim.validation.calibration`), so at low load the model says the
-  reader wins unless its applier is still busy with earlier write-sets. With
-  ``sync_wait`` the read waits for the reader to catch up: never stale.
+  does not delay visibility) plus its ``visibility_lag``. A calibrated
+  scenario has ``apply`` 0 and the ``visibility_lag`` the poll probe
+  measured (:mod:`lbsim.validation.visibility`: the commit plus each write's
+  lag past the writer's acknowledgement), so the model's first read is
+  stale as often as the real one was. With ``sync_wait`` the read waits for
+  the reader to show everything ordered before it: never stale.
 """
 
 from __future__ import annotations

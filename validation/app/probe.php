@@ -17,6 +17,16 @@
 // stale / reads answered. A statement that fails counts in errors (a failed
 // write is not followed by a read). A connection that cannot be made answers
 // 502 with {"error": ...}.
+//
+// Visibility lag (&poll=1&max_wait=S, sync_wait=0 only): after each write the
+// reader is read again and again until it shows the write or S seconds
+// (default 0.5, at most 5) have passed since the write returned. The first
+// read of each write is the one counted above; the answer adds "polls": one
+// [stale_reads, last_stale_s, seen_s] per write, times (hrtime) from the
+// write returning to the *sending* of the last read that missed it (null if
+// the first read saw it) and of the first read that saw it (null: not within
+// S), "max_wait_s", and "cut_short": true when the whole loop stopped at its
+// budget of 60 s before n writes (lbsim.validation.visibility reads it).
 
 declare(strict_types=1);
 
@@ -64,13 +74,18 @@ $writer = (string)($_GET['writer'] ?? 'db1');
 $reader = (string)($_GET['reader'] ?? 'db2');
 $syncWait = (string)($_GET['sync_wait'] ?? '0');
 $key = (int)($_GET['key'] ?? 1);
+$poll = (string)($_GET['poll'] ?? '0') === '1';
+$maxWait = (float)($_GET['max_wait'] ?? 0.5);
 $name = '/^[A-Za-z0-9_.-]{1,64}$/';
 if ($n < 1 || $n > 100000 || !preg_match($name, $writer) || !preg_match($name, $reader)
-    || ($syncWait !== '0' && $syncWait !== '1') || $key < 1) {
+    || ($syncWait !== '0' && $syncWait !== '1') || $key < 1
+    || ($poll && ($syncWait !== '0' || !($maxWait > 0 && $maxWait <= 5)))) {
     probe_answer(400, ['error' => 'want n in 1..100000, writer and reader node names, '
-        . 'sync_wait 0 or 1, key >= 1']);
+        . 'sync_wait 0 or 1, key >= 1; poll=1 only with sync_wait=0 and max_wait in (0, 5]']);
 }
 $sync = (int)$syncWait;
+$budgetNs = 60 * 1000000000;  // the whole poll loop (a PHP request must end)
+$maxWaitNs = (int)($maxWait * 1e9);
 
 mysqli_report(MYSQLI_REPORT_ERROR | MYSQLI_REPORT_STRICT);
 try {
@@ -87,11 +102,19 @@ $errors = 0;
 $reads = [];
 $writeTime = 0.0;
 $writes = 0;
+$polls = [];
+$cutShort = false;
+$start = hrtime(true);
 for ($i = 0; $i < $n; $i++) {
+    if ($poll && hrtime(true) - $start > $budgetNs) {
+        $cutShort = true;
+        break;
+    }
     try {
         $t = microtime(true);
         $w->query("UPDATE kv SET v = v + 1 WHERE id = $key");
         $writeTime += microtime(true) - $t;
+        $returned = hrtime(true);
         $writes++;
         $expected++;
     } catch (mysqli_sql_exception $e) {
@@ -106,10 +129,31 @@ for ($i = 0; $i < $n; $i++) {
     }
     try {
         $t = microtime(true);
+        $sent = hrtime(true);
         $seen = probe_value($r, $key);
         $reads[] = microtime(true) - $t;
         if ($seen < $expected) {
             $stale++;
+        }
+        if ($poll) {
+            // read again until the reader shows the write (bounded by max_wait)
+            $missed = 0;
+            $lastMiss = null;
+            while ($seen < $expected) {
+                $missed++;
+                $lastMiss = $sent;
+                $sent = hrtime(true);
+                if ($sent - $returned > $maxWaitNs) {
+                    $sent = null;
+                    break;
+                }
+                $seen = probe_value($r, $key);
+            }
+            $polls[] = [
+                $missed,
+                $lastMiss === null ? null : ($lastMiss - $returned) / 1e9,
+                $sent === null ? null : ($sent - $returned) / 1e9,
+            ];
         }
     } catch (mysqli_sql_exception $e) {
         $errors++;
@@ -132,4 +176,4 @@ probe_answer(200, [
     'writer' => $writer,
     'reader' => $reader,
     'key' => $key,
-]);
+] + ($poll ? ['polls' => $polls, 'max_wait_s' => $maxWait, 'cut_short' => $cutShort] : []));

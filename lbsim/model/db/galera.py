@@ -12,10 +12,12 @@ from *another* node touched one of its keys with seqno > its ``last_seen``
 On every other node B the write-set waits in B's receive queue; one of B's
 ``applier_threads`` takes it, waits for what it depends on, takes its rows
 (brute-force aborting a local transaction still executing on them: 1213),
-applies it on B's CPU and commits in seqno order. Until then a read of those
-rows on B returns old data (a stale read). With ``sync_wait`` a read first
-waits for a causal message round and for B to catch up with everything
-ordered before it (never stale; ``causal_read_timeout`` → 1205).
+applies it on B's CPU and commits in seqno order; with ``visibility_lag``
+its rows show on B that long after B's commit (:mod:`lbsim.model.db.visibility`).
+Until then a read of those rows on B returns old data (a stale read). With
+``sync_wait`` a read first waits for a causal message round and for B to
+catch up with (see) everything ordered before it (never stale;
+``causal_read_timeout`` → 1205).
 
 Flow control: upper = floor(fc_limit·(1 if single_primary else √N) + 0.5),
 lower = floor(upper·fc_factor + 0.5). A node whose receive queue is longer
@@ -41,6 +43,7 @@ from lbsim.model.db.locks import ORDERED, Holder
 from lbsim.model.db.routing import Router
 from lbsim.model.db.server import ERR_LOCK_WAIT_TIMEOUT, DbServer
 from lbsim.model.db.tier import DatabaseTierBase, Statement
+from lbsim.model.db.visibility import Visibility
 from lbsim.model.deadlines import Deadlines
 from lbsim.model.distributions import Sampler
 from lbsim.model.engine import later
@@ -113,7 +116,27 @@ class GaleraNode:
         self.send_queue: deque[Statement] = deque()
         self.fc_stop = False
         self.recv_tw = TimeWeighted()
+        #: the visible-seqno watermark; None: visible as soon as committed
+        self.visibility = (
+            Visibility(env, self._committed) if cluster.visibility_lag is not None else None
+        )
         self.reset_counters()
+
+    def _committed(self) -> int:
+        return self.last_committed
+
+    def visible(self) -> int:
+        """Everything up to this seqno is visible to reads on this node."""
+        vis = self.visibility
+        return self.last_committed if vis is None else vis.seqno()
+
+    def when_visible(self, target: int, fn: Callable[[Any], None], arg: Any) -> None:
+        """Call ``fn(arg)`` once everything up to ``target`` is visible here."""
+        vis = self.visibility
+        if vis is None:
+            self.when_committed(target, fn, arg)
+        else:
+            self.when_committed(target, partial(vis.when_visible, target, fn), arg)
 
     def reset_counters(self) -> None:
         self.c: dict[str, float] = dict.fromkeys(
@@ -203,8 +226,13 @@ class GaleraNode:
     def _apply_commit(self, arg: tuple[WriteSet, Holder]) -> None:
         # InnoDB makes a commit visible in memory, then flushes the log
         # (trx_commit_in_memory before trx_flush_log_if_needed): readers on
-        # this node see the rows now; the applier is busy until the flush.
-        self.advance(arg[0].seqno)
+        # this node see the rows now (or ``visibility_lag`` later); the applier
+        # is busy until the flush.
+        seqno = arg[0].seqno
+        lag = self.cluster.visibility_lag
+        if lag is not None and self.visibility is not None:
+            self.visibility.hide(seqno, lag())
+        self.advance(seqno)
         delay = self.cluster.commit_delay()
         if delay > 0:
             later(self.env, delay, self._apply_done, arg)
@@ -250,6 +278,11 @@ class GaleraTier(DatabaseTierBase):
         super().__init__(env, scenario, spec, servers, router, streams)
         self.galera = spec
         self.retry_autocommit = spec.retry_autocommit
+        self.visibility_lag = (
+            Sampler(spec.visibility_lag, streams.generator("visibility"))
+            if spec.visibility_lag is not None
+            else None
+        )
         self.members = [
             GaleraNode(env, s, n.applier_threads, self)
             for s, n in zip(servers, resolved, strict=True)
@@ -368,7 +401,9 @@ class GaleraTier(DatabaseTierBase):
         floor = min(m.last_committed for m in self.members)
         self._floor = floor
         self._cert_index = {k: v for k, v in self._cert_index.items() if v[0] > floor}
-        self._key_ok = {k: v for k, v in self._key_ok.items() if v[0] > floor}
+        # a write stays a possible stale read until every node shows it
+        seen = min(m.visible() for m in self.members)
+        self._key_ok = {k: v for k, v in self._key_ok.items() if v[0] > seen}
 
     def _local_commit(self, ws: WriteSet) -> None:
         delay = self._commit()
@@ -428,7 +463,7 @@ class GaleraTier(DatabaseTierBase):
     def _causal_wait(self, arg: tuple[Statement, int]) -> None:
         st, target = arg
         assert st.server is not None
-        self.members[st.server.index].when_committed(target, self._causal_ready, (st, st.token))
+        self.members[st.server.index].when_visible(target, self._causal_ready, (st, st.token))
 
     def _causal_ready(self, arg: tuple[Statement, int]) -> None:
         st, token = arg
@@ -447,7 +482,7 @@ class GaleraTier(DatabaseTierBase):
     def observe_read(self, st: Statement) -> None:
         assert st.server is not None
         node = self.members[st.server.index]
-        applied = node.last_committed
+        applied = node.visible()
         self.reads += 1
         issued = st.t_issue
         worst = 0.0
