@@ -69,6 +69,7 @@ from lbsim.validation.lowload import measure_classes_phase, measure_idle_phase
 from lbsim.validation.machine import machine as machine  # re-exported: what it ran on
 from lbsim.validation.paired import PairedMetric, pair
 from lbsim.validation.products import product_overrides, stack_balancer
+from lbsim.validation.visibility import calibrate_visibility
 
 Say = Callable[[str], None]
 
@@ -245,6 +246,10 @@ def measure(
             f"empty read {path.read_wall * 1e3:.3f} ms, connect {path.connect_wall * 1e3:.3f} ms"
             + (f", {path.apply_cpu * 1e3:.3f} ms CPU per write-set elsewhere" if others else "")
         )
+        if others:
+            cal.visibility_lags = calibrate_visibility(
+                handle.url, writer, others[0], cal.app_db, say
+            )
     cal.balancer_latency = max(
         statistics.fmean([c.latency - c.wall for c in classes], weights=weights), 0.0
     )

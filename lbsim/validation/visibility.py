@@ -35,10 +35,11 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -192,3 +193,32 @@ def measure_visibility(
     ``writer`` read back on ``reader``, and the probe's answer."""
     probe = poll_visibility(url, writer, reader, n, key)
     return ack_lags(probe.polls, app_db, probe.max_wait_s), probe
+
+
+def calibrate_visibility(
+    url: str,
+    writer: str,
+    reader: str,
+    app_db: float,
+    say: Callable[[str], None] = print,
+    n: int = 400,
+) -> list[float]:
+    """The calibration's step: :func:`measure_visibility`, told as it goes; a
+    probe that fails is reported and leaves the lags unmeasured (no key)."""
+    say(f"measuring when a write on {writer} shows on {reader} ({n} writes, each read back)")
+    try:
+        lags, probe = measure_visibility(url, writer, reader, app_db, n)
+    except ProbeError as exc:
+        say(f"  NOT MEASURED ({exc}): the model's rows show at the applier's commit")
+        return []
+    late = [x for x in lags if x > 0]
+    say(
+        f"  the first read missed {probe.first_read_stale_fraction:.1%} of {len(lags)} writes"
+        + (
+            f"; they showed {statistics.median(late) * 1e3:.3f} ms (median) after the OK"
+            if late
+            else ""
+        )
+        + ("; cut short at the probe's 60 s" if probe.cut_short else "")
+    )
+    return lags
