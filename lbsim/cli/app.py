@@ -49,6 +49,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Measure FILE's real stack at low load, write FILE's calibrated scenario, then\n"
         "replay and simulate it at several loads and report the error of every metric.",
     ),
+    "story": (
+        "story",
+        "Replay a validation story on the real stack and simulate it: the counts of\n"
+        "every outcome, predicted vs measured, paired over R repetitions.",
+    ),
     "stack": ("stack", "Build, start, inspect and stop the scenario's real stack in Docker."),
 }
 

@@ -1,0 +1,124 @@
+"""``lbsim story NAME``: one of the failures users come with, predicted and measured.
+
+Replays every variant of the story's scenario on a fresh real stack, R times
+with paired seeds, simulates the same replications and reports the counts
+(completed, error 1040, 502, …) predicted vs measured with their paired
+errors and verdicts (:mod:`lbsim.validation.stories`).
+"""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from lbsim.cli.common import console, err_console, fail, guard_outputs
+from lbsim.cli.stack import PortOption
+from lbsim.cli.validate import _calibration_errors
+from lbsim.scenario.errors import ScenarioError
+from lbsim.validation.stories import catalogue, report
+from lbsim.validation.stories.harness import StoryResult, run_story
+
+#: exit status when a count misses its bound significantly or a fix is not 0
+EXIT_MISSED = 1
+
+
+def story(
+    name: Annotated[
+        str,
+        typer.Argument(
+            help=f"The story: {', '.join(catalogue.STORIES)} (or 'list').",
+            metavar="NAME",
+        ),
+    ],
+    repetitions: Annotated[
+        int, typer.Option(min=1, max=20, help="Paired replays of every variant.")
+    ] = 3,
+    duration: Annotated[
+        float | None,
+        typer.Option(
+            min=5.0, max=3600.0, help="Measured seconds per replay (default: the scenario's)."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Report directory (default validation/results/stories/NAME)."),
+    ] = None,
+    port: PortOption = 8080,
+) -> None:
+    """Replay a validation story on the real stack and simulate it: the counts of
+    every outcome, predicted vs measured, paired over R repetitions."""
+    if name == "list":
+        for s in catalogue.STORIES.values():
+            console.print(f"{s.name}: {s.title}", highlight=False)
+        return
+    try:
+        chosen = catalogue.story(name)
+    except KeyError as exc:
+        fail(str(exc.args[0]))
+    if not chosen.file.is_file():
+        fail(f"{chosen.file}: the story's scenario is missing (run from a checkout of lbsim)")
+    outdir = out or Path("validation/results/stories") / chosen.name
+    guard_outputs([chosen.file], [], [outdir])
+    extra = [f"duration={duration}"] if duration is not None else []
+    from lbsim.validation.machine import machine
+    from lbsim.validation.stories.sides import ModelSide, StackSide
+
+    with _calibration_errors():
+        try:
+            result = run_story(
+                chosen,
+                StackSide(port, say=_say),
+                ModelSide(),
+                repetitions=repetitions,
+                extra=extra,
+                say=_say,
+            )
+        except ScenarioError as exc:
+            fail(str(exc))
+    result.machine = machine() | {
+        "when": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    }
+    for path in report.write(result, outdir):
+        console.print(f"wrote {path}")
+    _print(result)
+    if not result.passed:
+        raise typer.Exit(code=EXIT_MISSED)
+
+
+def _say(line: str) -> None:
+    console.print(line, highlight=False, markup=False)
+
+
+def _print(result: StoryResult) -> None:
+    table = Table(
+        title=f"{result.story.name}: predicted vs measured (mean of {result.repetitions})"
+    )
+    for col in ("variant", "count", "predicted", "measured", "error ± 95 %", "verdict"):
+        table.add_column(col, justify="right" if col in ("predicted", "measured") else "left")
+    for v in result.variants:
+        for m in v.metrics:
+            rel = m.kind == "relative"
+            err = f"{m.mean:+.1%}" if rel else f"{m.mean:+.1f}"
+            if m.n >= 2 and m.half == m.half:
+                err += f" ± {m.half:.1%}" if rel else f" ± {m.half:.1f}"
+            table.add_row(
+                v.variant.name,
+                m.metric.removeprefix("requests."),
+                f"{sum(m.predicted) / m.n:.1f}",
+                f"{sum(m.measured) / m.n:.1f}",
+                err,
+                m.verdict,
+            )
+    console.print(table)
+    for v in result.variants:
+        for p in v.problems:
+            err_console.print(f"[bold red]{escape(v.variant.name)}:[/bold red] {escape(p)}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="story")(story)

@@ -1,0 +1,7 @@
+"""Validation stories: the failures users come with, replayed live and simulated.
+
+- :mod:`~lbsim.validation.stories.harness`: variants, paired repetitions, count verdicts
+- :mod:`~lbsim.validation.stories.sides`: the live stack and the model
+- :mod:`~lbsim.validation.stories.catalogue`: the stories (``lbsim story NAME``)
+- :mod:`~lbsim.validation.stories.report`: ``story.json`` and ``story.md``
+"""

@@ -1,0 +1,193 @@
+"""Validation stories without Docker: the model side on the shipped story
+scenarios, the count pairing and its bounds, the required zeros, invalid
+replays, the report and the CLI (a fake live side)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from lbsim.cli.app import app
+from lbsim.scenario.schema import Scenario
+from lbsim.validation.stories import catalogue, report, sides
+from lbsim.validation.stories.harness import (
+    COUNT_BOUND,
+    SMALL_COUNT_BOUND,
+    Counts,
+    Story,
+    count_metric,
+    run_story,
+)
+from lbsim.validation.stories.sides import ModelSide
+
+STORY = catalogue.TOO_MANY_CONNECTIONS
+
+
+def test_every_story_scenario_is_shipped_and_runs_in_the_model() -> None:
+    for story in catalogue.STORIES.values():
+        assert story.file.is_file(), story.file
+        for v in story.variants:
+            counts = ModelSide()(story.scenario(v, ["duration=10"]), 0)
+            assert counts["arrived"] > 50
+
+
+def test_the_model_predicts_1040_only_without_the_fix() -> None:
+    model = ModelSide()
+    by = {v.name: model(STORY.scenario(v), 0) for v in STORY.variants}
+    # 24 workers in turn, 15 keep a connection: about 9/24 of the requests fail
+    share = by["persistent"]["db_1040"] / by["persistent"]["arrived"]
+    assert share == pytest.approx(9 / 24, abs=0.04)
+    for fix in ("per_request", "fewer_workers"):
+        assert by[fix].get("db_1040", 0) == 0
+        assert by[fix]["completed"] >= by[fix]["arrived"] - 3
+
+
+def test_a_count_of_forty_or_more_is_judged_relative_below_it_absolute() -> None:
+    big = count_metric("s", "v", "db_1040", [(100, 90), (110, 100), (95, 100)])
+    assert big.kind == "relative" and big.bound == COUNT_BOUND
+    assert big.errors[0] == pytest.approx(10 / 90)
+    assert big.verdict == "within"
+    small = count_metric("s", "v", "http_502", [(0, 3), (2, 0), (1, 1)])
+    assert small.kind == "absolute" and small.bound == SMALL_COUNT_BOUND
+    assert small.errors == [-3.0, 2.0, 0.0]
+    assert small.verdict == "within"
+    zero = count_metric("s", "v", "db_1040", [(0, 0), (0, 0), (0, 0)])
+    assert zero.mean == 0.0 and zero.verdict == "within"
+
+
+def test_a_consistent_miss_beyond_its_interval_is_a_miss() -> None:
+    miss = count_metric("s", "v", "db_1040", [(200, 100), (210, 102), (190, 98)])
+    assert miss.verdict == "miss"
+    noisy = count_metric("s", "v", "db_1040", [(170, 100), (80, 100), (150, 100)])
+    assert noisy.mean > COUNT_BOUND and noisy.verdict == "inconclusive"
+    assert noisy.r_needed is None or noisy.r_needed > 3
+
+
+class Fake:
+    """A live side that returns given counts (and can mark a replay invalid)."""
+
+    def __init__(
+        self, counts: dict[str, list[Counts]], invalid: frozenset[tuple[str, int]] = frozenset()
+    ):
+        self.counts = counts
+        self.invalid = invalid
+        self.calls: list[tuple[str, int]] = []
+        self.last_notes: dict[str, object] = {}
+
+    def __call__(self, scenario: Scenario, replication: int) -> Counts:
+        name = "per_request" if scenario.database.connect == "per_request" else "persistent"
+        self.calls.append((name, replication))
+        bad = (name, replication) in self.invalid
+        self.last_notes = {"valid": not bad, "problems": ["late sends"] if bad else []}
+        return self.counts[name][replication]
+
+
+def _two_variant_story() -> Story:
+    return Story(
+        "t",
+        "T",
+        STORY.file,
+        (STORY.variants[0], STORY.variants[1]),
+        counts=("completed", "db_1040"),
+        zero={"per_request": ("db_1040",)},
+    )
+
+
+def _predicted(scenario: Scenario, replication: int) -> Counts:
+    if scenario.database.connect == "per_request":
+        return {"arrived": 800, "completed": 800}
+    return {"arrived": 800, "completed": 500, "db_1040": 300}
+
+
+def test_run_story_interleaves_variants_pairs_counts_and_checks_the_fix() -> None:
+    measured = {
+        "persistent": [{"arrived": 800, "completed": 505, "db_1040": 295}] * 3,
+        "per_request": [{"arrived": 800, "completed": 798, "db_1040": 2}] * 3,
+    }
+    live = Fake(measured)
+    result = run_story(_two_variant_story(), live, _predicted, repetitions=3, say=lambda _: None)
+    assert live.calls == [(n, r) for r in range(3) for n in ("persistent", "per_request")]
+    persistent, fix = result.variants
+    assert [m.metric for m in persistent.metrics] == ["requests.completed", "requests.db_1040"]
+    assert all(m.verdict == "within" for m in persistent.metrics)
+    # the fix's 1040 count is within ±10 but must be 0: a problem, so not passed
+    assert any("db_1040 should be 0" in p for p in fix.problems)
+    assert not result.passed
+
+
+def test_an_invalid_replay_is_a_problem_not_a_silent_pass() -> None:
+    counts = {"arrived": 800, "completed": 500, "db_1040": 300}
+    measured = {
+        "persistent": [counts] * 2,
+        "per_request": [{"arrived": 800, "completed": 800}] * 2,
+    }
+    live = Fake(measured, invalid=frozenset({("persistent", 1)}))
+    result = run_story(_two_variant_story(), live, _predicted, repetitions=2, say=lambda _: None)
+    assert result.variants[0].problems == ["replication 1 not a valid measurement: late sends"]
+    assert not result.passed
+
+
+def test_report_files_hold_every_repetition_and_verdict(tmp_path: Path) -> None:
+    measured = {
+        "persistent": [{"arrived": 800, "completed": 505, "db_1040": 295}] * 3,
+        "per_request": [{"arrived": 800, "completed": 800}] * 3,
+    }
+    result = run_story(
+        _two_variant_story(), Fake(measured), _predicted, repetitions=3, say=lambda _: None
+    )
+    assert result.passed
+    paths = report.write(result, tmp_path / "out")
+    data = json.loads(paths[0].read_text())
+    assert data["passed"] is True and data["repetitions"] == 3
+    metric = data["variants"][0]["metrics"][1]
+    assert metric["metric"] == "requests.db_1040" and metric["verdict"] == "within"
+    assert metric["predicted"] == [300.0] * 3 and metric["measured"] == [295.0] * 3
+    assert math.isclose(metric["mean_error"], 5 / 295)
+    md = paths[1].read_text()
+    assert "| persistent | db_1040 | 300.0 | 295.0 | +1.7% ± 0.0% | 25% | within |" in md
+    assert "per_request, replication 2: arrived 800/800, completed 800/800" in md
+
+
+def test_cli_lists_refuses_unknown_and_runs_with_a_fake_stack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = CliRunner()
+    listed = runner.invoke(app, ["story", "list"])
+    assert listed.exit_code == 0 and "too-many-connections" in listed.output
+    unknown = runner.invoke(app, ["story", "nope"])
+    assert unknown.exit_code == 2 and "no story 'nope'" in unknown.output
+
+    class Live:
+        def __init__(self, port: int, say: object) -> None:
+            self.model = ModelSide()
+            self.last_notes = {"valid": True, "problems": []}
+
+        def __call__(self, scenario: Scenario, replication: int) -> Counts:
+            return self.model(scenario, replication)
+
+    monkeypatch.setattr(sides, "StackSide", Live)
+    monkeypatch.setattr("lbsim.validation.machine.machine", lambda: {"cpu": "test", "cores": 2})
+    out = tmp_path / "story"
+    done = runner.invoke(
+        app,
+        [
+            "story",
+            "too-many-connections",
+            "--repetitions",
+            "2",
+            "--duration",
+            "10",
+            "--out",
+            str(out),
+        ],
+    )
+    assert done.exit_code == 0, done.output
+    data = json.loads((out / "story.json").read_text())
+    assert [v["name"] for v in data["variants"]] == ["persistent", "per_request", "fewer_workers"]
+    assert data["duration"] == 10 and data["passed"]
+    bad = runner.invoke(app, ["story", "too-many-connections", "--repetitions", "0"])
+    assert bad.exit_code == 2
