@@ -303,9 +303,10 @@ class GaleraTier(DatabaseTierBase):
         )
         self.seqno = 0
         self._cert_index: dict[int, tuple[int, int]] = {}  # key -> (seqno, origin)
-        self._key_ok: dict[int, tuple[int, float]] = {}  # key -> (seqno, time acknowledged)
+        # key -> (seqno, time acknowledged, origin node)
+        self._key_ok: dict[int, tuple[int, float, int]] = {}
         # client -> (seqno, time) of its last acknowledged write
-        self._client_write: dict[int, tuple[int, float]] = {}
+        self._client_write: dict[int, tuple[int, float, int]] = {}
         self._purge_every = 2048
         self._floor = 0  # seqnos at or below are committed everywhere
         self.paused = False
@@ -422,8 +423,8 @@ class GaleraTier(DatabaseTierBase):
         now = self.env._now
         self.commit_latency.add(now - st.t_commit)
         for k in ws.keys:
-            self._key_ok[k] = (ws.seqno, now)
-        self._client_write[st.request.client] = (ws.seqno, now)
+            self._key_ok[k] = (ws.seqno, now, ws.origin)
+        self._client_write[st.request.client] = (ws.seqno, now, ws.origin)
         self._reply(st, None)
 
     def on_bf_abort(self, st: Statement) -> None:
@@ -481,17 +482,19 @@ class GaleraTier(DatabaseTierBase):
 
     def observe_read(self, st: Statement) -> None:
         assert st.server is not None
-        node = self.members[st.server.index]
-        applied = node.visible()
+        here = st.server.index
+        applied = self.members[here].visible()
         self.reads += 1
         issued = st.t_issue
         worst = 0.0
         stale = False
         # only writes acknowledged before the read was issued count: a later
-        # one is concurrent with it, not missed by it
+        # one is concurrent with it, not missed by it; a node shows its own
+        # commits (a remote write-set before them still under its
+        # visibility_lag does not hide them)
         for k in st.keys:
             ok = self._key_ok.get(k)
-            if ok is not None and ok[0] > applied and ok[1] <= issued:
+            if ok is not None and ok[0] > applied and ok[1] <= issued and ok[2] != here:
                 stale = True
                 worst = max(worst, self.env._now - ok[1])
         if stale:
@@ -500,7 +503,7 @@ class GaleraTier(DatabaseTierBase):
         last = self._client_write.get(st.request.client)
         if last is not None and last[1] <= issued:
             self.raw_reads += 1
-            if last[0] > applied:
+            if last[0] > applied and last[2] != here:
                 self.raw_stale += 1
 
     # -- statistics ---------------------------------------------------------------------
