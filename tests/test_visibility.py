@@ -232,7 +232,7 @@ def test_the_schema_checks_the_key_where_it_is() -> None:
     data["database"]["visibility_lags"] = 0.001
     with pytest.raises(ScenarioError, match="did you mean 'visibility_lag'"):
         scenario(data)
-    mysql = {"workload": {"open": {"rate": 1}, "classes": [{"name": "x"}]}}
+    mysql: dict[str, Any] = {"workload": {"open": {"rate": 1}, "classes": [{"name": "x"}]}}
     mysql["database"] = {"engine": "mysql", "visibility_lag": 0.001}
     with pytest.raises(ScenarioError, match="visibility_lag"):
         scenario(mysql)
@@ -388,3 +388,65 @@ def test_the_calibrated_model_reads_stale_as_often_as_the_probe_measured(tmp_pat
     data = calibrate_scenario(raw, sc, Calibration.from_dict(old))
     assert "visibility_lag" not in data["database"]
     assert model_stale_fraction(scenario(data), False, duration=5) == 0.0
+
+
+# -- the poll probe over HTTP (a local stand-in for the stack's endpoint) ---------------------
+
+
+class _Endpoint:
+    """``GET /probe`` on 127.0.0.1 answering ``status`` and ``body``; records the query."""
+
+    def __init__(self, status: int, body: str):
+        import http.server
+        import threading
+
+        outer = self
+        self.queries: list[str] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer.queries.append(self.path)
+                data = body.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=10)
+
+
+@pytest.mark.unit
+def test_calibration_step_polls_the_endpoint_and_reports_a_failure() -> None:
+    from lbsim.validation.visibility import calibrate_visibility
+
+    said: list[str] = []
+    ok = _Endpoint(200, json.dumps(answer()))
+    try:
+        lags = calibrate_visibility(ok.url, "db1", "db3", 0.0001, said.append, n=400)
+    finally:
+        ok.close()
+    assert ok.queries == [
+        "/probe?n=400&writer=db1&reader=db3&sync_wait=0&key=1&poll=1&max_wait=0.5"
+    ]
+    assert len(lags) == 400 and sum(1 for x in lags if x > 0) == 16
+    assert min(x for x in lags if x > 0) == pytest.approx(0.0002 + 0.000145)
+    assert "missed 4.0% of 400 writes" in said[-1]
+    said.clear()
+    bad = _Endpoint(502, json.dumps({"error": "Unknown MySQL server host 'db3'"}))
+    try:
+        assert calibrate_visibility(bad.url, "db1", "db3", 0.0001, said.append) == []
+    finally:
+        bad.close()
+    assert "NOT MEASURED" in said[-1] and "db3" in said[-1]
