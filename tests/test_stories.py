@@ -12,8 +12,11 @@ import pytest
 from typer.testing import CliRunner
 
 from lbsim.cli.app import app
+from lbsim.scenario.loader import load_scenario
 from lbsim.scenario.schema import Scenario
-from lbsim.validation.stories import catalogue, report, sides
+from lbsim.validation.background import PhaseBackground
+from lbsim.validation.levels import Replay
+from lbsim.validation.stories import catalogue, policies_report, report, sides
 from lbsim.validation.stories.harness import (
     COUNT_BOUND,
     SMALL_COUNT_BOUND,
@@ -22,6 +25,7 @@ from lbsim.validation.stories.harness import (
     count_metric,
     run_story,
 )
+from lbsim.validation.stories.policies import PoliciesResult, class_metrics, differences
 from lbsim.validation.stories.sides import ModelSide
 
 STORY = catalogue.TOO_MANY_CONNECTIONS
@@ -30,6 +34,11 @@ STORY = catalogue.TOO_MANY_CONNECTIONS
 def test_every_story_scenario_is_shipped_and_runs_in_the_model() -> None:
     for story in catalogue.STORIES.values():
         assert story.file.is_file(), story.file
+        if isinstance(story, catalogue.PolicyStory):
+            for policy in story.policies:
+                s = load_scenario(story.file, [f"balancer.policy={policy}", "duration=10"])
+                assert ModelSide()(s, 0)["arrived"] > 50
+            continue
         for v in story.variants:
             counts = ModelSide()(story.scenario(v, ["duration=10"]), 0)
             assert counts["arrived"] > 50
@@ -191,3 +200,74 @@ def test_cli_lists_refuses_unknown_and_runs_with_a_fake_stack(
     assert data["duration"] == 10 and data["passed"]
     bad = runner.invoke(app, ["story", "too-many-connections", "--repetitions", "0"])
     assert bad.exit_code == 2
+
+
+# -- story 1: heavy users vs policy (the paired, calibrated comparison) --------------
+
+
+def _replay(rep: int, pred: tuple[float, float], meas: tuple[float, float]) -> Replay:
+    from lbsim.validation.accuracy import compare
+
+    def tree(mean: float, p95: float) -> dict[str, object]:
+        lat = {"mean": mean, "p95": p95}
+        return {
+            "throughput": 10.0,
+            "latency": lat,
+            "classes": {"browse": {"latency": lat}, "report": {"latency": {"mean": 1.0, "p95": 2}}},
+        }
+
+    p, m = tree(*pred), tree(*meas)
+    bg = PhaseBackground("t", 60.0, 0.1, 0.1, 0.1)
+    return Replay(0.7, 10.0, rep, 23 + rep, p, m, compare("s", "70%", p, m), bg)
+
+
+def test_policy_differences_are_paired_per_repetition_and_ranked() -> None:
+    rr = [_replay(r, (0.30, 1.2), (0.32, 1.3)) for r in range(3)]
+    lc = [_replay(r, (0.15, 0.6), (0.16, 0.62)) for r in range(3)]
+    diffs = differences("s", "rr", "lc", rr, lc)
+    mean = next(d for d in diffs if d.metric == "latency.mean")
+    assert mean.predicted == pytest.approx([-0.15] * 3)
+    assert mean.measured == pytest.approx([-0.16] * 3)
+    assert mean.errors[0] == pytest.approx((-0.15 + 0.16) / 0.16)
+    assert mean.verdict == "within"
+    classes = class_metrics("s", "rr", rr)
+    assert {c.metric for c in classes} == {
+        "classes.browse.latency.mean",
+        "classes.browse.latency.p95",
+        "classes.report.latency.mean",
+        "classes.report.latency.p95",
+    }
+    result = PoliciesResult(
+        _heavy_users(), ("rr", "lc"), 0.7, 10.0, 14.0, None,  # type: ignore[arg-type]
+        replays={"rr": rr, "lc": lc},
+    )  # fmt: skip
+    assert result.ranking("predicted", "latency.mean") == ["lc", "rr"]
+    assert result.ranking("measured", "latency.p95") == ["lc", "rr"]
+    result.metrics = {"rr": classes}
+    result.differences = diffs
+    assert result.passed
+    rr[1].problems.append("sends lagged their schedule")
+    assert result.not_valid() == ["rr r2: sends lagged their schedule"] and not result.passed
+
+
+def _heavy_users() -> Scenario:
+    return load_scenario(catalogue.HEAVY_USERS.file)
+
+
+def test_policies_report_names_ranking_differences_and_replays(tmp_path: Path) -> None:
+    rr = [_replay(r, (0.30, 1.2), (0.32, 1.3)) for r in range(3)]
+    lc = [_replay(r, (0.15, 0.6), (0.34, 1.35)) for r in range(3)]  # the model over-sells lc
+    result = PoliciesResult(
+        _heavy_users(), ("rr", "lc"), 0.7, 10.0, 14.0, None,  # type: ignore[arg-type]
+        replays={"rr": rr, "lc": lc},
+    )  # fmt: skip
+    result.metrics = {p: class_metrics("s", p, r) for p, r in result.replays.items()}
+    result.differences = differences("s", "rr", "lc", rr, lc)
+    assert not result.passed  # predicted Δ -150 ms vs measured +20 ms: a miss
+    paths = policies_report.write(result, tmp_path, "heavy-users", "T", "about")
+    md = paths[1].read_text()
+    assert "| latency.mean | lc < rr | rr < lc |" in md
+    assert "| lc - rr | latency.mean | -150 ms | 20 ms |" in md
+    data = json.loads(paths[0].read_text())
+    assert data["ranking"]["measured.latency.mean"] == ["rr", "lc"]
+    assert data["passed"] is False and len(data["replays"]["lc"]) == 3

@@ -64,8 +64,13 @@ def story(
         fail(f"{chosen.file}: the story's scenario is missing (run from a checkout of lbsim)")
     outdir = out or Path("validation/results/stories") / chosen.name
     guard_outputs([chosen.file], [], [outdir])
-    extra = [f"duration={duration}"] if duration is not None else []
     from lbsim.validation.machine import machine
+
+    stamp = {"when": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")}
+    if isinstance(chosen, catalogue.PolicyStory):
+        _policies(chosen, repetitions, duration, outdir, port, machine() | stamp)
+        return
+    extra = [f"duration={duration}"] if duration is not None else []
     from lbsim.validation.stories.sides import ModelSide, StackSide
 
     with _calibration_errors():
@@ -80,12 +85,51 @@ def story(
             )
         except ScenarioError as exc:
             fail(str(exc))
-    result.machine = machine() | {
-        "when": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    }
+    result.machine = machine() | stamp
     for path in report.write(result, outdir):
         console.print(f"wrote {path}")
     _print(result)
+    if not result.passed:
+        raise typer.Exit(code=EXIT_MISSED)
+
+
+def _policies(
+    chosen: catalogue.PolicyStory,
+    repetitions: int,
+    duration: float | None,
+    outdir: Path,
+    port: int,
+    box: dict[str, object],
+) -> None:
+    from lbsim.validation.campaign import CampaignOptions
+    from lbsim.validation.stories import policies_report
+    from lbsim.validation.stories.policies import run_policies
+
+    options = CampaignOptions(
+        levels=(chosen.level,),
+        duration=duration or 120.0,
+        warmup=10.0,
+        per_class=25,
+        port=port,
+        out=outdir,
+        keep_up=False,
+        repetitions=repetitions,
+        min_requests=0,
+    )
+    with _calibration_errors():
+        result = run_policies(chosen.file, chosen.policies, options, chosen.level, outdir, _say)
+    result.machine = dict(box)
+    for path in policies_report.write(result, outdir, chosen.name, chosen.title, chosen.about):
+        console.print(f"wrote {path}")
+    for m in (*result.differences, *(x for ms in result.metrics.values() for x in ms)):
+        if m.verdict != "within":
+            _say(f"{m.level} {m.metric}: error {m.mean:+.3f}, {m.verdict}")
+    _say(
+        "ranking by mean latency: predicted "
+        + " < ".join(result.ranking("predicted", "latency.mean"))
+        + "; measured "
+        + " < ".join(result.ranking("measured", "latency.mean"))
+    )
     if not result.passed:
         raise typer.Exit(code=EXIT_MISSED)
 
