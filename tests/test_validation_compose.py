@@ -463,10 +463,14 @@ def test_refuses_galera_nodes_it_cannot_build(nodes: str, message: str, tmp_path
         generate_stack(scenario(db=f"database: {{engine: galera, nodes: {nodes}}}"), tmp_path)
 
 
-def test_refuses_outages(tmp_path: Path) -> None:
-    s = scenario("app: {nodes: [{name: a, outages: [{start: 1, duration: 2}]}]}")
-    with pytest.raises(ReplayUnsupported, match="app node 'a' has outages"):
-        generate_stack(s, tmp_path)
+def test_app_outages_are_replayed_by_the_same_stack(tmp_path: Path) -> None:
+    """Outages are the replay's (docker kill / start, lbsim.validation.faults):
+    the stack is the one without them."""
+    s = scenario("app: {nodes: [{name: a, outages: [{start: 1, duration: 2}]}, {name: b}]}")
+    plain = scenario("app: {nodes: [{name: a}, {name: b}]}")
+    out = generate_stack(s, tmp_path / "with")
+    same = generate_stack(plain, tmp_path / "without")
+    assert out.files["docker-compose.yml"] == same.files["docker-compose.yml"]
 
 
 def test_write_puts_every_file(tmp_path: Path) -> None:

@@ -71,6 +71,9 @@ def story(
         _policies(chosen, repetitions, duration, outdir, port, machine() | stamp)
         return
     extra = [f"duration={duration}"] if duration is not None else []
+    if isinstance(chosen, catalogue.FaultStory):
+        _faults(chosen, repetitions, extra, outdir, port, machine() | stamp)
+        return
     from lbsim.validation.stories.sides import ModelSide, StackSide
 
     with _calibration_errors():
@@ -131,6 +134,41 @@ def _policies(
         + " < ".join(result.ranking("measured", "latency.mean"))
     )
     if not result.passed:
+        raise typer.Exit(code=EXIT_MISSED)
+
+
+def _faults(
+    chosen: catalogue.FaultStory,
+    repetitions: int,
+    extra: list[str],
+    outdir: Path,
+    port: int,
+    box: dict[str, object],
+) -> None:
+    from lbsim.validation.stories import faults_report
+    from lbsim.validation.stories.faults import (
+        FaultModelSide,
+        FaultStackSide,
+        run_fault_story,
+    )
+
+    with _calibration_errors():
+        try:
+            result = run_fault_story(
+                chosen,
+                FaultStackSide(port, say=_say),
+                FaultModelSide(),
+                repetitions=repetitions,
+                extra=extra,
+                say=_say,
+            )
+        except ScenarioError as exc:
+            fail(str(exc))
+    result.story.machine = dict(box)
+    for path in faults_report.write(result, outdir):
+        console.print(f"wrote {path}")
+    _print(result.story)
+    if not result.story.passed:
         raise typer.Exit(code=EXIT_MISSED)
 
 

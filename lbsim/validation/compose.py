@@ -108,11 +108,7 @@ def _cpus(cores: float) -> float:
 
 
 def _refuse_unreplayable(scenario: Scenario) -> None:
-    for node in scenario.app.resolved_nodes():
-        if node.outages:
-            raise ReplayUnsupported(
-                f"app node {node.name!r} has outages; the replay does not stop containers yet"
-            )
+    # app node outages are replayed: docker kill / docker start (lbsim.validation.faults)
     db = scenario.database
     if isinstance(db, Galera):
         for g in db.resolved_nodes():

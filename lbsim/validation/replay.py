@@ -23,6 +23,7 @@ from lbsim.report import atomic
 from lbsim.scenario.database import Galera
 from lbsim.scenario.schema import Scenario
 from lbsim.validation import collectors
+from lbsim.validation.faults import Injector, docker_runner
 from lbsim.validation.lifecycle import StackHandle
 from lbsim.validation.loadgen import Record, send_closed_loop, send_open_loop
 from lbsim.validation.measured import (
@@ -31,7 +32,7 @@ from lbsim.validation.measured import (
     unit_seconds,
     write_requests_csv,
 )
-from lbsim.validation.workplan import ClosedLoopPlan, MachineCosts, work_plan
+from lbsim.validation.workplan import ClosedLoopPlan, MachineCosts, PlannedRequest, work_plan
 
 #: closed-loop users the replay runs at once (each holds a connection while waiting)
 MAX_USERS = 4096
@@ -154,12 +155,8 @@ def replay(
     timeout = scenario.workload.timeout or 3600.0  # no client timeout: wait up to an hour
     window = Window(handle, isinstance(scenario.database, Galera))
     hooks = [(scenario.warmup, window.open), (scenario.horizon, window.close)]
-    started = time.time()
-    if closed is not None:
-        users = ClosedLoopPlan(scenario, costs, rows, replication)
-        records, stats = send_closed_loop(handle.url, users, timeout, max_requests, at=hooks)
-    else:
-        plan = []
+    plan: list[PlannedRequest] = []
+    if closed is None:
         for item in work_plan(scenario, costs, rows, replication):
             plan.append(item)
             if len(plan) > max_requests:
@@ -167,7 +164,20 @@ def replay(
                     f"the replay would send more than {max_requests} requests; "
                     "shorten duration or lower the rate"
                 )
-        records, stats = send_open_loop(handle.url, plan, timeout, at=hooks)
+    # app node outages: docker kill / docker start on schedule (lbsim.validation.faults)
+    faults = Injector.for_stack(scenario, handle, docker_runner(handle.compose.docker.docker))
+    if faults is not None:
+        hooks += faults.hooks()
+    started = time.time()
+    try:
+        if closed is not None:
+            users = ClosedLoopPlan(scenario, costs, rows, replication)
+            records, stats = send_closed_loop(handle.url, users, timeout, max_requests, at=hooks)
+        else:
+            records, stats = send_open_loop(handle.url, plan, timeout, at=hooks)
+    finally:
+        if faults is not None:
+            faults.finish()  # every killed container started again, even on failure
     window.finish()
     results = summarise(scenario, records, window.cpu_seconds(), window.galera_block())
     verdict = loadgen_verdict(stats)
@@ -186,6 +196,8 @@ def replay(
         "unit_seconds": unit_seconds(records),
         "loadgen": verdict,
         "collector_errors": window.errors,
+        "faults": [e.to_dict() for e in faults.events] if faults is not None else [],
+        "fault_problems": faults.problems() if faults is not None else [],
         "cpu_seconds": window.cpu_seconds(),
         "machine_cores": window.machine_cores(),
         # the measured window on this process's monotonic clock (the background

@@ -70,7 +70,56 @@ HEAVY_USERS = PolicyStory(
     ),
 )
 
-STORIES: dict[str, Story | PolicyStory] = {s.name: s for s in (HEAVY_USERS, TOO_MANY_CONNECTIONS)}
+
+@dataclass(frozen=True)
+class FaultStory(Story):
+    """A story whose scenario kills (and restarts) an app node: its counts and
+    its timeline (:mod:`lbsim.validation.stories.faults`)."""
+
+
+#: HAProxy's variant: its round robin, and layer-4 checks every 2 s (3 down, 2 up)
+HAPROXY_CHECKS = (
+    "balancer.product=haproxy",
+    "balancer.policy=roundrobin_haproxy",
+    "balancer.health_check={interval: 2, fall: 3, rise: 2}",
+)
+
+APP_NODE_CRASH = FaultStory(
+    name="app-node-crash",
+    title="A PHP node killed mid-run and started again, under nginx and HAProxy",
+    file=SCENARIOS / "app-node-crash.yaml",
+    about=(
+        "Three php-fpm nodes of half a core carry 30 requests/s; app2 is killed "
+        "(docker kill, SIGKILL) at 20 s and started again at 35 s. nginx retries a "
+        "reset or refused try on the next peer and takes the node out for fail_timeout "
+        "after max_fails failures (passive); HAProxy answers 502 for what the node held, "
+        "retries a refused connection on the same server (503 when out of retries) until "
+        "3 failed checks 2 s apart mark it down, and 2 good ones bring it back. Failures "
+        "by cause and by second, the error burst, the throughput dip and the recovery."
+    ),
+    variants=(
+        Variant(
+            "nginx",
+            (),
+            "nginx round robin, max_fails 1, fail_timeout 10 s, next_upstream error timeout",
+        ),
+        Variant(
+            "nginx_no_retry",
+            ("balancer.next_upstream=[]",),
+            "nginx without next_upstream: each try of the dead node is the client's 502",
+        ),
+        Variant(
+            "haproxy",
+            HAPROXY_CHECKS,
+            "HAProxy roundrobin, check inter 2 s fall 3 rise 2, retries 3",
+        ),
+    ),
+    counts=("completed", "failed_outage", "failed_after"),
+)
+
+STORIES: dict[str, Story | PolicyStory] = {
+    s.name: s for s in (HEAVY_USERS, TOO_MANY_CONNECTIONS, APP_NODE_CRASH)
+}
 
 
 def story(name: str) -> Story | PolicyStory:

@@ -1,0 +1,218 @@
+"""App node outages on the real stack: ``docker kill`` at the outage's start,
+``docker start`` at its end.
+
+A scenario's ``app.nodes[].outages`` say when a PHP node is down. The replay
+crashes its container as a machine crash would: ``docker kill`` (SIGKILL to
+php-fpm, which the kernel turns into resets of the connections it held or had
+queued), and starts it again with ``docker start`` (the same container, so
+the same pool config; php-fpm's entrypoint just starts it again). The
+balancer finds out by itself: nginx by its passive ``max_fails``, HAProxy by
+its health checks.
+
+The load generator calls each hook on its own schedule, on its event loop:
+a hook here only starts a thread, so no send waits for docker. Every docker
+command has a time limit (:data:`COMMAND_TIMEOUT`); a restart first waits
+(bounded) for the same node's kill. :meth:`Injector.finish` (the replay
+calls it in ``finally``) waits for the threads, bounded, and starts again
+every container it killed that was not started yet, so no replay, even a
+failed one, leaves a dead node behind.
+
+Each action is recorded (:class:`FaultEvent`): when it was due, when docker
+returned on the replay's clock, whether it worked, and the container's
+address before the kill and after the restart. A container that came back
+with another address is not reached by a balancer that resolved the name at
+start-up (nginx, HAProxy without resolvers): the event says so.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from lbsim.scenario.schema import Scenario
+from lbsim.validation.docker import StackError
+
+#: the most a docker kill / start / inspect may take (s)
+COMMAND_TIMEOUT = 30.0
+#: how long finish() waits for each action thread (s)
+JOIN_TIMEOUT = 2 * COMMAND_TIMEOUT + 5.0
+
+#: run ``argv`` within ``timeout`` s; its stdout, or an exception
+Runner = Callable[[Sequence[str], float], str]
+Hook = tuple[float, Callable[[], None]]
+
+
+class Containers(Protocol):
+    """What the injector needs of the stack: its docker client and container ids."""
+
+    def container_id(self, service: str) -> str: ...
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One outage of one app node: killed at ``start``, started at ``end`` (s)."""
+
+    node: str
+    start: float
+    end: float
+
+
+def planned(scenario: Scenario) -> list[Fault]:
+    """Every app node outage of ``scenario``, in time order."""
+    out = [
+        Fault(str(node.name), o.start, o.start + o.duration)
+        for node in scenario.app.resolved_nodes()
+        for o in node.outages
+    ]
+    return sorted(out, key=lambda f: (f.start, f.node))
+
+
+@dataclass
+class FaultEvent:
+    node: str
+    action: str  # kill, start, start (cleanup)
+    due: float  # s on the replay's clock
+    #: when docker returned, on the replay's clock (due + the command's time)
+    done: float = float("nan")
+    ok: bool = False
+    error: str = ""
+    address: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def docker_runner(docker: str) -> Runner:
+    """Runs ``docker <argv>`` with :func:`lbsim.validation.docker.run`."""
+    from lbsim.validation.docker import run
+
+    def go(argv: Sequence[str], timeout: float) -> str:
+        return run([docker, *argv], timeout).stdout
+
+    return go
+
+
+ADDRESS_FORMAT = "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}"
+
+
+@dataclass
+class Injector:
+    """Kills and restarts app containers on the replay's schedule."""
+
+    faults: list[Fault]
+    #: service name -> container id (looked up before the replay)
+    ids: dict[str, str]
+    run: Runner
+    horizon: float
+    clock: Callable[[], float] = time.monotonic
+    timeout: float = COMMAND_TIMEOUT
+    events: list[FaultEvent] = field(default_factory=list)
+    _threads: dict[str, list[threading.Thread]] = field(default_factory=dict)
+    _killed: set[str] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def for_stack(
+        cls, scenario: Scenario, stack: Containers, run: Runner, **kw: Any
+    ) -> Injector | None:
+        """The injector of ``scenario``'s outages on ``stack``; None without outages."""
+        faults = planned(scenario)
+        if not faults:
+            return None
+        ids = {f.node: stack.container_id(f.node) for f in faults}
+        return cls(faults, ids, run, scenario.horizon, **kw)
+
+    def hooks(self) -> list[Hook]:
+        """``(time, hook)`` for the load generator: a kill at each start and a
+        start at each end within the horizon (later ones are left to finish)."""
+        out: list[Hook] = []
+        for f in self.faults:
+            out.append((f.start, self._spawn(f.node, "kill", f.start)))
+            if f.end <= self.horizon:
+                out.append((f.end, self._spawn(f.node, "start", f.end)))
+        return out
+
+    def _spawn(self, node: str, action: str, due: float) -> Callable[[], None]:
+        def hook() -> None:
+            fired = self.clock()
+            before = list(self._threads.get(node, []))
+            t = threading.Thread(
+                target=self._act,
+                args=(node, action, due, fired, before),
+                name=f"lbsim-fault-{action}-{node}",
+                daemon=True,
+            )
+            self._threads.setdefault(node, []).append(t)
+            t.start()
+
+        return hook
+
+    def _act(
+        self, node: str, action: str, due: float, fired: float, before: list[threading.Thread]
+    ) -> None:
+        for t in before:  # a start waits for the node's kill
+            t.join(JOIN_TIMEOUT)
+        event = FaultEvent(node, action, due)
+        cid = self.ids[node]
+        try:
+            if action == "kill":
+                event.address = self._address(cid)
+                with self._lock:
+                    self._killed.add(node)
+                self.run(["kill", "--signal", "KILL", cid], self.timeout)
+            else:
+                self.run(["start", cid], self.timeout)
+                with self._lock:
+                    self._killed.discard(node)
+                event.address = self._address(cid)
+            event.ok = True
+        except Exception as exc:  # recorded with the results, never lost
+            event.error = str(exc) or type(exc).__name__
+        event.done = due + (self.clock() - fired)
+        with self._lock:
+            self.events.append(event)
+
+    def _address(self, cid: str) -> str:
+        try:
+            return self.run(["inspect", "-f", ADDRESS_FORMAT, cid], self.timeout).strip()
+        except StackError as exc:
+            return f"? ({exc})"
+
+    def finish(self) -> list[FaultEvent]:
+        """Wait for the actions (bounded), then start every container still
+        killed; the events in the order they ended."""
+        for threads in list(self._threads.values()):
+            for t in threads:
+                t.join(JOIN_TIMEOUT)
+        with self._lock:
+            left = sorted(self._killed)
+        for node in left:
+            event = FaultEvent(node, "start (cleanup)", self.horizon)
+            try:
+                self.run(["start", self.ids[node]], self.timeout)
+                event.ok = True
+                with self._lock:
+                    self._killed.discard(node)
+                event.address = self._address(self.ids[node])
+            except Exception as exc:
+                event.error = str(exc) or type(exc).__name__
+            self.events.append(event)
+        return list(self.events)
+
+    def problems(self) -> list[str]:
+        """Actions that failed, and nodes that came back at another address."""
+        out = [
+            f"{e.action} {e.node} at {e.due:g} s failed: {e.error}" for e in self.events if not e.ok
+        ]
+        before = {e.node: e.address for e in self.events if e.action == "kill" and e.ok}
+        for e in self.events:
+            was = before.get(e.node, "")
+            if e.ok and e.action.startswith("start") and e.address and was and e.address != was:
+                out.append(
+                    f"{e.node} came back at {e.address}, not {was}: a balancer "
+                    "that resolved its name at start-up does not reach it"
+                )
+        return out
