@@ -1,0 +1,356 @@
+"""Story app-node-crash without Docker: the per-second timeline (burst, dip,
+recovery) on synthetic series, the kill/start hooks with a fake docker, the
+model side on the story's scenario, the paired timeline metrics, the report
+and the CLI with a fake live side."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from lbsim.cli.app import app
+from lbsim.scenario.loader import loads_scenario
+from lbsim.scenario.schema import Scenario
+from lbsim.validation import timeline as tl
+from lbsim.validation.docker import StackError
+from lbsim.validation.faults import Fault, Injector, planned
+from lbsim.validation.loadgen import CONNECT_ERROR, NOT_SENT, TIMEOUT, Record
+from lbsim.validation.stories import catalogue, faults_report
+from lbsim.validation.stories import faults as story_faults
+from lbsim.validation.stories.faults import (
+    FaultModelSide,
+    Timeline,
+    duration_bound,
+    fault_window,
+    live_series,
+    phase_counts,
+    run_fault_story,
+    timeline_metrics,
+)
+from lbsim.validation.stories.harness import Counts
+
+STORY = catalogue.APP_NODE_CRASH
+WORKLOAD = "workload: {open: {rate: 1}, classes: [{name: a, cpu: 0.01}]}\n"
+WINDOW = tl.FaultWindow(warmup=5.0, start=20.0, end=35.0, horizon=60.0)
+
+
+# -- the timeline ---------------------------------------------------------------------
+
+
+def _series(completed: Sequence[int], failed: Sequence[int] | None = None) -> tl.Series:
+    return tl.Series(list(completed), list(failed or [0] * len(completed)))
+
+
+def test_answers_are_binned_by_the_second_they_reached_the_client() -> None:
+    s = tl.bin_answers(
+        [(0.0, "completed"), (0.99, "completed"), (1.0, "http_502"), (2.5, "timeout"),
+         (3.0, "completed"), (-1.0, "completed"), (math.nan, "completed")],
+        horizon=3.0,
+    )  # fmt: skip
+    assert s.completed == [2, 0, 0] and s.failed == [0, 1, 1]
+    assert s.by_reason == {"http_502": [0, 1, 0], "timeout": [0, 0, 1]}
+
+
+def test_bursts_join_failing_seconds_at_most_join_apart() -> None:
+    failed = [1, 0, 0, 2, 1, 0, 0, 1, 0, 0, 0, 0, 5]
+    # from bin 3: 3, 4, 7 (3 apart: joined), then 12 (5 apart: a new burst)
+    found = tl.bursts(failed, from_bin=3)
+    assert [(b.first, b.last, b.failures) for b in found] == [(3, 7, 4), (12, 12, 5)]
+    assert found[0].duration == 5.0
+    assert len(tl.bursts(failed, from_bin=3, join=2)) == 3
+    assert tl.bursts([0, 0, 0]) == []
+
+
+def test_summary_of_a_crash_burst_dip_and_recovery() -> None:
+    completed = [30] * 60
+    failed = [0] * 60
+    completed[20:24] = [20, 18, 15, 19]  # the dead node's share fails until ejected
+    failed[20:24] = [10, 12, 15, 11]
+    failed[30] = 1  # one probe after fail_timeout: 6 s later, another burst
+    completed[35:38] = [24, 25, 26]  # after the restart: back within 10 % from 38
+    s = tl.summarise(_series(completed, failed), WINDOW)
+    assert s.pre_fault == 30.0
+    assert s.burst_count == 2 and s.bursts == [(20, 23, 48), (30, 30, 1)]
+    assert s.burst_duration == 11.0  # first failing second 20 to the end of 30
+    assert s.first_failure == 0.0 and s.failures == 49
+    assert s.dip_min == 15.0 and s.dip == pytest.approx(0.5)
+    # 35..37 averages 25 < 27; 36..38 averages 27 >= 27: recovered 1 s after the restart
+    assert s.recovery == 1.0
+
+
+def test_no_failure_no_burst_and_a_run_that_never_recovers() -> None:
+    completed = [30] * 20 + [10] * 40
+    s = tl.summarise(_series(completed), WINDOW)
+    assert s.burst_count == 0 and s.burst_duration == 0.0 and math.isnan(s.first_failure)
+    assert math.isnan(s.recovery) and s.dip_min == 10.0
+    assert math.isnan(tl.recovery_time([30] * 10, 2.0, math.nan))
+
+
+def test_recovery_is_counted_from_the_restart_not_from_its_bin() -> None:
+    # restart at 35.4: the bin 35 already meets the target, recovery floors at 0
+    assert tl.recovery_time([30] * 60, 35.4, 30.0) == 0.0
+    assert tl.recovery_time([0] * 36 + [30] * 24, 35.0, 30.0) == 1.0
+
+
+def test_model_rows_become_a_per_second_series() -> None:
+    rows = [{"time": t + 1.0, "throughput": 30.0, "failure_rate": float(t == 2)} for t in range(4)]
+    s = tl.from_rows(rows, 4.0)
+    assert s.completed == [30, 30, 30, 30] and s.failed == [0, 0, 1, 0]
+    with pytest.raises(ValueError, match="1 s"):
+        tl.from_rows([{"time": 2.0, "throughput": 1.0, "failure_rate": 0.0}] * 1, 10.0)
+
+
+def test_live_records_are_binned_by_answer_time_with_their_reason() -> None:
+    def rec(sent: float, latency: float, status: int) -> Record:
+        return Record(0, "page", 0, sent, sent=sent, latency=latency, status=status)
+
+    records = [rec(1.0, 0.5, 200), rec(1.2, 10.0, TIMEOUT), rec(2.0, 0.1, CONNECT_ERROR),
+               rec(2.1, 0.1, 502), Record(0, "page", 0, 3.0, status=NOT_SENT)]  # fmt: skip
+    s = live_series(records, 20.0)
+    assert s.completed[1] == 1 and s.failed[11] == 1 and s.failed[2] == 2
+    assert set(s.by_reason) == {"timeout", "connect_error", "http_502"}
+    counts = phase_counts(s, tl.FaultWindow(0.0, 2.0, 10.0, 20.0))
+    assert counts == {"failed_outage": 2, "failed_after": 1}
+
+
+# -- the hooks ----------------------------------------------------------------------
+
+
+class FakeDocker:
+    """Records docker commands; ``slow`` seconds per kill; fails what ``fail`` names."""
+
+    def __init__(self, slow: float = 0.0, fail: str = "", addresses: Sequence[str] = ()) -> None:
+        self.calls: list[tuple[str, ...]] = []
+        self.slow = slow
+        self.fail = fail
+        self.addresses = list(addresses) or ["172.18.0.3"]
+        self.lock = threading.Lock()
+
+    def __call__(self, argv: Sequence[str], timeout: float) -> str:
+        assert 0 < timeout <= 60
+        with self.lock:
+            self.calls.append(tuple(argv))
+        if argv[0] == "inspect":
+            with self.lock:
+                return self.addresses.pop(0) if len(self.addresses) > 1 else self.addresses[0]
+        if argv[0] == "kill" and self.slow:
+            time.sleep(self.slow)
+        if argv[0] == self.fail:
+            raise StackError(f"`docker {' '.join(argv)}` failed: no such container")
+        return ""
+
+    def actions(self) -> list[tuple[str, ...]]:
+        return [c for c in self.calls if c[0] != "inspect"]
+
+
+def _injector(docker: FakeDocker, faults: list[Fault] | None = None) -> Injector:
+    faults = faults or [Fault("app2", 20.0, 35.0)]
+    return Injector(faults, {"app2": "cid2", "app3": "cid3"}, docker, horizon=60.0)
+
+
+def test_the_outages_of_a_scenario_are_planned_in_time_order() -> None:
+    s = loads_scenario(
+        f"name: f\nduration: 50\n{WORKLOAD}"
+        "app: {nodes: [{name: a, outages: [{start: 30, duration: 5}]}, "
+        "{name: b, outages: [{start: 10, duration: 2}]}, {name: c}]}\n"
+    )
+    assert planned(s) == [Fault("b", 10.0, 12.0), Fault("a", 30.0, 35.0)]
+
+
+def test_hooks_kill_then_start_the_container_and_never_block_the_sender() -> None:
+    docker = FakeDocker(slow=0.3)
+    inj = _injector(docker)
+    hooks = inj.hooks()
+    assert [(t, h.__name__) for t, h in hooks] == [(20.0, "hook"), (35.0, "hook")]
+    began = time.monotonic()
+    for _, hook in hooks:  # the load generator calls them on its loop
+        hook()
+    assert time.monotonic() - began < 0.1  # the slow kill runs on a thread
+    events = inj.finish()
+    # the start waited for the kill: never a start before the kill
+    assert docker.actions() == [("kill", "--signal", "KILL", "cid2"), ("start", "cid2")]
+    assert [(e.action, e.ok) for e in events] == [("kill", True), ("start", True)]
+    assert events[0].done >= 20.3 and events[0].address == "172.18.0.3"
+    assert inj.problems() == []
+
+
+def test_a_replay_that_fails_before_the_restart_still_starts_the_node() -> None:
+    docker = FakeDocker()
+    inj = _injector(docker)
+    kill, _ = inj.hooks()
+    kill[1]()  # the replay dies after the kill, before the start hook fires
+    events = inj.finish()
+    assert docker.actions()[-1] == ("start", "cid2")
+    assert [e.action for e in events] == ["kill", "start (cleanup)"] and events[-1].ok
+
+
+def test_an_outage_past_the_horizon_is_ended_by_finish() -> None:
+    docker = FakeDocker()
+    inj = _injector(docker, [Fault("app3", 50.0, 90.0)])
+    hooks = inj.hooks()
+    assert [t for t, _ in hooks] == [50.0]
+    hooks[0][1]()
+    inj.finish()
+    assert docker.actions() == [("kill", "--signal", "KILL", "cid3"), ("start", "cid3")]
+
+
+def test_failed_commands_and_a_new_address_are_problems() -> None:
+    docker = FakeDocker(fail="start")
+    inj = _injector(docker)
+    for _, hook in inj.hooks():
+        hook()
+    inj.finish()
+    problems = inj.problems()
+    assert any("start app2 at 35 s failed" in p for p in problems)
+    # the cleanup tried once more
+    assert docker.actions().count(("start", "cid2")) == 2
+
+    moved = FakeDocker(addresses=["172.18.0.3", "172.18.0.9"])
+    inj = _injector(moved)
+    for _, hook in inj.hooks():
+        hook()
+    inj.finish()
+    assert any("came back at 172.18.0.9, not 172.18.0.3" in p for p in inj.problems())
+
+
+def test_an_injector_is_made_only_for_a_scenario_with_outages() -> None:
+    class Stack:
+        def container_id(self, service: str) -> str:
+            return f"id-{service}"
+
+    s = STORY.scenario(STORY.variants[0])
+    inj = Injector.for_stack(s, Stack(), FakeDocker())
+    assert inj is not None and inj.ids == {"app2": "id-app2"}
+    plain = loads_scenario(f"name: p\nduration: 10\n{WORKLOAD}")
+    assert Injector.for_stack(plain, Stack(), FakeDocker()) is None
+
+
+# -- the model side on the story's scenario -----------------------------------------
+
+
+def _model(variant: str, replication: int = 0) -> tuple[Counts, tl.FaultSummary]:
+    v = next(v for v in STORY.variants if v.name == variant)
+    side = FaultModelSide()
+    counts = side(STORY.scenario(v), replication)
+    return counts, side.timelines[-1].summary
+
+
+def test_the_story_scenario_kills_app2_from_20_to_35_s() -> None:
+    s = STORY.scenario(STORY.variants[0])
+    assert fault_window(s) == tl.FaultWindow(5.0, 20.0, 35.0, 60.0)
+    assert [v.name for v in STORY.variants] == ["nginx", "nginx_no_retry", "haproxy"]
+    assert STORY.scenario(STORY.variants[2]).balancer.product == "haproxy"
+
+
+def test_nginx_retries_hide_the_crash_from_the_clients() -> None:
+    counts, summary = _model("nginx")
+    assert counts["completed"] >= counts["arrived"] - 3
+    assert summary.burst_count == 0 and counts["failed_outage"] == 0
+
+
+def test_nginx_without_retries_fails_one_try_per_fail_timeout() -> None:
+    """max_fails 1: the first try of the dead node takes it out for fail_timeout
+    (10 s); then one probe request, which fails again: a 502 at the kill and
+    about 10 s later, nothing in between."""
+    for r in range(3):
+        counts, summary = _model("nginx_no_retry", r)
+        assert 1 <= counts.get("http_502", 0) <= 3
+        assert summary.burst_duration <= 12.0
+
+
+def test_haproxy_fails_until_its_checks_take_the_node_out() -> None:
+    """Refused connections are retried 3 times 1 s apart, then 503; the node is
+    marked down after 3 failed checks 2 s apart: the burst starts ~3 s after
+    the kill and lasts at most fall x interval (6 s) plus a check's phase."""
+    for r in range(3):
+        counts, summary = _model("haproxy", r)
+        assert counts["http_503"] > 20 and counts["failed_after"] == 0
+        assert summary.burst_count == 1
+        assert 3.0 <= summary.first_failure <= 4.0
+        assert 3.0 <= summary.burst_duration <= 8.0
+        nginx_counts, _ = _model("nginx", r)
+        assert counts["completed"] < nginx_counts["completed"]
+
+
+# -- pairing and the report ---------------------------------------------------------
+
+
+def _summary(
+    duration: float, recovery: float, count: int = 1, dip: float = 15.0
+) -> tl.FaultSummary:
+    return tl.FaultSummary(30.0, count, duration, 3.0, 40, dip, 0.5, recovery)
+
+
+def test_timeline_metrics_have_their_bounds() -> None:
+    pairs = [(_summary(6.0, 1.0), _summary(12.0, 2.0)), (_summary(6.0, 0.0), _summary(13.0, 2.0)),
+             (_summary(5.0, 1.0), _summary(11.0, 3.0))]  # fmt: skip
+    metrics = {m.metric: m for m in timeline_metrics("s", "v", pairs)}
+    dur = metrics["burst.duration"]
+    assert dur.kind == "absolute" and dur.bound == 3.0  # 25 % of 12 s > 2 s
+    assert dur.mean == pytest.approx(-19 / 3) and dur.verdict == "miss"
+    assert duration_bound([1.0, 2.0]) == 2.0
+    rec = metrics["recovery"]
+    # relative over max(measured, 4 s): (1 - 2) / 4, (0 - 2) / 4, (1 - 3) / 4
+    assert rec.errors == pytest.approx([-0.25, -0.5, -0.5])
+    assert metrics["burst.count"].errors == [0.0, 0.0, 0.0]
+    assert metrics["burst.count"].verdict == "within"
+
+
+class FakeStack:
+    """The live side, played by the model (to test the plumbing)."""
+
+    def __init__(self, port: int = 0, say: object = None) -> None:
+        self.model = FaultModelSide()
+        self.last_notes: dict[str, object] = {}
+        self.timelines: list[Timeline] = []
+
+    def __call__(self, scenario: Scenario, replication: int) -> Counts:
+        counts = self.model(scenario, replication)
+        self.timelines.append(self.model.timelines[-1])
+        self.last_notes = {
+            "valid": True,
+            "problems": [],
+            "faults": [{"node": "app2", "action": "kill", "due": 20.0, "done": 20.2, "ok": True}],
+        }
+        return counts
+
+
+def test_a_fault_story_pairs_counts_and_timelines_and_writes_its_report(tmp_path: Path) -> None:
+    result = run_fault_story(
+        STORY, FakeStack(), FaultModelSide(), repetitions=2, say=lambda _: None
+    )
+    assert result.story.passed  # the model against itself
+    for vr in result.story.variants:
+        names = [m.metric for m in vr.metrics]
+        assert "burst.duration" in names and "recovery" in names and "requests.completed" in names
+        assert len(result.predicted[vr.variant.name]) == 2
+    paths = faults_report.write(result, tmp_path)
+    assert [p.name for p in paths] == ["story.json", "story.md", "timeline.json", "timeline.md"]
+    md = (tmp_path / "timeline.md").read_text()
+    assert "## haproxy" in md and "docker kill app2: due 20 s, done 20.20 s, ok" in md
+    data = json.loads((tmp_path / "timeline.json").read_text())
+    assert len(data["variants"]["haproxy"]["measured"][0]["series"]["completed"]) == 60
+    story_md = (tmp_path / "story.md").read_text()
+    assert "| haproxy | burst.duration |" in story_md
+
+
+def test_cli_runs_the_fault_story_with_a_fake_stack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = CliRunner()
+    listed = runner.invoke(app, ["story", "list"])
+    assert "app-node-crash" in listed.output
+    monkeypatch.setattr(story_faults, "FaultStackSide", FakeStack)
+    monkeypatch.setattr("lbsim.validation.machine.machine", lambda: {"cpu": "test", "cores": 2})
+    out = tmp_path / "crash"
+    done = runner.invoke(app, ["story", "app-node-crash", "--repetitions", "2", "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    assert (out / "timeline.md").is_file()
+    assert json.loads((out / "story.json").read_text())["passed"]
