@@ -46,6 +46,8 @@ class AppNode:
         self.request_timeout = request_timeout
         self.database = database
         self.up = True
+        #: down and unreachable: connections to it get no answer (they time out)
+        self.unanswered = False
         self.busy = 0
         self.backlog: deque[tuple[Request, int]] = deque()
         self.running: dict[Request, int] = {}  # request -> balancer attempt
@@ -190,10 +192,13 @@ class AppNode:
         self.database.abandon(request)
 
     # -- outages ------------------------------------------------------------------------
-    def go_down(self, _: Any = None) -> None:
-        """The node crashes: running and queued connections are reset."""
+    def go_down(self, unanswered: Any = False) -> None:
+        """The node crashes: running and queued connections are reset (php-fpm's
+        sockets close with it). ``unanswered``: its address is gone too, so new
+        connections get no answer instead of a refusal."""
         now = self.env.now
         self.up = False
+        self.unanswered = bool(unanswered)
         for request in list(self.running):
             self._abort(request)
             self._finish(request, RESET)
@@ -204,6 +209,11 @@ class AppNode:
 
     def come_up(self, _: Any = None) -> None:
         self.up = True
+        self.unanswered = False
+
+    def answers(self) -> bool:
+        """A connection attempt gets an answer (accepted, or refused at once)."""
+        return self.up or not self.unanswered
 
 
 def _unwired(_: tuple[Request, int, int]) -> None:

@@ -105,7 +105,7 @@ class Stack:
                 )
             )
             for outage in spec.outages:
-                later(env, outage.start, node.go_down)
+                later(env, outage.start, node.go_down, outage.connections == "unanswered")
                 later(env, outage.start + outage.duration, node.come_up)
         bal = scenario.balancer
         policy = make_policy(

@@ -438,10 +438,15 @@ class Balancer(Strict):
 
 
 class Outage(Strict):
-    """The node is down (refuses connections, drops what it holds) for ``duration`` s."""
+    """The node is down (drops what it holds: the balancer sees resets) for ``duration`` s."""
 
     start: NonNegFloat
     duration: PositiveFloat
+    #: what a new connection to the down node meets: ``refused`` at once (the
+    #: process died on a live host: the kernel answers RST), or ``unanswered``
+    #: (the host or container is gone, its address answers nothing: the
+    #: balancer's connect attempt and its health checks time out)
+    connections: Literal["refused", "unanswered"] = "refused"
 
 
 class AppNodeSpec(Strict):

@@ -90,12 +90,14 @@ APP_NODE_CRASH = FaultStory(
     file=SCENARIOS / "app-node-crash.yaml",
     about=(
         "Three php-fpm nodes of half a core carry 30 requests/s; app2 is killed "
-        "(docker kill, SIGKILL) at 20 s and started again at 35 s. nginx retries a "
-        "reset or refused try on the next peer and takes the node out for fail_timeout "
-        "after max_fails failures (passive); HAProxy answers 502 for what the node held, "
-        "retries a refused connection on the same server (503 when out of retries) until "
-        "3 failed checks 2 s apart mark it down, and 2 good ones bring it back. Failures "
-        "by cause and by second, the error burst, the throughput dip and the recovery."
+        "(docker kill, SIGKILL) at 20 s and started again at 35 s. What it held is reset; "
+        "its address is gone, so a new connection to it is neither accepted nor refused "
+        "but times out (nginx: fastcgi_connect_timeout 60 s, HAProxy: timeout connect 5 s) "
+        "and the clients give up at 10 s. nginx takes the node out only when a try fails "
+        "(max_fails 1: a reset at the kill, else nothing before its connect timeout); "
+        "HAProxy marks it down after 3 failed checks, each timing out after the 2 s "
+        "interval and the next 2 s later. Failures by cause and by second, the error "
+        "burst, the throughput dip and the recovery."
     ),
     variants=(
         Variant(
@@ -104,14 +106,9 @@ APP_NODE_CRASH = FaultStory(
             "nginx round robin, max_fails 1, fail_timeout 10 s, next_upstream error timeout",
         ),
         Variant(
-            "nginx_no_retry",
-            ("balancer.next_upstream=[]",),
-            "nginx without next_upstream: each try of the dead node is the client's 502",
-        ),
-        Variant(
             "haproxy",
             HAPROXY_CHECKS,
-            "HAProxy roundrobin, check inter 2 s fall 3 rise 2, retries 3",
+            "HAProxy roundrobin, check inter 2 s fall 3 rise 2, retries 3, timeout connect 5 s",
         ),
     ),
     counts=("completed", "failed_outage", "failed_after"),
