@@ -471,6 +471,9 @@ def test_app_outages_are_replayed_by_the_same_stack(tmp_path: Path) -> None:
     out = generate_stack(s, tmp_path / "with")
     same = generate_stack(plain, tmp_path / "without")
     assert out.files["docker-compose.yml"] == same.files["docker-compose.yml"]
+    late = scenario("app: {nodes: [{name: a, outages: [{start: 1, duration: 1000}]}, {name: b}]}")
+    with pytest.raises(ReplayUnsupported, match="app node 'a': an outage ending at 1001 s"):
+        generate_stack(late, tmp_path / "late")
 
 
 def test_write_puts_every_file(tmp_path: Path) -> None:

@@ -6,9 +6,10 @@ connect attempt times out after :data:`CONNECT_TIMEOUT`) or by ``timeout``
 (no answer within upstream_timeout).
 
 - **nginx** (``proxy_next_upstream``, default ``error timeout``): a refusal
-  or reset is an ``error``, a connect timeout a ``timeout``; the request goes to the next peer (tried peers
-  excluded) while ``tries < next_upstream_tries`` (0: every peer) and less
-  than ``next_upstream_timeout`` has passed since the first try; else 502
+  or reset is an ``error``, a connect timeout a ``timeout``; the request
+  goes to the next peer (tried peers excluded) while ``tries <
+  next_upstream_tries`` (0: every peer) and less than
+  ``next_upstream_timeout`` has passed since the first try; else 502
   (error) or 504 (timeout).
 - **HAProxy** (``retries``, ``option redispatch``): only a failed connection
   is retried, to the same server, ``retries`` times: after a 1 s turn-around
@@ -17,7 +18,7 @@ connect attempt times out after :data:`CONNECT_TIMEOUT`) or by ``timeout``
   server. Then 503; a reset is 502, a timeout 504, without retry.
 - **Envoy** (route ``retry_policy``): retries only with a policy whose
   ``retry_on`` matches (``5xx`` any failure, ``connect-failure`` a
-  refusal, ``reset`` a reset or timeout), to any host, after a jittered
+  refusal or a connect timeout, ``reset`` a reset or timeout), to any host, after a jittered
   back-off ``U(0, min((2^n − 1) × base, 10 × base))``; else 503 (refused,
   reset) or 504 (timeout).
 """

@@ -108,7 +108,16 @@ def _cpus(cores: float) -> float:
 
 
 def _refuse_unreplayable(scenario: Scenario) -> None:
-    # app node outages are replayed: docker kill / docker start (lbsim.validation.faults)
+    # app node outages are replayed: docker kill / docker start (lbsim.validation.faults),
+    # the container running again before the window closes (its CPU is read then)
+    for node in scenario.app.resolved_nodes():
+        for o in node.outages:
+            if o.start + o.duration >= scenario.horizon:
+                raise ReplayUnsupported(
+                    f"app node {node.name!r}: an outage ending at {o.start + o.duration:g} s "
+                    f"cannot be replayed; the replay starts the container again before the "
+                    f"horizon ({scenario.horizon:g} s)"
+                )
     db = scenario.database
     if isinstance(db, Galera):
         for g in db.resolved_nodes():

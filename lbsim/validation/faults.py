@@ -19,9 +19,15 @@ failed one, leaves a dead node behind.
 
 Each action is recorded (:class:`FaultEvent`): when it was due, when docker
 returned on the replay's clock, whether it worked, and the container's
-address before the kill and after the restart. A container that came back
-with another address is not reached by a balancer that resolved the name at
-start-up (nginx, HAProxy without resolvers): the event says so.
+address and MAC before the kill and after the restart. A container that came
+back with another address is not reached by a balancer that resolved the name
+at start-up (nginx, HAProxy without resolvers): :meth:`Injector.problems`
+says so. (A new MAC at the same address is only recorded: the balancer's
+neighbour entry finds it once it goes stale.)
+
+The container's address goes with it: connections to it are neither
+accepted nor refused until it is back (the scenario's outage says
+``connections: unanswered`` to model that).
 """
 
 from __future__ import annotations
@@ -95,7 +101,12 @@ def docker_runner(docker: str) -> Runner:
     return go
 
 
-ADDRESS_FORMAT = "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}"
+#: the container's address and MAC on each network ("172.18.0.3/02:42:ac:12:00:03")
+ADDRESS_FORMAT = "{{range .NetworkSettings.Networks}}{{.IPAddress}}/{{.MacAddress}} {{end}}"
+
+
+def _ips(address: str) -> set[str]:
+    return {a.split("/")[0] for a in address.split() if a and not a.startswith("?")}
 
 
 @dataclass
@@ -209,10 +220,10 @@ class Injector:
         ]
         before = {e.node: e.address for e in self.events if e.action == "kill" and e.ok}
         for e in self.events:
-            was = before.get(e.node, "")
-            if e.ok and e.action.startswith("start") and e.address and was and e.address != was:
+            was, now = _ips(before.get(e.node, "")), _ips(e.address)
+            if e.ok and e.action.startswith("start") and was and now and now != was:
                 out.append(
-                    f"{e.node} came back at {e.address}, not {was}: a balancer "
+                    f"{e.node} came back at {e.address}, not {before[e.node]}: a balancer "
                     "that resolved its name at start-up does not reach it"
                 )
         return out

@@ -104,7 +104,13 @@ class Window:
         return {"busy": busy, "outside_containers": busy - sum(self.cpu_seconds().values()) / span}
 
     def cpu_seconds(self) -> dict[str, float]:
-        return {s: self.cpu_end[s] - self.cpu_start[s] for s in self.cpu_end if s in self.cpu_start}
+        # a container restarted in the window (an app node outage) counts from 0
+        # again: its CPU in the window is not known, so it is left out
+        return {
+            s: self.cpu_end[s] - self.cpu_start[s]
+            for s in self.cpu_end
+            if s in self.cpu_start and self.cpu_end[s] >= self.cpu_start[s]
+        }
 
     def galera_block(self) -> dict[str, Any]:
         elapsed = self.t_end - self.t_start
