@@ -24,6 +24,7 @@ from lbsim.validation import (
     replayable,
 )
 from lbsim.validation.compose import VALIDATION_DIR
+from lbsim.validation.images import source_digest
 from tests.support import run_program
 
 pytestmark = pytest.mark.unit
@@ -177,7 +178,10 @@ def test_compose_services_and_limits(tmp_path: Path) -> None:
     assert app1["build"] == {
         "context": os.path.relpath(VALIDATION_DIR, tmp_path),
         "dockerfile": "stack/php-fpm/Dockerfile",
-        "args": {"BASE_IMAGE": "lbsim/base:bookworm"},
+        "args": {
+            "BASE_IMAGE": "lbsim/base:bookworm",
+            "LBSIM_SOURCE": source_digest(VALIDATION_DIR),
+        },
     }
     assert app1["volumes"] == ["./app1/www.conf:/etc/php/8.2/fpm/pool.d/www.conf:ro"]
     assert app1["sysctls"] == {"net.core.somaxconn": 4096}

@@ -24,6 +24,7 @@ import yaml
 from lbsim.scenario.database import Galera, MySQL, NoDatabase
 from lbsim.scenario.schema import AppNode, Scenario
 from lbsim.validation import configs
+from lbsim.validation.images import source_digest
 from lbsim.validation.policies import BalancerKind, ReplayUnsupported, haproxy_rule
 from lbsim.validation.products import stack_balancer
 from lbsim.validation.workplan import seeded_rows
@@ -95,7 +96,10 @@ def _build(opts: StackOptions, outdir: Path, name: str) -> dict[str, Any]:
     return {
         "context": context,
         "dockerfile": f"stack/{name}/Dockerfile",
-        "args": {"BASE_IMAGE": opts.base_image},
+        "args": {
+            "BASE_IMAGE": opts.base_image,
+            "LBSIM_SOURCE": source_digest(opts.validation_dir),
+        },
     }
 
 

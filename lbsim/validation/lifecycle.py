@@ -46,6 +46,7 @@ from lbsim.validation.docker import (
     locate,
     run,
 )
+from lbsim.validation.images import source_digest, stale_images
 
 #: the debootstrap base image (validation/stack/base/build-base.sh)
 BASE_TAG = "lbsim/base:bookworm"
@@ -175,10 +176,9 @@ def build(scenario: Scenario, options: StackOptions, base: str = "debootstrap") 
 
 
 def _images_missing(compose: Compose, options: StackOptions) -> bool:
-    return any(
-        not image_exists(compose.docker.docker, f"{options.image_prefix}{name}:{options.image_tag}")
-        for name in IMAGES
-    )
+    """An image is missing, or was built from other app/stack sources than this tree's."""
+    images = [f"{options.image_prefix}{name}:{options.image_tag}" for name in IMAGES]
+    return bool(stale_images(compose.docker.docker, images, source_digest(options.validation_dir)))
 
 
 # ---------------------------------------------------------------- containers
@@ -398,7 +398,7 @@ def _require_free_port(port: int) -> None:
 def up(
     scenario: Scenario, options: StackOptions | None = None, timeout: float = 300.0
 ) -> StackHandle:
-    """Generate, (build missing images,) start and wait for the stack; a handle to it."""
+    """Generate, (build missing or stale images,) start and wait for the stack; a handle to it."""
     opts = resolve(scenario, options or default_options())
     meta = write_files(scenario, opts)
     compose = _compose(scenario, opts)
