@@ -121,6 +121,8 @@ class Injector:
     clock: Callable[[], float] = time.monotonic
     timeout: float = COMMAND_TIMEOUT
     events: list[FaultEvent] = field(default_factory=list)
+    #: each node's address before the replay (:meth:`remember`)
+    before: dict[str, str] = field(default_factory=dict)
     _threads: dict[str, list[threading.Thread]] = field(default_factory=dict)
     _killed: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -134,7 +136,13 @@ class Injector:
         if not faults:
             return None
         ids = {f.node: stack.container_id(f.node) for f in faults}
-        return cls(faults, ids, run, scenario.horizon, **kw)
+        injector = cls(faults, ids, run, scenario.horizon, **kw)
+        injector.remember()
+        return injector
+
+    def remember(self) -> None:
+        """Each node's address now (before the replay: the kill then waits for nothing)."""
+        self.before = {node: self._address(cid) for node, cid in self.ids.items()}
 
     def hooks(self) -> list[Hook]:
         """``(time, hook)`` for the load generator: a kill at each start and a
@@ -170,7 +178,7 @@ class Injector:
         cid = self.ids[node]
         try:
             if action == "kill":
-                event.address = self._address(cid)
+                event.address = self.before.get(node, "")
                 with self._lock:
                     self._killed.add(node)
                 self.run(["kill", "--signal", "KILL", cid], self.timeout)
