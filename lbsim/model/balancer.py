@@ -40,6 +40,7 @@ from lbsim.model.engine import later
 from lbsim.model.health import ActiveChecks, start_agent
 from lbsim.model.passive import passive_checks
 from lbsim.model.policies import Backend, Policy
+from lbsim.model.policies.roster import Roster, UsesRoster
 from lbsim.model.request import Request
 from lbsim.model.retries import Kind, after_failure
 from lbsim.model.slow_start import SlowStart
@@ -85,6 +86,11 @@ class Balancer:
         self._current: Request | None = None
         self._panic = False
         self._available = self._make_available()
+        #: the available test's request-independent part per backend, kept for
+        #: the policies that choose without testing every peer
+        self.roster = Roster(
+            self.backends, envoy=self._envoy, skip_full=self._nginx or not policy.sticky
+        )
         #: HAProxy backend queue; per-server queues (HAProxy persistence, Envoy pending)
         self.queue: deque[Request] = deque()
         self.server_queues: list[deque[Request]] = [deque() for _ in self.backends]
@@ -119,10 +125,15 @@ class Balancer:
                 rng,
                 self._revived,
                 self._checked if self.slow_start is not None and self._haproxy else None,
+                self._went_down,
             )
             if spec.health_check is not None
             else None
         )
+        if self.slow_start is not None:
+            self.roster.ramping = self.slow_start.ramping
+        if isinstance(policy, UsesRoster):
+            policy.attach(self.roster)
         agent_interval = getattr(policy, "agent_interval", None)
         if agent_interval is not None:
             start_agent(env, policy, float(agent_interval), self.backends, self.nodes, rng)
@@ -131,7 +142,11 @@ class Balancer:
     def _revived(self, b: Backend) -> None:
         if self.slow_start is not None:
             self.slow_start.began(b, self.env.now)
+        self.roster.sync(b, self.env.now)
         self._release(b)
+
+    def _went_down(self, b: Backend) -> None:
+        self.roster.sync(b, self.env.now)
 
     def _checked(self, b: Backend) -> None:
         assert self.slow_start is not None
@@ -177,9 +192,8 @@ class Balancer:
         return available
 
     def _in_panic(self) -> bool:
-        now = self.env.now
-        healthy = sum(1 for b in self.backends if b.up and b.failed_until <= now)
-        share = min(100.0, OVERPROVISIONING * 100.0 * healthy / len(self.backends))
+        # the roster counts the healthy hosts (up, not ejected) as of now
+        share = min(100.0, OVERPROVISIONING * 100.0 * self.roster.healthy / len(self.backends))
         return share < self.rules.panic_threshold
 
     def _usable_but_full(self, request: Request) -> bool:
@@ -190,16 +204,17 @@ class Balancer:
         )
 
     def _dispatch(self, request: Request) -> None:
+        roster = self.roster
+        roster.advance(self.env.now)
         if self._envoy:
             if self._sent >= self.rules.circuit_breaker.max_requests:
                 self._fail(request, UNAVAILABLE)  # circuit breaker overflow
                 return
             self._panic = self._in_panic()
+            roster.set_panic(self._panic, self.env.now)
             if self.slow_start is not None:
                 self.slow_start.update_all(self.env.now)  # Envoy: at every pick
-        self._current = request
-        backend = self.policy.choose(request, self._available, self.env.now)
-        self._current = None
+        backend = self._choose(request)
         if backend is None:
             if self._haproxy and self._usable_but_full(request):
                 self._enqueue(request, None)
@@ -228,6 +243,7 @@ class Balancer:
         request.backend = b
         request.sent_to_backend = now
         request.upstream_done = False
+        self.roster.sync(b, now)
         self._upstream_deadlines.add(request, request.attempt)
         delay = self._lb_app
         if delay.constant == 0.0:
@@ -273,6 +289,7 @@ class Balancer:
         else:
             self.passive.succeeded(b, now)
         self.policy.on_response(b, now - request.sent_to_backend, now)
+        self.roster.sync(b, now)
         self._release(b)
         self.answer_client(request, status)
 
@@ -298,6 +315,7 @@ class Balancer:
         self._sent -= 1
         self.passive.failed(b, now)
         self.policy.on_failure(b, now - request.sent_to_backend, now)
+        self.roster.sync(b, now)
         self._release(b)
         d = after_failure(
             self.rules, request, kind, now, self.max_tries, len(self.backends), self._rng
@@ -371,16 +389,25 @@ class Balancer:
             self._send(request, b)
             return
         queue = self.queue
+        self.roster.advance(self.env.now)
         while queue:
             request = queue[0]
-            self._current = request
-            chosen = self.policy.choose(request, self._available, self.env.now)
-            self._current = None
+            chosen = self._choose(request)
             if chosen is None or chosen.full:
                 break
             queue.popleft()
             self._dequeued()
             self._send(request, chosen)
+
+    def _choose(self, request: Request) -> Backend | None:
+        """The policy's choice for ``request`` (the roster is up to date)."""
+        self._current = request
+        if not self._envoy:
+            self.roster.tried = request.tried  # Envoy may pick a tried host again
+        backend = self.policy.choose(request, self._available, self.env.now)
+        self._current = None
+        self.roster.tried = 0
+        return backend
 
     def _dequeued(self) -> None:
         self._queued -= 1

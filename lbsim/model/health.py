@@ -26,7 +26,7 @@ Revived = Callable[[Backend], None]
 
 class ActiveChecks:
     """Probes every server; calls ``revived(b)`` when a server is marked up again,
-    ``checked(b)`` after every check of ``b``."""
+    ``checked(b)`` after every check of ``b``, ``went_down(b)`` when it is marked down."""
 
     def __init__(
         self,
@@ -37,11 +37,13 @@ class ActiveChecks:
         rng: np.random.Generator,
         revived: Revived,
         checked: Revived | None = None,
+        went_down: Revived | None = None,
     ):
         self.spec = spec
         self._nodes = list(nodes)
         self._revived = revived
         self._checked = checked
+        self._went_down = went_down
         n = len(backends)
         #: consecutive successful / failed checks per server
         self.ok = [0] * n
@@ -77,6 +79,8 @@ class ActiveChecks:
         self.ok[i] = 0
         if b.up and self.bad[i] >= self.spec.fall:
             b.up = False
+            if self._went_down is not None:
+                self._went_down(b)
 
     def mark_down(self, b: Backend) -> None:
         """HAProxy ``on-error mark-down``: down now, up again after ``rise`` good checks."""
@@ -84,6 +88,8 @@ class ActiveChecks:
         self.ok[i] = 0
         self.bad[i] = self.spec.fall
         b.up = False
+        if self._went_down is not None:
+            self._went_down(b)
 
 
 def start_agent(

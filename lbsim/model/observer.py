@@ -84,6 +84,8 @@ class Observer:
         self._iv_lat_max = 0.0
         self._iv_t = 0.0
         self._iv_marks: dict[str, float] = {}
+        self._columns: list[str] = []
+        self._marks: list[float] = []
 
     def watch(
         self,
@@ -179,15 +181,7 @@ class Observer:
         }
         if self.balancer is not None:
             row["balancer_queue"] = self._delta("lbq", self.balancer.queue_tw.integral(now)) / span
-        for node in self.nodes:
-            n = node.name
-            row[f"{n}.workers"] = (
-                self._delta(f"{n}.w", node.busy_tw.integral(now)) / span / node.workers
-            )
-            row[f"{n}.cpu"] = (
-                self._delta(f"{n}.c", node.cpu.busy.integral(now)) / span / node.cpu.cores
-            )
-            row[f"{n}.backlog"] = self._delta(f"{n}.b", node.backlog_tw.integral(now)) / span
+        row.update(zip(self._node_columns(), self._node_values(now, span), strict=True))
         for host in self.hosts:
             row[f"host.{host.name}.cpu"] = (
                 self._delta(f"h.{host.name}", host.busy.integral(now)) / span / host.cores
@@ -199,6 +193,44 @@ class Observer:
         self._iv_arrivals = self._iv_done = self._iv_failed = 0
         self._iv_lat_sum = self._iv_lat_max = 0.0
         self._iv_t = now
+
+    def _node_columns(self) -> list[str]:
+        """The row's columns of the nodes: workers, cpu and backlog of each in turn."""
+        if len(self._columns) != 3 * len(self.nodes):
+            self._columns = [
+                f"{node.name}.{column}"
+                for node in self.nodes
+                for column in ("workers", "cpu", "backlog")
+            ]
+            self._marks = [0.0] * len(self._columns)
+        return self._columns
+
+    def _node_values(self, now: float, span: float) -> list[float]:
+        """Each node's busy workers, busy cores and backlog averaged over the interval.
+
+        What ``_delta`` and ``TimeWeighted.integral`` compute, inlined, with the
+        interval's start kept in a list (a 1,000-node site has 3,000 columns).
+        """
+        marks = self._marks
+        out: list[float] = []
+        append = out.append
+        k = 0
+        for node in self.nodes:
+            tw = node.busy_tw
+            value = tw._area + tw.value * (now - tw._t)
+            append((value - marks[k]) / span / node.workers)
+            marks[k] = value
+            cpu = node.cpu
+            tw = cpu.busy
+            value = tw._area + tw.value * (now - tw._t)
+            append((value - marks[k + 1]) / span / cpu.cores)
+            marks[k + 1] = value
+            tw = node.backlog_tw
+            value = tw._area + tw.value * (now - tw._t)
+            append((value - marks[k + 2]) / span)
+            marks[k + 2] = value
+            k += 3
+        return out
 
     def _delta(self, key: str, value: float) -> float:
         last = self._iv_marks.get(key, 0.0)

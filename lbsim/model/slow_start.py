@@ -48,6 +48,10 @@ class SlowStart:
         self._since = [0.0] * len(backends)
         self._ramping: list[Backend] = []
 
+    def ramping(self) -> bool:
+        """Whether any server's factor is below 1 (only this class lowers it)."""
+        return bool(self._ramping)
+
     def began(self, b: Backend, now: float) -> None:
         """``b`` was marked up again: its weight starts low."""
         self._since[b.index] = now

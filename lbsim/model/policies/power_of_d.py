@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import accumulate
 from typing import Literal
 
@@ -19,7 +19,9 @@ from lbsim.model.policies.base import (
     register,
 )
 from lbsim.model.policies.edf import Edf
+from lbsim.model.policies.fenwick import Fenwick
 from lbsim.model.policies.random import MAX_TRIES, WeightedPeek
+from lbsim.model.policies.roster import Roster
 from lbsim.model.policies.smooth_wrr import smooth_wrr
 
 
@@ -69,6 +71,11 @@ class PowerOfD(Policy):
       replacement among available hosts, fewer ``conns`` wins, a tie goes
       to the first draw. Unequal weights: EDF (:class:`Edf`) on
       ``weight / (conns + 1) ^ active_request_bias``.
+
+    Behind a balancer (:meth:`attach`) the available peers are not listed:
+    nginx needs only their number (the roster's count), HAProxy and Envoy
+    find the drawn one in a :class:`Fenwick` tree of the available peers'
+    amounts (1, or the weight) by index.
     """
 
     products = frozenset({"nginx", "haproxy", "envoy"})
@@ -85,6 +92,26 @@ class PowerOfD(Policy):
         self._equal_weights = len({b.weight for b in self.backends}) <= 1
         bias = options.active_request_bias
         self._edf = Edf(self.backends, lambda b: b.weight * b.ramp / (b.conns + 1) ** bias)
+        self._roster: Roster | None = None
+        self._tree: Fenwick | None = None
+
+    def attach(self, roster: Roster) -> None:
+        """Count the available peers (nginx) or keep them in a tree (HAProxy, Envoy)."""
+        self._roster = roster
+        if self.flavour != "nginx":
+            self._tree = Fenwick(len(self.backends))
+            for b in self.backends:
+                self._changed(b, roster.member[b.index])
+            roster.listen(self._changed)
+
+    def _changed(self, b: Backend, member: bool) -> None:
+        assert self._tree is not None
+        self._tree.set(b.index, (1 if self._equal_weights else b.weight) if member else 0)
+
+    def _ramping(self) -> bool:
+        if self._roster is not None:
+            return self._roster.ramping()
+        return any(b.ramp < 1.0 for b in self.backends)
 
     @property
     def flavour(self) -> str:
@@ -93,10 +120,10 @@ class PowerOfD(Policy):
 
     def choose(self, request: RequestView, available: Eligibility, now: float) -> Backend | None:
         flavour = self.flavour
-        if flavour == "envoy" and (
-            not self._equal_weights or any(b.ramp < 1.0 for b in self.backends)
-        ):
+        if flavour == "envoy" and (not self._equal_weights or self._ramping()):
             return self._edf.pick(available)  # slow start makes the weights unequal
+        if self._roster is not None:
+            return self._counted_choice(self._roster, flavour, available)
         avail = [b for b in self.backends if available(b)]
         if len(avail) <= 1:
             if not avail or flavour != "nginx":
@@ -105,13 +132,45 @@ class PowerOfD(Policy):
             # lets effective_weight recover.
             return smooth_wrr(avail)
         if flavour == "nginx":
-            return self._nginx_pick(avail, available)
+            if self._peek.total <= 0:
+                return smooth_wrr(avail)
+            return self._nginx_pick(len(avail), available, lambda: avail)
         return self._sampled_pick(avail, later_wins=flavour == "haproxy")
 
-    def _nginx_pick(self, avail: list[Backend], available: Eligibility) -> Backend | None:
-        if self._peek.total <= 0:
+    def _counted_choice(
+        self, roster: Roster, flavour: str, available: Eligibility
+    ) -> Backend | None:
+        """:meth:`choose` without listing the available peers (but where nginx falls back)."""
+        excluded = roster.excluded()
+        n = roster.count - len(excluded)
+        if n <= 1:
+            avail = roster.available()
+            if not avail or flavour != "nginx":
+                return avail[0] if avail else None
             return smooth_wrr(avail)
-        want = min(self._d, len(avail))
+        if flavour == "nginx":
+            if self._peek.total <= 0:
+                return smooth_wrr(roster.available())
+            return self._nginx_pick(n, available, roster.available)
+        tree = self._tree
+        assert tree is not None
+        for i in excluded:
+            tree.set(i, 0)  # tried already (HAProxy): not drawn
+        u = self._u.next
+        backends = self.backends
+        if self._equal_weights:
+            picks = [backends[tree.find(int(u() * n))] for _ in range(self._d)]
+        else:
+            total = tree.total
+            picks = [backends[tree.find(u() * total)] for _ in range(self._d)]
+        for i in excluded:
+            self._changed(backends[i], True)
+        return self._least(picks, later_wins=flavour == "haproxy")
+
+    def _nginx_pick(
+        self, n: int, available: Eligibility, listed: Callable[[], list[Backend]]
+    ) -> Backend | None:
+        want = min(self._d, n)
         drawn: list[Backend] = []
         best: Backend | None = None
         tries = 0
@@ -129,7 +188,7 @@ class PowerOfD(Policy):
             # (``++rp->tries`` after ``prev = peer``).
             tries += 1
             if tries > MAX_TRIES:
-                return smooth_wrr(avail)
+                return smooth_wrr(listed())
 
     def _sampled_pick(self, avail: list[Backend], later_wins: bool) -> Backend:
         u = self._u.next
@@ -140,6 +199,10 @@ class PowerOfD(Policy):
             ends = list(accumulate(b.weight for b in avail))
             total = ends[-1]
             picks = [avail[bisect_right(ends, u() * total)] for _ in range(self._d)]
+        return self._least(picks, later_wins)
+
+    @staticmethod
+    def _least(picks: list[Backend], later_wins: bool) -> Backend:
         best = picks[0]
         for b in picks[1:]:
             lhs, rhs = b.conns * best.weight, best.conns * b.weight
