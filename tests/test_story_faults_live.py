@@ -24,7 +24,8 @@ pytestmark = [pytest.mark.stack, pytest.mark.slow]
 #: the shortened outage: app2 down from 10 to 18 s of a 30 s replay (warm-up 5)
 SHORT = (
     "duration=25",
-    "app.nodes=[{name: app1}, {name: app2, outages: [{start: 10, duration: 8}]}, {name: app3}]",
+    "app.nodes=[{name: app1}, {name: app3}, "
+    "{name: app2, outages: [{start: 10, duration: 8, connections: unanswered}]}]",
 )
 
 

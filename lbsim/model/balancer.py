@@ -42,7 +42,7 @@ from lbsim.model.passive import passive_checks
 from lbsim.model.policies import Backend, Policy
 from lbsim.model.policies.roster import Roster, UsesRoster
 from lbsim.model.request import Request
-from lbsim.model.retries import Kind, after_failure
+from lbsim.model.retries import CONNECT_TIMEOUT, Kind, after_failure
 from lbsim.model.slow_start import SlowStart
 from lbsim.scenario import schema
 from lbsim.stats.timeweighted import TimeWeighted
@@ -256,8 +256,18 @@ class Balancer:
         if request.attempt != attempt or request.upstream_done:
             return  # timed out while the connection was on its way
         b = request.backend
-        if not self.nodes[b.index].accept(request, attempt):
-            self._return(arg, self._refused)
+        node = self.nodes[b.index]
+        if not node.accept(request, attempt):
+            if node.answers():
+                self._return(arg, self._refused)
+            else:  # nothing answers the SYN: the attempt fails at the connect timeout
+                later(self.env, CONNECT_TIMEOUT[self.product], self._unreachable, arg)
+
+    def _unreachable(self, arg: tuple[Request, int]) -> None:
+        request, attempt = arg
+        if request.attempt != attempt or request.upstream_done:
+            return
+        self._try_failed(request, "unreachable")
 
     # -- answers from upstream ----------------------------------------------------------
     def _return(self, arg: Any, then: Callable[[Any], None]) -> None:

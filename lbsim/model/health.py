@@ -2,7 +2,11 @@
 
 - **Checks** (``inter``/``fall``/``rise``, every product): a layer-4 probe of
   each server every ``interval`` (first at a random phase); ``fall`` failures
-  in a row mark it down, ``rise`` successes up again.
+  in a row mark it down, ``rise`` successes up again. A probe of a node
+  whose address answers nothing (an ``unanswered`` outage) fails only at
+  the check timeout, ``interval`` (HAProxy without ``timeout check``), and
+  the next probe starts ``interval`` after that: such a node fails a check
+  every two intervals.
 - **Agent** (HAProxy ``agent-check``, policy least_load): every agent
   interval each server reports its load, which the policy turns into a
   weight. An agent that cannot be reached (node down) leaves the weight as
@@ -53,9 +57,17 @@ class ActiveChecks:
 
     def _checker(self, b: Backend) -> Callable[[float], None]:
         node = self._nodes[b.index]
+        pending = False
 
         def check(now: float) -> None:
-            if node.check_ok():
+            nonlocal pending
+            if pending:  # the probe sent an interval ago got no answer: it timed out
+                pending = False
+                self.failed(b)
+            elif not node.answers():
+                pending = True  # fails at the check timeout; the next starts an interval after
+                return
+            elif node.check_ok():
                 self.passed(b)
             else:
                 self.failed(b)
