@@ -5,7 +5,8 @@ A scenario's ``app.nodes[].outages`` say when a PHP node is down. The replay
 crashes its container as a machine crash would: ``docker kill`` (SIGKILL to
 php-fpm, which the kernel turns into resets of the connections it held or had
 queued), and starts it again with ``docker start`` (the same container, so
-the same pool config; php-fpm's entrypoint just starts it again). The
+the same pool config; the entrypoint execs php-fpm again, which replaces a
+stale pid file and binds its port in the container's fresh network). The
 balancer finds out by itself: nginx by its passive ``max_fails``, HAProxy by
 its health checks.
 
