@@ -383,3 +383,90 @@ def test_cli_runs_the_fault_story_with_a_fake_stack(
     assert done.exit_code == 0, done.output
     assert (out / "timeline.md").is_file()
     assert json.loads((out / "story.json").read_text())["passed"]
+
+
+# -- the replay kills and restarts, and cleans up when it fails ---------------------
+
+
+class _Window:
+    """Stands in for the replay's collectors (no containers to read)."""
+
+    def __init__(self, handle: object, galera: bool) -> None:
+        self.errors: list[str] = []
+        self.t_start = self.t_end = self.t_collected = 0.0
+
+    def open(self) -> None: ...
+    def close(self) -> None: ...
+    def finish(self) -> None: ...
+    def cpu_seconds(self) -> dict[str, float]:
+        return {}
+
+    def machine_cores(self) -> dict[str, float]:
+        return {}
+
+    def galera_block(self) -> dict[str, object]:
+        return {}
+
+
+class _Docker:
+    docker = "docker"
+
+
+class _Compose:
+    docker = _Docker()
+
+
+class _Handle:
+    """What replay() reads of a stack: its URL, meta, docker client, container ids."""
+
+    url = "http://127.0.0.1:18091/"
+    compose = _Compose()
+
+    def __init__(self) -> None:
+        self.meta: dict[str, object] = {"rows": 1}
+
+    def container_id(self, service: str) -> str:
+        return f"id-{service}"
+
+
+def _short_crash() -> Scenario:
+    return STORY.scenario(
+        STORY.variants[1],
+        ["duration=15", "app.nodes=[{name: app1}, {name: app2, outages: "
+         "[{start: 6, duration: 4, connections: unanswered}]}]"],
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_replay_fires_the_hooks_and_restarts_the_node_even_when_it_fails(
+    monkeypatch: pytest.MonkeyPatch, fails: bool
+) -> None:
+    from lbsim.validation import replay as replay_module
+    from lbsim.validation.loadgen import LoadgenStats
+    from lbsim.validation.workplan import MachineCosts
+
+    docker = FakeDocker()
+    seen: list[float] = []
+
+    def send(url: str, plan: list[object], timeout: float, at: list[tuple[float, object]]):  # type: ignore[no-untyped-def]
+        for when, hook in sorted(at, key=lambda h: h[0]):
+            seen.append(when)
+            hook()  # type: ignore[operator]
+            if fails and when == 6.0:
+                raise OSError("the load generator died after the kill")
+        return [], LoadgenStats(wall=1.0, cpu=0.1, max_in_flight=1, not_sent=0)
+
+    monkeypatch.setattr(replay_module, "send_open_loop", send)
+    monkeypatch.setattr(replay_module, "Window", _Window)
+    monkeypatch.setattr(replay_module, "docker_runner", lambda _: docker)
+    if fails:
+        with pytest.raises(OSError, match="died after the kill"):
+            replay_module.replay(_short_crash(), _Handle(), MachineCosts())  # type: ignore[arg-type]
+    else:
+        run = replay_module.replay(_short_crash(), _Handle(), MachineCosts())  # type: ignore[arg-type]
+        events = run.results["meta"]["faults"]
+        assert [(e["action"], e["ok"]) for e in events] == [("kill", True), ("start", True)]
+        assert run.results["meta"]["fault_problems"] == []
+    assert 6.0 in seen
+    # killed at 6 s and started again: at 10 s, or by the cleanup after the failure
+    assert docker.actions() == [("kill", "--signal", "KILL", "id-app2"), ("start", "id-app2")]
