@@ -1,8 +1,9 @@
 """The stale-read probe on the real stack, next to the model (needs Docker; marker ``stack``).
 
 One php-fpm node and three Galera nodes of one core each (tests/scenarios/live/probe.yaml):
-200 write → read pairs from db1 to db2 without and with wsrep_sync_wait; and the
-visibility lag calibrated from the poll probe against the stale fraction measured.
+200 write → read pairs from db1 to db2 with wsrep_sync_wait (never stale); and the
+visibility lag calibrated from the poll probe against the stale fraction measured
+without it, in the same run.
 """
 
 from __future__ import annotations
@@ -28,19 +29,19 @@ N = 200
 probe_stack = running_stack(SCENARIO, port=18090)
 
 
-@pytest.mark.parametrize("sync_wait", [False, True], ids=["async", "sync_wait"])
-def test_measured_stale_fraction_matches_the_model(
-    probe_stack: StackHandle, sync_wait: bool
-) -> None:
-    # its own row per case: the probe must be the only writer of the row it reads back
-    got = probe_stale_reads(probe_stack.url, "db1", "db2", N, sync_wait, key=11 + int(sync_wait))
+def test_sync_wait_reads_are_never_stale(probe_stack: StackHandle) -> None:
+    """With wsrep_sync_wait a read waits for every write-set ordered before it:
+    never stale on the stack, never in the model. (Without it, the stale
+    fraction depends on how fast db2's applier runs on this machine at this
+    moment — 4 % on a quiet machine, 42 % beside a busy neighbour — so it is
+    judged only against the visibility lag calibrated in the same run: the
+    next test.)"""
+    got = probe_stale_reads(probe_stack.url, "db1", "db2", N, True, key=12)
     assert got.n == N and got.errors == 0, got
-    predicted = model_stale_fraction(lbsim.load_scenario(SCENARIO), sync_wait, "db1", "db2")
-    print(f"sync_wait={sync_wait}: measured {got.stale_fraction:.3f}, model {predicted:.3f}, {got}")
-    if sync_wait:
-        assert got.stale == 0, got
-        assert predicted == 0.0
-    assert abs(got.stale_fraction - predicted) <= 0.1, (got, predicted)
+    predicted = model_stale_fraction(lbsim.load_scenario(SCENARIO), True, "db1", "db2")
+    print(f"sync_wait: measured {got.stale_fraction:.3f}, model {predicted:.3f}, {got}")
+    assert got.stale == 0, got
+    assert predicted == 0.0
 
 
 def test_the_polled_visibility_lag_predicts_the_stale_fraction(probe_stack: StackHandle) -> None:
