@@ -111,3 +111,14 @@ def test_an_unreachable_try_is_a_connect_failure(product: str, retry: Any, statu
         assert (d.action, d.status) == ("answer", status)
     else:
         assert d.action == retry and d.delay == 0.0
+
+
+def test_a_node_back_in_time_takes_the_connection_at_the_next_syn(tmp_path: Path) -> None:
+    """app1 is gone from 0 to 2 s: the request's SYN at 0 and its resend at 1 s
+    go unanswered, the one at 3 s reaches app1 (back, same address): served
+    in 1 s, done at 4 s, under nginx as under HAProxy."""
+    app = {"nodes": [{"outages": [{**GONE, "duration": 2.0}]}]}
+    for product in ("nginx", "haproxy"):
+        out = traced(tmp_path, [(0.0, "a")], {"product": product}, app, duration=30)
+        assert out["requests"]["completed"] == 1
+        assert out["latency"]["max"] == pytest.approx(3.0 + 1.0)

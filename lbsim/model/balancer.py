@@ -42,7 +42,7 @@ from lbsim.model.passive import passive_checks
 from lbsim.model.policies import Backend, Policy
 from lbsim.model.policies.roster import Roster, UsesRoster
 from lbsim.model.request import Request
-from lbsim.model.retries import CONNECT_TIMEOUT, Kind, after_failure
+from lbsim.model.retries import CONNECT_TIMEOUT, SYN_AGAIN, Kind, after_failure
 from lbsim.model.slow_start import SlowStart
 from lbsim.scenario import schema
 from lbsim.stats.timeweighted import TimeWeighted
@@ -260,8 +260,28 @@ class Balancer:
         if not node.accept(request, attempt):
             if node.answers():
                 self._return(arg, self._refused)
-            else:  # nothing answers the SYN: the attempt fails at the connect timeout
-                later(self.env, CONNECT_TIMEOUT[self.product], self._unreachable, arg)
+            else:  # nothing answers the SYN: sent again until the connect timeout
+                self._syn_unanswered(request, attempt, 0.0)
+
+    def _syn_unanswered(self, request: Request, attempt: int, sent: float) -> None:
+        """The SYN sent ``sent`` s into the connect got no answer: TCP sends it
+        again (:data:`SYN_AGAIN`) until the product's connect timeout."""
+        limit = CONNECT_TIMEOUT[self.product]
+        again = next((t for t in SYN_AGAIN if sent < t < limit), None)
+        if again is None:
+            later(self.env, limit - sent, self._unreachable, (request, attempt))
+        else:
+            later(self.env, again - sent, self._syn, (request, attempt, again))
+
+    def _syn(self, arg: tuple[Request, int, float]) -> None:
+        request, attempt, sent = arg
+        if request.attempt != attempt or request.upstream_done:
+            return
+        node = self.nodes[request.backend.index]
+        if not node.answers():
+            self._syn_unanswered(request, attempt, sent)
+        elif not node.accept(request, attempt):  # back, but full
+            self._return((request, attempt), self._refused)
 
     def _unreachable(self, arg: tuple[Request, int]) -> None:
         request, attempt = arg

@@ -40,6 +40,10 @@ TURN_AROUND = 1.0
 #: nginx's fastcgi_connect_timeout default, HAProxy's ``timeout connect`` of
 #: the stack's config (lbsim.validation.configs), Envoy's connect_timeout default
 CONNECT_TIMEOUT = {"nginx": 60.0, "haproxy": 5.0, "envoy": 5.0}
+#: when an unanswered SYN is sent again, in seconds from the first (Linux:
+#: initial retransmission timeout 1 s, doubling): a node back by then (same
+#: address and MAC, as docker start gives) takes the connection
+SYN_AGAIN = (1.0, 3.0, 7.0, 15.0, 31.0, 63.0)
 
 Kind = Literal["refused", "reset", "unreachable", "timeout"]
 #: answer → a status; next → choose again, tried servers excluded; same → the
