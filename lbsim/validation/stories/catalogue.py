@@ -91,13 +91,13 @@ APP_NODE_CRASH = FaultStory(
     about=(
         "Three php-fpm nodes of half a core carry 30 requests/s; app2 is killed "
         "(docker kill, SIGKILL) at 20 s and started again at 35 s. What it held is reset; "
-        "its address is gone, so a new connection to it is neither accepted nor refused "
-        "but times out (nginx: fastcgi_connect_timeout 60 s, HAProxy: timeout connect 5 s) "
-        "and the clients give up at 10 s. nginx takes the node out only when a try fails "
-        "(max_fails 1: a reset at the kill, else nothing before its connect timeout); "
-        "HAProxy marks it down after 3 failed checks, each timing out after the 2 s "
-        "interval and the next 2 s later. Failures by cause and by second, the error "
-        "burst, the throughput dip and the recovery."
+        "its address is gone, so a new connection to it is neither accepted nor refused: "
+        "its SYN goes unanswered until the balancer's connect timeout (nginx 60 s, HAProxy "
+        "5 s) or the node is back, and the clients give up at 10 s. nginx takes the node "
+        "out only when a try fails (max_fails 1: a reset at the kill, else nothing before "
+        "its connect timeout); HAProxy marks it down after 3 failed checks, each timing "
+        "out after the 2 s interval and the next 2 s later. Failures by cause and by "
+        "second, the error burst, the throughput dip and the recovery."
     ),
     variants=(
         Variant(
