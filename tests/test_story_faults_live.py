@@ -1,7 +1,7 @@
 """Live: story app-node-crash on the real stack, shortened (lbsim story).
 
-HAProxy only (its checks end the burst), app2 killed at 8 s and started at
-22 s in a 32 s replay, three paired replications on a fresh stack each
+HAProxy only (its checks end the burst), app2 killed at 10 s and started
+at 24 s in a 32 s replay, three paired replications on a fresh stack each
 (about 4 min). Judged by the story's own statistics: no count and no
 timeline metric (burst count and duration, dip, recovery) outside its bound
 beyond the 95 % interval, no replay whose load generator missed its plan,
@@ -21,12 +21,14 @@ from tests.stack_support import require_docker
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
-#: the shortened outage: app2 down from 8 to 22 s of a 32 s replay (warm-up 5), long
-#: enough for HAProxy's checks to take it out (about 10 s after the kill)
+#: the shortened outage: app2 down from 10 to 24 s of a 32 s replay (warm-up 2 s, so
+#: 8 s before the kill set the pre-fault throughput), long enough for HAProxy's
+#: checks to take it out (about 10 s after the kill)
 SHORT = (
-    "duration=27",
+    "warmup=2",
+    "duration=30",
     "app.nodes=[{name: app1}, {name: app3}, "
-    "{name: app2, outages: [{start: 8, duration: 14, connections: unanswered}]}]",
+    "{name: app2, outages: [{start: 10, duration: 14, connections: unanswered}]}]",
 )
 
 
@@ -44,6 +46,9 @@ def test_app_node_crash_under_haproxy_matches_the_stack() -> None:
         for m in v.metrics
     ]
     print(*rows, sep="\n")
+    for side, timelines in (("predicted", result.predicted), ("measured", result.measured)):
+        for t in timelines["haproxy"]:
+            print(side, t.summary.to_dict())
     reps = result.story.variants[0].repetitions
     for r in reps:
         events = r.notes["faults"]

@@ -28,7 +28,9 @@ Given a fault from ``start`` (the kill) to ``end`` (the restart), precisely:
 * **recovery time**: from the restart, the start of the first bin ``k`` at
   or after the restart's bin whose :data:`HOLD` seconds ``k … k + HOLD − 1``
   average at least ``(1 − TOLERANCE) · q`` completions, minus the restart
-  time (floored at 0); NaN when that never happens before the horizon.
+  time (floored at 0). When that never happens before the horizon the run
+  is censored: ``recovery`` is the time from the restart to the horizon
+  (a lower bound, paired like the others) and ``recovered`` is False.
 """
 
 from __future__ import annotations
@@ -180,6 +182,8 @@ class FaultSummary:
     dip: float
     recovery: float
     bursts: list[tuple[int, int, int]] = field(default_factory=list)
+    #: False: throughput had not recovered by the horizon (recovery is a lower bound)
+    recovered: bool = True
 
     def metrics(self) -> dict[str, float]:
         """The values paired between the two sides."""
@@ -200,6 +204,7 @@ class FaultSummary:
             "dip_min": self.dip_min,
             "dip": self.dip,
             "recovery": self.recovery,
+            "recovered": self.recovered,
             "bursts": [list(b) for b in self.bursts],
         }
 
@@ -215,6 +220,8 @@ def summarise(series: Series, window: FaultWindow) -> FaultSummary:
     dip_bins = series.completed[start_bin:dip_end]
     dip_min = float(min(dip_bins)) if dip_bins else math.nan
     dip = 1.0 - dip_min / q if q and math.isfinite(q) and q > 0 else math.nan
+    recovery = recovery_time(series.completed, window.end, q)
+    recovered = math.isfinite(recovery) or not math.isfinite(q)
     return FaultSummary(
         pre_fault=q,
         burst_count=len(found),
@@ -223,6 +230,7 @@ def summarise(series: Series, window: FaultWindow) -> FaultSummary:
         failures=sum(b.failures for b in found),
         dip_min=dip_min,
         dip=dip,
-        recovery=recovery_time(series.completed, window.end, q),
+        recovery=recovery if recovered else max(0.0, window.horizon - window.end),
+        recovered=recovered,
         bursts=[(b.first, b.last, b.failures) for b in found],
     )
