@@ -85,7 +85,7 @@ def markdown(result: FaultResult) -> str:
                 lines.append(
                     f"| {r} | {side} | {_fmt(s.pre_fault)} | {s.burst_count} | "
                     f"{_fmt(s.burst_duration)} | {_fmt(s.first_failure)} | {s.failures} | "
-                    f"{_fmt(s.dip_min)} | {_fmt(s.recovery)} |"
+                    f"{_fmt(s.dip_min)} | {'' if s.recovered else '≥ '}{_fmt(s.recovery)} |"
                 )
         for reps in (r.notes.get("faults", []) for r in vr.repetitions):
             for e in reps:
