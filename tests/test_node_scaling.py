@@ -312,9 +312,10 @@ WHOLE = [
     ["balancer.policy=least_conn"],
     ["balancer.policy=power_of_d"],
     ["balancer.policy=least_conn", "app.max_conns=0", "workload.open.rate=40"],
-    # HAProxy without max_conns: its queue in front of a refusing server recurses
-    # (_release -> _send -> refused -> _try_failed -> _release), before issue 13 too;
-    # so does Envoy's pending queue (round robin at 90/s)
+    # HAProxy without max_conns: its queue in front of a refusing server recursed
+    # (_release -> _send -> refused -> _try_failed -> _release) until the slot
+    # freed by a refusal went to an event (lbsim.model.waiting); so did Envoy's
+    # pending queue (round robin at 90/s)
     [
         "balancer.product=haproxy",
         "balancer.policy=power_of_d",
@@ -329,6 +330,9 @@ WHOLE = [
     ],
     ["balancer.product=envoy", "balancer.policy=power_of_d", "balancer.slow_start=10"],
     ["balancer.product=envoy", "balancer.policy=round_robin", "app.max_conns=0"],
+    # the same queues with max_conns 3, now that they do not recurse
+    ["balancer.product=haproxy", "balancer.policy=power_of_d", "balancer.retries=2"],
+    ["balancer.product=envoy", "balancer.policy=round_robin"],
     ["balancer.product=envoy", "balancer.policy=power_of_d", "balancer.panic_threshold=90"],
 ]
 

@@ -5,6 +5,14 @@ request answered the balancer, which at once sent its next queued request to
 the node; that request took the freed worker ahead of the node's own backlog,
 and the node then popped an empty deque (IndexError). Now a connection that
 arrives while the backlog is non-empty queues behind it.
+
+Regression: with ``max_conns``, a request sent from HAProxy's queue or Envoy's
+pending queue to a node that refuses connections (down, or its backlog full)
+was refused at once, which freed the slot and sent the next queued request
+from inside that refusal: one stack frame deeper per queued request, until
+``RecursionError``. nginx's next peer after a refusal recursed the same way,
+one level per refusing peer. Now the freed slot is offered in an event of the
+same instant, and nginx's next peer is chosen in a loop.
 """
 
 from __future__ import annotations
@@ -149,6 +157,108 @@ def test_any_limits_run_and_conserve_requests(
         backlog=backlog,
         max_conns=max_conns,
         product=product,
+        seed=seed,
+    )
+    conserved(lbsim.simulate(scenario(data)))
+
+
+def queued_behind_refusals(
+    product: str,
+    *,
+    max_conns: int = 2,
+    queue_timeout: float = 30.0,
+    outage: tuple[float, float] = (5.0, 5.0),
+    nodes: int = 1,
+    backlog: int = 8,
+    rate: float = 200.0,
+    seed: int = 1,
+) -> dict[str, Any]:
+    """Arrivals far above capacity queue at the balancer (``max_conns``) while
+    a node refuses connections (an outage, default ``connections: refused``)."""
+    start, duration = outage
+    balancer: dict[str, Any] = {"product": product}
+    if product == "haproxy":
+        balancer["queue_timeout"] = queue_timeout
+    return {
+        "name": "queued-behind-refusals",
+        "seed": seed,
+        "duration": 15.0,
+        "warmup": 0.0,
+        "workload": {
+            "open": {"rate": rate},
+            "timeout": 60.0,
+            "classes": [{"name": "page", "cpu": {"dist": "lognormal", "mean": 0.05, "cv": 1.0}}],
+        },
+        "balancer": balancer,
+        "app": {
+            "nodes": [
+                {"outages": [{"start": start, "duration": duration}]},
+                *([{}] * (nodes - 1)),
+            ],
+            "workers": 2,
+            "cores": 1,
+            "backlog": backlog,
+            "max_conns": max_conns,
+        },
+    }
+
+
+@pytest.mark.parametrize("product", ["haproxy", "envoy"])
+def test_queue_in_front_of_a_refusing_node_does_not_recurse(product: str) -> None:
+    """The reported input: some 800 requests queued when the only node goes
+    down; each one sent from the queue is refused at once (RecursionError)."""
+    result = lbsim.simulate(scenario(queued_behind_refusals(product)))
+    conserved(result)
+    r = result.to_dict()["requests"]
+    assert r["failed"]["http_503"] > 500  # refused after the retries, or no server
+    assert r["completed"] > 0
+
+
+def test_nginx_next_peer_over_many_refusing_peers_does_not_recurse() -> None:
+    """300 peers down at once: the first request after the crash is refused by
+    each in turn (next_upstream_tries 0: every peer) before its 502."""
+    data = queued_behind_refusals("nginx", max_conns=0, rate=50.0)
+    data["app"]["nodes"] = [{"outages": [{"start": 5.0, "duration": 5.0}]}] * 300
+    result = lbsim.simulate(scenario(data))
+    conserved(result)
+    assert result.to_dict()["requests"]["failed"]["http_502"] > 0
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(
+    product=st.sampled_from(["haproxy", "envoy"]),
+    max_conns=st.integers(1, 6),
+    queue_timeout=st.sampled_from([0.5, 3.0, 30.0]),
+    start=st.floats(0.0, 12.0),
+    duration=st.floats(0.5, 10.0),
+    nodes=st.integers(1, 3),
+    backlog=st.integers(0, 4),
+    rate=st.sampled_from([20.0, 80.0, 200.0]),
+    seed=st.integers(0, 1000),
+)
+def test_any_queue_behind_refusals_runs_and_conserves_requests(
+    product: str,
+    max_conns: int,
+    queue_timeout: float,
+    start: float,
+    duration: float,
+    nodes: int,
+    backlog: int,
+    rate: float,
+    seed: int,
+) -> None:
+    data = queued_behind_refusals(
+        product,
+        max_conns=max_conns,
+        queue_timeout=queue_timeout,
+        outage=(start, duration),
+        nodes=nodes,
+        backlog=backlog,
+        rate=rate,
         seed=seed,
     )
     conserved(lbsim.simulate(scenario(data)))

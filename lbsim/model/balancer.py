@@ -21,12 +21,12 @@ passive       max_fails / fail_timeout    observe only                 outlier_d
 
 Active checks and the agent are in :mod:`lbsim.model.health`, passive checks
 in :mod:`lbsim.model.passive`, retry decisions in :mod:`lbsim.model.retries`,
-slow start in :mod:`lbsim.model.slow_start`.
+slow start in :mod:`lbsim.model.slow_start`, the queues (HAProxy's, Envoy's
+pending requests) in :mod:`lbsim.model.waiting`.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -44,8 +44,8 @@ from lbsim.model.policies.roster import Roster, UsesRoster
 from lbsim.model.request import Request
 from lbsim.model.retries import CONNECT_TIMEOUT, SYN_AGAIN, Kind, after_failure
 from lbsim.model.slow_start import SlowStart
+from lbsim.model.waiting import WaitingRoom
 from lbsim.scenario import schema
-from lbsim.stats.timeweighted import TimeWeighted
 
 BAD_GATEWAY = 502
 UNAVAILABLE = 503
@@ -91,24 +91,28 @@ class Balancer:
         self.roster = Roster(
             self.backends, envoy=self._envoy, skip_full=self._nginx or not policy.sticky
         )
-        #: HAProxy backend queue; per-server queues (HAProxy persistence, Envoy pending)
-        self.queue: deque[Request] = deque()
-        self.server_queues: list[deque[Request]] = [deque() for _ in self.backends]
-        self.queue_tw = TimeWeighted()
-        self._queued = 0
         #: requests sent to a server and not answered (Envoy max_requests)
         self._sent = 0
         self._upstream_deadlines = Deadlines(
             env, spec.upstream_timeout, self._upstream_pending, self._upstream_expired
         )
         # HAProxy: timeout queue → 503; Envoy: pending requests wait within the route timeout
-        self._queue_status = UNAVAILABLE if self._haproxy else GATEWAY_TIMEOUT
-        self._queue_deadlines = Deadlines(
+        self.waiting = WaitingRoom(
             env,
+            self.backends,
+            self.roster,
             rules.queue_timeout if self._haproxy else spec.upstream_timeout,
-            self._queue_pending,
-            self._queue_expired,
+            UNAVAILABLE if self._haproxy else GATEWAY_TIMEOUT,
+            self._send,
+            self._choose,
+            self._fail,
         )
+        self.queue_tw = self.waiting.tw
+        self._max_pending = rules.circuit_breaker.max_pending_requests
+        #: a request whose try was refused inside its own dispatch, to choose again
+        #: when that dispatch's send returns (nginx's next peer, as a loop)
+        self._sending: Request | None = None
+        self._again: Request | None = None
         # a zero-delay hop calls straight through instead of via the calendar
         respond = self._upstream_answer if lb_app.constant == 0.0 else self._from_upstream
         for node in self.nodes:
@@ -143,7 +147,7 @@ class Balancer:
         if self.slow_start is not None:
             self.slow_start.began(b, self.env.now)
         self.roster.sync(b, self.env.now)
-        self._release(b)
+        self.waiting.release(b)
 
     def _went_down(self, b: Backend) -> None:
         self.roster.sync(b, self.env.now)
@@ -204,31 +208,44 @@ class Balancer:
         )
 
     def _dispatch(self, request: Request) -> None:
+        """Choose a server for ``request`` and send it, queue it, or answer.
+
+        nginx's next peer after a refusal inside this send comes back here
+        (``_again``) and goes round the loop, instead of a dispatch one stack
+        frame deeper per refusing peer (RecursionError with hundreds of them).
+        """
         roster = self.roster
-        roster.advance(self.env.now)
-        if self._envoy:
-            if self._sent >= self.rules.circuit_breaker.max_requests:
-                self._fail(request, UNAVAILABLE)  # circuit breaker overflow
+        while True:
+            roster.advance(self.env.now)
+            if self._envoy:
+                if self._sent >= self.rules.circuit_breaker.max_requests:
+                    self._fail(request, UNAVAILABLE)  # circuit breaker overflow
+                    return
+                self._panic = self._in_panic()
+                roster.set_panic(self._panic, self.env.now)
+                if self.slow_start is not None:
+                    self.slow_start.update_all(self.env.now)  # Envoy: at every pick
+            backend = self._choose(request)
+            if backend is None:
+                if self._haproxy and self._usable_but_full(request):
+                    self.waiting.add(request, None)
+                else:
+                    # nginx: "no live upstreams"; HAProxy/Envoy: no server available
+                    self._fail(request, BAD_GATEWAY if self._nginx else UNAVAILABLE)
                 return
-            self._panic = self._in_panic()
-            roster.set_panic(self._panic, self.env.now)
-            if self.slow_start is not None:
-                self.slow_start.update_all(self.env.now)  # Envoy: at every pick
-        backend = self._choose(request)
-        if backend is None:
-            if self._haproxy and self._usable_but_full(request):
-                self._enqueue(request, None)
-            else:
-                # nginx: "no live upstreams"; HAProxy/Envoy: no server available
-                self._fail(request, BAD_GATEWAY if self._nginx else UNAVAILABLE)
-            return
-        if backend.full:  # HAProxy hashing (wait for this server) or Envoy (pending)
-            if self._envoy and self._queued >= self.rules.circuit_breaker.max_pending_requests:
-                self._fail(request, UNAVAILABLE)
+            if backend.full:  # HAProxy hashing (wait for this server) or Envoy (pending)
+                if self._envoy and self.waiting.count >= self._max_pending:
+                    self._fail(request, UNAVAILABLE)
+                    return
+                self.waiting.add(request, backend)
                 return
-            self._enqueue(request, backend)
-            return
-        self._send(request, backend)
+            outer = self._sending
+            self._sending = request
+            self._send(request, backend)
+            self._sending = outer
+            if self._again is None:
+                return
+            self._again = None  # it is ``request``: refused, to the next peer
 
     def _send(self, request: Request, b: Backend) -> None:
         now = self.env.now
@@ -320,7 +337,7 @@ class Balancer:
             self.passive.succeeded(b, now)
         self.policy.on_response(b, now - request.sent_to_backend, now)
         self.roster.sync(b, now)
-        self._release(b)
+        self.waiting.release(b)
         self.answer_client(request, status)
 
     def _refused(self, arg: tuple[Request, int]) -> None:
@@ -346,14 +363,17 @@ class Balancer:
         self.passive.failed(b, now)
         self.policy.on_failure(b, now - request.sent_to_backend, now)
         self.roster.sync(b, now)
-        self._release(b)
+        self.waiting.release(b)
         d = after_failure(
             self.rules, request, kind, now, self.max_tries, len(self.backends), self._rng
         )
         if d.action == "answer":
             self._fail(request, d.status)
-        elif d.action == "next":
-            self._dispatch(request)  # the tried peers are excluded
+        elif d.action == "next":  # the tried peers are excluded
+            if self._sending is request:
+                self._again = request  # refused inside its own dispatch: see _dispatch
+            else:
+                self._dispatch(request)
         elif d.action == "same":
             request.tried = 0
             later(self.env, d.delay, self._resend, (request, b))
@@ -365,69 +385,12 @@ class Balancer:
     def _resend(self, arg: tuple[Request, Backend]) -> None:
         request, b = arg
         if b.full:
-            self._enqueue(request, b)
+            self.waiting.add(request, b)
         else:
             self._send(request, b)
 
     def _fail(self, request: Request, status: int) -> None:
         self.answer_client(request, status)
-
-    # -- queues -------------------------------------------------------------------------
-    def _enqueue(self, request: Request, b: Backend | None) -> None:
-        request.attempt += 1
-        request.queued_at = self.env.now
-        if b is None:
-            self.queue.append(request)
-        else:
-            self.server_queues[b.index].append(request)
-            b.queued += 1
-        self._queued += 1
-        self.queue_tw.set(self.env.now, self._queued)
-        self._queue_deadlines.add(request, request.attempt)
-
-    def _queue_pending(self, request: Request, token: int) -> bool:
-        return request.attempt == token  # sending or expiring bumps the attempt
-
-    def _queue_expired(self, request: Request, token: int) -> None:
-        removed = False
-        if request in self.queue:
-            self.queue.remove(request)
-            removed = True
-        else:
-            for i, q in enumerate(self.server_queues):
-                if request in q:
-                    q.remove(request)
-                    self.backends[i].queued -= 1
-                    removed = True
-                    break
-        if not removed:
-            return
-        self._queued -= 1
-        self.queue_tw.set(self.env.now, self._queued)
-        request.attempt += 1
-        self._fail(request, self._queue_status)
-
-    def _release(self, b: Backend) -> None:
-        """A connection slot on ``b`` freed (or ``b`` came back): serve the queues."""
-        if not self._queued:
-            return
-        sq = self.server_queues[b.index]
-        if sq and not b.full and b.up:
-            request = sq.popleft()
-            b.queued -= 1
-            self._dequeued()
-            self._send(request, b)
-            return
-        queue = self.queue
-        self.roster.advance(self.env.now)
-        while queue:
-            request = queue[0]
-            chosen = self._choose(request)
-            if chosen is None or chosen.full:
-                break
-            queue.popleft()
-            self._dequeued()
-            self._send(request, chosen)
 
     def _choose(self, request: Request) -> Backend | None:
         """The policy's choice for ``request`` (the roster is up to date)."""
@@ -438,10 +401,6 @@ class Balancer:
         self._current = None
         self.roster.tried = 0
         return backend
-
-    def _dequeued(self) -> None:
-        self._queued -= 1
-        self.queue_tw.set(self.env.now, self._queued)
 
 
 def _unwired(request: Request, status: int) -> None:
