@@ -70,6 +70,9 @@ def story(
     if isinstance(chosen, catalogue.PolicyStory):
         _policies(chosen, repetitions, duration, outdir, port, machine() | stamp)
         return
+    if isinstance(chosen, catalogue.GaleraStory):
+        _galera(chosen, repetitions, duration, outdir, port, machine() | stamp)
+        return
     extra = [f"duration={duration}"] if duration is not None else []
     if isinstance(chosen, catalogue.FaultStory):
         _faults(chosen, repetitions, extra, outdir, port, machine() | stamp)
@@ -133,6 +136,49 @@ def _policies(
         + "; measured "
         + " < ".join(result.ranking("measured", "latency.mean"))
     )
+    if not result.passed:
+        raise typer.Exit(code=EXIT_MISSED)
+
+
+def _galera(
+    chosen: catalogue.GaleraStory,
+    repetitions: int,
+    duration: float | None,
+    outdir: Path,
+    port: int,
+    box: dict[str, object],
+) -> None:
+    from lbsim.scenario.loader import load_scenario
+    from lbsim.validation.campaign import CampaignOptions
+    from lbsim.validation.stories import galera_report
+    from lbsim.validation.stories.galera import StackGaleraSide, run_galera_story
+
+    shipped = load_scenario(chosen.file)
+    options = CampaignOptions(
+        levels=(),
+        duration=duration or shipped.duration,
+        warmup=shipped.warmup,
+        per_class=25,
+        port=port,
+        out=outdir,
+        keep_up=False,
+        repetitions=repetitions,
+        min_requests=0,
+    )
+    with _calibration_errors():
+        try:
+            result = run_galera_story(chosen, StackGaleraSide(), options, outdir, say=_say)
+        except ScenarioError as exc:
+            fail(str(exc))
+    result.machine = dict(box)
+    for path in galera_report.write(result, outdir):
+        console.print(f"wrote {path}")
+    for ms in result.metrics.values():
+        for m in ms:
+            if m.verdict != "within":
+                _say(f"{m.level} {m.metric}: error {m.mean:+.3f}, {m.verdict}")
+    for line in result.not_valid():
+        err_console.print(f"[bold red]not valid:[/bold red] {escape(line)}")
     if not result.passed:
         raise typer.Exit(code=EXIT_MISSED)
 

@@ -23,7 +23,7 @@ import yaml
 
 from lbsim.scenario.database import Galera, MySQL, NoDatabase
 from lbsim.scenario.schema import AppNode, Scenario
-from lbsim.validation import configs
+from lbsim.validation import configs, slow_node
 from lbsim.validation.images import source_digest
 from lbsim.validation.policies import BalancerKind, ReplayUnsupported, haproxy_rule
 from lbsim.validation.products import stack_balancer
@@ -122,18 +122,17 @@ def _refuse_unreplayable(scenario: Scenario) -> None:
                     f"cannot be replayed; the replay starts the container again before the "
                     f"horizon ({scenario.horizon:g} s)"
                 )
+    # a node's latency is replayed: tc netem in its container (lbsim.validation.slow_node)
     db = scenario.database
     if isinstance(db, Galera):
         for g in db.resolved_nodes():
             if g.slowness != 1.0:
                 raise ReplayUnsupported(
                     f"galera node {g.name!r} has slowness {g.slowness:g}; the real stack cannot "
-                    "slow one node's CPU per operation yet (a lower cpus limit is not the same)"
-                )
-            if g.latency > 0:
-                raise ReplayUnsupported(
-                    f"galera node {g.name!r} has extra latency {g.latency:g} s; the real stack "
-                    "does not add network delay (tc netem) yet"
+                    "slow one node's CPU per operation (a lower cpus limit is not the same): "
+                    f"replay the equivalent scenario, cores {g.cores:g}/{g.slowness:g} and "
+                    "slowness 1, in the model too (lbsim.validation.slow_node.equivalent; "
+                    "`lbsim story slow-galera-node` does)"
                 )
 
 
@@ -240,6 +239,7 @@ def generate_stack(
     db = scenario.database
     db_env = db_environments(scenario, opts)
     db_cores = _db_cores(scenario)
+    delayed = slow_node.delays(scenario)
     previous: str | None = None
     for db_name, env in db_env.items():
         svc = _service(opts, outdir, "mariadb")
@@ -255,6 +255,8 @@ def generate_stack(
                 "start_period": "5s",
             },
         }
+        if db_name in delayed:
+            svc["cap_add"] = ["NET_ADMIN"]  # tc netem (lbsim.validation.slow_node)
         # joiners join one at a time, each after the previous node is Synced
         if previous is not None:
             svc["depends_on"] = {previous: {"condition": "service_healthy"}}
@@ -327,6 +329,8 @@ def generate_stack(
         "# Start by hand: docker-compose build && docker-compose up -d\n"
         "#            or: docker compose build && docker compose up -d\n"
     )
+    if delayed:
+        header += f"# then delay {', '.join(delayed)}: stack.json's netem commands, in each\n"
     files["docker-compose.yml"] = header + yaml.dump(
         compose, Dumper=_NoAliasDumper, sort_keys=False, default_flow_style=False, width=1000
     )
@@ -342,6 +346,8 @@ def generate_stack(
         "unit_iterations": UNIT_ITERATIONS,
         "notes": notes,
     }
+    if delayed:
+        meta["netem"] = {n: slow_node.netem_commands(d) for n, d in delayed.items()}
     if opts.balancer == "haproxy":
         meta["haproxy_stats"] = f"http://127.0.0.1:{opts.port + 1}/stats;csv"
     files["stack.json"] = json.dumps(meta, indent=2) + "\n"

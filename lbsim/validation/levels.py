@@ -54,6 +54,8 @@ if TYPE_CHECKING:
     from lbsim.validation.campaign import CampaignOptions
 
 Say = Callable[[str], None]
+#: a change to the calibrated scenario's data (a story's model assumption)
+Adjust = Callable[[dict[str, Any]], dict[str, Any]]
 
 #: a level above this fraction of capacity is an overload level
 OVERLOAD = 1.0
@@ -128,11 +130,15 @@ def level_model(
     horizon: tuple[float, float],
     path: Path,
     timeout: float | None = None,
+    adjust: Adjust | None = None,
 ) -> Scenario:
     """The calibrated scenario of one replay (its rate, seed, background,
     ``horizon``: warm-up and duration; ``timeout``: the client's, where the
-    level sets one), written to ``path``."""
+    level sets one; ``adjust``: a story's change to the calibrated data),
+    written to ``path``."""
     data = calibrate_scenario(raw, base, cal, rate=rate, background=background)
+    if adjust is not None:
+        data = adjust(data)
     data["seed"] = seed
     data["warmup"], data["duration"] = horizon
     if timeout is not None:
@@ -178,8 +184,10 @@ def run_replay(
     horizon: tuple[float, float],
     outdir: Path,
     say: Say,
+    adjust: Adjust | None = None,
 ) -> Replay:
-    """One level's repetition: replay (again while the machine moved), then simulate."""
+    """One level's repetition: replay (again while the machine moved), then simulate
+    (``adjust``: see :func:`level_model`)."""
     seed = base.seed + repetition
     tag = f"level-{round(level * 100):02d}-r{repetition + 1}"
     warmup, duration = horizon
@@ -210,6 +218,7 @@ def run_replay(
         horizon,
         outdir / f"{tag}.calibrated.yaml",
         replayed.workload.timeout if level_overrides(base, level) else None,
+        adjust,
     )
     predicted = simulate(model, replications=1).to_dict()
     if is_overload(level):

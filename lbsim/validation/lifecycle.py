@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 from lbsim.scenario.schema import Scenario
-from lbsim.validation import collectors
+from lbsim.validation import collectors, slow_node
 from lbsim.validation.compose import (
     DEFAULT_BASE_IMAGE,
     VALIDATION_DIR,
@@ -47,6 +47,7 @@ from lbsim.validation.docker import (
     run,
 )
 from lbsim.validation.images import source_digest, stale_images
+from lbsim.validation.policies import ReplayUnsupported
 
 #: the debootstrap base image (validation/stack/base/build-base.sh)
 BASE_TAG = "lbsim/base:bookworm"
@@ -418,6 +419,11 @@ def up(
     if proc.returncode != 0:
         raise _up_failure(handle, proc.stderr)
     wait_ready(handle, timeout)
+    try:
+        slow_node.apply_delays(handle, scenario)  # Galera nodes' latency: tc netem
+    except ReplayUnsupported:
+        compose.run("down", "-v", "--remove-orphans", timeout=180)
+        raise
     return handle
 
 

@@ -4,4 +4,6 @@
 - :mod:`~lbsim.validation.stories.sides`: the live stack and the model
 - :mod:`~lbsim.validation.stories.catalogue`: the stories (``lbsim story NAME``)
 - :mod:`~lbsim.validation.stories.report`: ``story.json`` and ``story.md``
+- :mod:`~lbsim.validation.stories.galera`: a slow Galera node, the cluster's counters
+  (report: :mod:`~lbsim.validation.stories.galera_report`)
 """

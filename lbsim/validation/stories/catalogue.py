@@ -114,8 +114,54 @@ APP_NODE_CRASH = FaultStory(
     counts=("completed", "failed_outage", "failed_after"),
 )
 
+
+@dataclass(frozen=True)
+class GaleraStory(Story):
+    """A story judged on the Galera cluster's counters and the latency, calibrated
+    (:mod:`lbsim.validation.stories.galera`)."""
+
+    #: the variant whose stack is calibrated at low load (the others reuse it)
+    calibrate_on: str = ""
+    #: the variants where the model predicts flow control (the live test's check)
+    paused: tuple[str, ...] = ()
+    #: the calibrated CPU per write-set on the other nodes is the applier's
+    #: (certification, row apply and commit run in the applier thread, after
+    #: the receive queue), not spent beside it (:func:`lbsim.validation.stories.galera.on_applier`)
+    on_applier: bool = True
+
+
+SLOW_GALERA_NODE = GaleraStory(
+    name="slow-galera-node",
+    title="A slow Galera node: the whole cluster at the pace of its slowest member",
+    file=SCENARIOS / "slow-galera-node.yaml",
+    about=(
+        "Writes go to db1 alone and reads to db1 and db2; db3 only applies the write-sets "
+        "(four per order), on a fifth of the others' CPU (slowness 5, replayed as cpus "
+        "0.5/5 = 0.1 in the model and the stack alike). With gcs.fc_limit 4 (3 nodes: "
+        "STOP above 7 queued) its receive queue passes the limit whenever a burst of "
+        "orders arrives, its FC_STOP pauses every commit on db1, and the orders wait. "
+        "The fix: the default fc_limit 16 (STOP above 28). Without the slow node "
+        "nothing pauses."
+    ),
+    variants=(
+        Variant("slow", (), "db3 at cpus 0.1 (slowness 5), fc_limit 4: flow control"),
+        Variant(
+            "fc_limit_16",
+            ("database.fc_limit=16",),
+            "the fix: gcs.fc_limit 16 (STOP above 28 write-sets queued)",
+        ),
+        Variant(
+            "even",
+            ("database.nodes=3",),
+            "no slow node: three nodes of 0.5 cores, fc_limit 4",
+        ),
+    ),
+    calibrate_on="even",
+    paused=("slow",),
+)
+
 STORIES: dict[str, Story | PolicyStory] = {
-    s.name: s for s in (HEAVY_USERS, TOO_MANY_CONNECTIONS, APP_NODE_CRASH)
+    s.name: s for s in (HEAVY_USERS, TOO_MANY_CONNECTIONS, APP_NODE_CRASH, SLOW_GALERA_NODE)
 }
 
 
