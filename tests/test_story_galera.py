@@ -25,8 +25,10 @@ from lbsim.validation import ReplayUnsupported, StackOptions, generate_stack
 from lbsim.validation.background import PhaseBackground
 from lbsim.validation.calibration import Calibration, ClassCost
 from lbsim.validation.campaign import CampaignOptions
+from lbsim.validation.compose import db_cpu_limit
 from lbsim.validation.docker import StackError
 from lbsim.validation.levels import Adjust, Replay, judge, level_model
+from lbsim.validation.lifecycle import parse_inspect
 from lbsim.validation.slow_node import (
     GCOMM_PORT,
     apply_delays,
@@ -88,7 +90,7 @@ def test_a_slow_node_is_replayed_and_predicted_as_fewer_cores_and_slowness_1() -
     db3 = eq.database.resolved_nodes()[2]  # type: ignore[union-attr]
     assert (db3.cores, db3.slowness, db3.max_connections) == (0.5, 1.0, 50)
     assert replayed_lines(sc) == [
-        "db3: cores 2 x slowness 4 replayed as cpus 0.5, slowness 1 (in the model too)"
+        "db3: cores 2 x slowness 4 replayed as 0.5 cores, slowness 1 (in the model too)"
     ]
 
 
@@ -107,7 +109,32 @@ def test_compose_refuses_slowness_naming_the_equivalent_and_runs_it(tmp_path: Pa
     compose = yaml.safe_load(
         generate_stack(eq, tmp_path, StackOptions(balancer="nginx")).files["docker-compose.yml"]
     )
-    assert [compose["services"][n]["cpus"] for n in ("db1", "db2", "db3")] == [2.0, 2.0, 0.5]
+    svcs = compose["services"]
+    assert [svcs[n]["cpus"] for n in ("db1", "db2")] == [2.0, 2.0]
+    # below a core: the same share over a 10 ms CFS period (waits of 5 ms, not 50)
+    assert (svcs["db3"]["cpu_quota"], svcs["db3"]["cpu_period"]) == (5000, 10000)
+    assert "cpus" not in svcs["db3"]
+
+
+@pytest.mark.parametrize(
+    ("cores", "limit"),
+    [
+        (1.0, {"cpus": 1.0}),
+        (2.5, {"cpus": 2.5}),
+        (0.5, {"cpu_period": 10000, "cpu_quota": 5000}),
+        (0.1, {"cpu_period": 10000, "cpu_quota": 1000}),
+        (0.05, {"cpu_period": 20000, "cpu_quota": 1000}),  # the kernel's least quota
+    ],
+)
+def test_a_database_below_one_core_gets_a_short_cfs_period(
+    cores: float, limit: dict[str, float]
+) -> None:
+    got = db_cpu_limit(cores)
+    assert got == limit
+    if "cpu_quota" in got:
+        assert got["cpu_quota"] / got["cpu_period"] == pytest.approx(cores)
+    inspect = json.dumps([{"HostConfig": {"NanoCpus": 0, "CpuQuota": 1000, "CpuPeriod": 10000}}])
+    assert parse_inspect(inspect)[0].cpus == pytest.approx(0.1)
 
 
 def test_the_story_variants_are_written_as_their_equivalents() -> None:
@@ -403,7 +430,7 @@ def test_the_story_calibrates_once_and_interleaves_the_variants(tmp_path: Path) 
     assert data["story"] == "slow-galera-node" and data["repetitions"] == 2
     assert data["summary"]["slow"]["predicted"]["paused"] > 0.1
     md = paths[1].read_text()
-    assert "db3: cores 0.5 x slowness 5 replayed as cpus 0.1" in md
+    assert "db3: cores 0.5 x slowness 5 replayed as 0.1 cores" in md
     assert "| slow | galera.nodes.db3.wsrep_flow_control_paused |" in md
     assert "db3 FC_STOP sent" in md and "Verdict:" in md
 

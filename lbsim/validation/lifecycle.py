@@ -195,6 +195,15 @@ class ContainerState:
     exit_code: int
 
 
+def _cpu_limit(host: dict[str, Any]) -> float:
+    """Cores a container may use: ``cpus`` (NanoCpus), else its CFS quota over its period."""
+    nano = int(host.get("NanoCpus") or 0)
+    if nano:
+        return nano / 1e9
+    quota, period = int(host.get("CpuQuota") or 0), int(host.get("CpuPeriod") or 0)
+    return quota / period if quota > 0 and period > 0 else 0.0
+
+
 def parse_inspect(text: str) -> list[ContainerState]:
     """``docker inspect`` JSON → one :class:`ContainerState` per container."""
     out = []
@@ -207,7 +216,7 @@ def parse_inspect(text: str) -> list[ContainerState]:
                 id=str(c.get("Id", "")),
                 state=str(state.get("Status", "unknown")),
                 health=str(health),
-                cpus=int((c.get("HostConfig") or {}).get("NanoCpus") or 0) / 1e9,
+                cpus=_cpu_limit(c.get("HostConfig") or {}),
                 exit_code=int(state.get("ExitCode") or 0),
             )
         )

@@ -1,13 +1,15 @@
 """Replaying a slow Galera node: its ``slowness`` and its ``latency`` on the real stack.
 
 ``slowness`` s multiplies every CPU cost on the node. The stack can only give
-the container less CPU (its ``cpus``), and that is not the same: a single
-applier thread under a CFS quota runs at full speed until the quota is spent,
+the container less CPU (a CFS quota), and that is not the same: a single
+applier thread under a quota runs at full speed until the quota is spent,
 then waits for the next period; only on average does the node do 1/s of the
 work. So the replay and its prediction both run the *equivalent* scenario
 (:func:`equivalent`): that node with ``cores: cores / s`` and ``slowness: 1``.
 The model and the stack then agree by construction, and the report prints
-what was replayed (:func:`replayed_lines`).
+what was replayed (:func:`replayed_lines`). Below one core a database
+container's quota has a 10 ms period, not Docker's 100 ms
+(:func:`lbsim.validation.compose.db_cpu_limit`), so its waits stay short.
 
 ``latency`` L is the model's extra one-way delay to the node: group
 communication (every write-set's total-order round, a causal read's round)
@@ -51,7 +53,7 @@ def slow_nodes(scenario: Scenario) -> dict[str, tuple[float, float]]:
 
 
 def equivalent_cores(cores: float, slowness: float) -> float:
-    """The ``cpus`` a node of ``cores`` and ``slowness`` is replayed with."""
+    """The cores a node of ``cores`` and ``slowness`` is replayed (and predicted) with."""
     return round(cores / slowness, 4)
 
 
@@ -80,7 +82,7 @@ def equivalent(raw: dict[str, Any], scenario: Scenario) -> dict[str, Any]:
 def replayed_lines(scenario: Scenario) -> list[str]:
     """What the replay makes of the slow and the distant nodes, one line each."""
     out = [
-        f"{name}: cores {c:g} x slowness {s:g} replayed as cpus {equivalent_cores(c, s):g}, "
+        f"{name}: cores {c:g} x slowness {s:g} replayed as {equivalent_cores(c, s):g} cores, "
         "slowness 1 (in the model too)"
         for name, (c, s) in slow_nodes(scenario).items()
     ]

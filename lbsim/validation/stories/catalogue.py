@@ -136,15 +136,15 @@ SLOW_GALERA_NODE = GaleraStory(
     file=SCENARIOS / "slow-galera-node.yaml",
     about=(
         "Writes go to db1 alone and reads to db1 and db2; db3 only applies the write-sets "
-        "(four per order), on a fifth of the others' CPU (slowness 5, replayed as cpus "
-        "0.5/5 = 0.1 in the model and the stack alike). With gcs.fc_limit 4 (3 nodes: "
+        "(four per order), on a fifth of the others' CPU (slowness 5, replayed as "
+        "0.5/5 = 0.1 cores in the model and the stack alike). With gcs.fc_limit 4 (3 nodes: "
         "STOP above 7 queued) its receive queue passes the limit whenever a burst of "
         "orders arrives, its FC_STOP pauses every commit on db1, and the orders wait. "
         "The fix: the default fc_limit 16 (STOP above 28). Without the slow node "
         "nothing pauses."
     ),
     variants=(
-        Variant("slow", (), "db3 at cpus 0.1 (slowness 5), fc_limit 4: flow control"),
+        Variant("slow", (), "db3 at 0.1 cores (slowness 5), fc_limit 4: flow control"),
         Variant(
             "fc_limit_16",
             ("database.fc_limit=16",),
