@@ -418,6 +418,9 @@ def test_the_story_calibrates_once_and_interleaves_the_variants(tmp_path: Path) 
     written = yaml.safe_load((tmp_path / "scenarios" / "slow-galera-node-slow.yaml").read_text())
     assert written["database"]["nodes"][2] == {"name": "db3", "cores": 0.1}
     assert result.rate == 40 and result.horizon == (5.0, 15.0)
+    # 80 write-sets/s: db3 (0.1 cores) 80 x (0.75 ms / 0.1 + 1.9 ms), db2 (0.5) much less
+    assert result.appliers["slow"] == pytest.approx({"db2": 0.272, "db3": 0.752})
+    assert result.appliers["even"]["db3"] == pytest.approx(0.272)
     assert result.replayed["slow"] and result.replayed["even"] == []
     assert result.mean("slow", "predicted", PAUSED) > 0.1
     assert result.mean("even", "predicted", PAUSED) < 0.02
@@ -433,6 +436,7 @@ def test_the_story_calibrates_once_and_interleaves_the_variants(tmp_path: Path) 
     assert "db3: cores 0.5 x slowness 5 replayed as 0.1 cores" in md
     assert "| slow | galera.nodes.db3.wsrep_flow_control_paused |" in md
     assert "db3 FC_STOP sent" in md and "Verdict:" in md
+    assert "busy share in the calibrated model, about: db2 27%, db3 75%" in md
 
 
 def test_a_subset_of_variants_and_an_unknown_one(tmp_path: Path) -> None:

@@ -43,6 +43,7 @@ from typing import Any, Protocol
 
 import yaml
 
+from lbsim.scenario.database import Galera
 from lbsim.scenario.loader import scenario_from_data
 from lbsim.scenario.overrides import apply_overrides
 from lbsim.scenario.schema import Scenario
@@ -82,6 +83,31 @@ def on_applier(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def applier_busy(scenario: Scenario, cal: Calibration, rate: float) -> dict[str, float]:
+    """Per node that applies the writer's write-sets: about how busy its appliers are
+    in the calibrated model (:func:`on_applier`) at ``rate`` — the write-sets per
+    second times one's apply CPU at the node's cores plus its commit, over the
+    appliers. Near 1 the receive queue grows without bound: the flow-control
+    fraction then hangs on the calibration's every microsecond."""
+    db = scenario.database
+    if not isinstance(db, Galera):
+        return {}
+    classes = scenario.workload.classes
+    weight = sum(c.weight for c in classes)
+    writes = sum(c.weight * sum(q.kind == "write" for q in c.queries) for c in classes) / weight
+    nodes = db.resolved_nodes()
+    split = db.routing.read_write_split
+    # one writer: every other node applies them all; else each the others' share
+    applied = rate * writes * (1.0 if split else (len(nodes) - 1) / len(nodes))
+    return {
+        n.name: applied
+        * (cal.apply_cpu * n.slowness / min(n.cores, n.applier_threads) + cal.write_commit)
+        / n.applier_threads
+        for i, n in enumerate(nodes)
+        if not (split and i == db.routing.writer)
+    }  # fmt: skip
+
+
 def variant_data(story: GaleraStory, raw: dict[str, Any], overrides: Sequence[str]) -> Any:
     """``(data, scenario)`` of one variant: the file's data with ``overrides``, and
     its equivalent (slow nodes as fewer cores) loaded."""
@@ -102,6 +128,8 @@ class GaleraResult:
     replays: dict[str, list[Replay]] = field(default_factory=dict)
     metrics: dict[str, list[PairedMetric]] = field(default_factory=dict)
     machine: dict[str, Any] = field(default_factory=dict)
+    #: per variant: every receiving node's applier load (:func:`applier_busy`)
+    appliers: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def level(self) -> float:
@@ -296,6 +324,12 @@ def run_galera_story(
     )
     if level > HIGH_LEVEL:
         say(f"  {level:.0%} of capacity: the replays run near the knee of this machine")
+    for v in chosen:
+        busy = applier_busy(bases[v.name], cal, rate) if story.on_applier else {}
+        result.appliers[v.name] = busy
+        if busy:
+            shares = ", ".join(f"{n} {b:.0%}" for n, b in busy.items())
+            say(f"  {v.name}: the appliers' busy share in the calibrated model, about {shares}")
     adjust = on_applier if story.on_applier else None
     result.replays = {v.name: [] for v in chosen}
     for rep in range(options.repetitions):

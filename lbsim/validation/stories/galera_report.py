@@ -74,6 +74,7 @@ def to_dict(result: GaleraResult) -> dict[str, Any]:
             "replayed": result.replayed,
             "variants": {v.name: list(v.overrides) for v in story.variants},
             "summary": summary(result),
+            "appliers": result.appliers,
             "metrics": {v: [m.to_dict() for m in ms] for v, ms in result.metrics.items()},
             "replays": {
                 v: [
@@ -162,6 +163,10 @@ def markdown(result: GaleraResult) -> str:
         sets = ", ".join(f"`{o}`" for o in v.overrides) or "as shipped"
         lines.append(f"- **{v.name}** ({sets}): {v.about}")
         lines += [f"  - {line}" for line in result.replayed.get(v.name, [])]
+        busy = result.appliers.get(v.name, {})
+        if busy:
+            shares = ", ".join(f"{n} {b:.0%}" for n, b in busy.items())
+            lines.append(f"  - the appliers' busy share in the calibrated model, about: {shares}")
     nodes = _nodes(result)
     lines += [
         "",
