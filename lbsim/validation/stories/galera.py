@@ -108,9 +108,11 @@ def applier_busy(scenario: Scenario, cal: Calibration, rate: float) -> dict[str,
     }  # fmt: skip
 
 
-def variant_data(story: GaleraStory, raw: dict[str, Any], overrides: Sequence[str]) -> Any:
-    """``(data, scenario)`` of one variant: the file's data with ``overrides``, and
-    its equivalent (slow nodes as fewer cores) loaded."""
+def variant_data(
+    story: GaleraStory, raw: dict[str, Any], overrides: Sequence[str]
+) -> tuple[dict[str, Any], Scenario]:
+    """One variant: the equivalent (slow nodes as fewer cores) of the file's data with
+    ``overrides``, which is replayed and predicted; and the variant as written, loaded."""
     data = apply_overrides(raw, overrides, str(story.file))
     scenario = scenario_from_data(data, str(story.file), base_dir=story.file.parent)
     return equivalent(data, scenario), scenario
