@@ -73,18 +73,23 @@ def story(
     if isinstance(chosen, catalogue.GaleraStory):
         _galera(chosen, repetitions, duration, outdir, port, machine() | stamp)
         return
+    if isinstance(chosen, catalogue.ReadbackStory):
+        _readback(chosen, repetitions, outdir, port, machine() | stamp)
+        return
     extra = [f"duration={duration}"] if duration is not None else []
     if isinstance(chosen, catalogue.FaultStory):
         _faults(chosen, repetitions, extra, outdir, port, machine() | stamp)
         return
+    from lbsim.validation.stories.conflicts import ConflictModelSide, ConflictStackSide
     from lbsim.validation.stories.sides import ModelSide, StackSide
 
+    conflicts = isinstance(chosen, catalogue.ConflictStory)
     with _calibration_errors():
         try:
             result = run_story(
                 chosen,
-                StackSide(port, say=_say),
-                ModelSide(),
+                (ConflictStackSide if conflicts else StackSide)(port, say=_say),
+                ConflictModelSide() if conflicts else ModelSide(),
                 repetitions=repetitions,
                 extra=extra,
                 say=_say,
@@ -179,6 +184,35 @@ def _galera(
                 _say(f"{m.level} {m.metric}: error {m.mean:+.3f}, {m.verdict}")
     for line in result.not_valid():
         err_console.print(f"[bold red]not valid:[/bold red] {escape(line)}")
+    if not result.passed:
+        raise typer.Exit(code=EXIT_MISSED)
+
+
+def _readback(
+    chosen: catalogue.ReadbackStory,
+    repetitions: int,
+    outdir: Path,
+    port: int,
+    box: dict[str, object],
+) -> None:
+    from lbsim.validation.probe import ProbeError
+    from lbsim.validation.stories import readback_report
+    from lbsim.validation.stories.readback import ProbeStackSide, run_readback
+
+    with _calibration_errors():
+        try:
+            result = run_readback(
+                chosen, ProbeStackSide(port, say=_say), repetitions=repetitions, say=_say
+            )
+        except ProbeError as exc:
+            fail(str(exc))
+    result.machine = dict(box)
+    for path in readback_report.write(result, outdir):
+        console.print(f"wrote {path}")
+    for m in result.metrics:
+        _say(f"{m.metric}: error {m.mean:+.3f} (bound {m.bound:g}), {m.verdict}")
+    for p in result.problems:
+        err_console.print(f"[bold red]problem:[/bold red] {escape(p)}")
     if not result.passed:
         raise typer.Exit(code=EXIT_MISSED)
 

@@ -7,9 +7,12 @@ shipped.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from lbsim.scenario.loader import load_scenario
+from lbsim.scenario.schema import Scenario
 from lbsim.validation.stories.harness import Story, Variant
 
 #: the repository's scenarios (stories name their files relative to it)
@@ -160,12 +163,99 @@ SLOW_GALERA_NODE = GaleraStory(
     paused=("slow",),
 )
 
-STORIES: dict[str, Story | PolicyStory] = {
-    s.name: s for s in (HEAVY_USERS, TOO_MANY_CONNECTIONS, APP_NODE_CRASH, SLOW_GALERA_NODE)
+
+class ConflictStory(Story):
+    """A counts story on a Galera cluster that also counts its conflicts: the
+    nodes' ``wsrep_local_cert_failures`` and ``wsrep_local_bf_aborts`` and the
+    application's retries (:mod:`lbsim.validation.stories.conflicts`)."""
+
+
+#: the conflict counts: in every variant's comparison, 0 with a single writer
+CONFLICTS = ("db_1213", "wsrep_local_cert_failures", "wsrep_local_bf_aborts")
+
+HOT_ROWS = ConflictStory(
+    name="hot-rows",
+    title="Hot rows, many writers: Galera conflicts (1213) with multi-writer vs single writer",
+    file=SCENARIOS / "hot-rows.yaml",
+    about=(
+        "18 autocommit UPDATEs a second of one of 4 hot rows, each holding its row for "
+        "~15 ms, through a proxy that spreads the connections over three Galera nodes. "
+        "A write-set from another node on a row a local write holds aborts it "
+        "(wsrep_local_bf_aborts); one certified after the write began fails "
+        "certification (wsrep_local_cert_failures); with wsrep_retry_autocommit 0 the "
+        "client gets error 1213. The fixes: a single writer (every connection to db1, "
+        "where writers wait for the row lock), or the application retrying the 1213."
+    ),
+    variants=(
+        Variant("multi_writer", (), "proxy round robin over 3 nodes, no retries"),
+        Variant(
+            "single_writer",
+            ("database.routing.policy=first",),
+            "the fix: the proxy's first (every connection to db1)",
+        ),
+        Variant(
+            "app_retries",
+            ("database.app_retries=2",),
+            "multi-writer, the application retries a 1213 twice",
+        ),
+    ),
+    counts=("completed", *CONFLICTS, "retries"),
+    zero={"single_writer": CONFLICTS},
+)
+
+
+@dataclass(frozen=True)
+class ReadbackStory:
+    """Read back your own write on another node, without and with ``sync_wait``
+    (:mod:`lbsim.validation.stories.readback`): the stale-read probe, ``n``
+    write → read pairs each way, after ``polls`` polled writes calibrate the
+    model's visibility lag in the same run."""
+
+    name: str
+    title: str
+    file: Path
+    writer: str = "db1"
+    reader: str = "db2"
+    n: int = 1000
+    polls: int = 1000
+    about: str = ""
+    #: the shipped scenario's two settings (the probe measures both in every repetition)
+    variants: tuple[Variant, ...] = (
+        Variant("async", (), "reads as they come (wsrep_sync_wait 0)"),
+        Variant("sync_wait", ("database.sync_wait=true",), "causal reads (wsrep_sync_wait 1)"),
+    )
+
+    def scenario(self, variant: Variant | None = None, extra: Sequence[str] = ()) -> Scenario:
+        return load_scenario(self.file, [*(variant.overrides if variant else ()), *extra])
+
+
+READ_YOUR_WRITE = ReadbackStory(
+    name="read-your-write",
+    title="Reading back your own write on another node, with and without sync_wait",
+    file=SCENARIOS / "read-your-write.yaml",
+    about=(
+        "A user saves on db1 and the page reads it back at once on db2. Without "
+        "wsrep_sync_wait the read sometimes comes before db2 shows the write (stale); "
+        "with it the read first waits for db2 to catch up: never stale, a little "
+        "slower. The stale fraction and the latency sync_wait adds, predicted (the "
+        "visibility lag calibrated in the same run) vs measured."
+    ),
+)
+
+STORIES: dict[str, Story | PolicyStory | ReadbackStory] = {
+    s.name: s
+    for s in (
+        HEAVY_USERS,
+        TOO_MANY_CONNECTIONS,
+        APP_NODE_CRASH,
+        SLOW_GALERA_NODE,
+        HOT_ROWS,
+        READ_YOUR_WRITE,
+    )
 }
 
 
-def story(name: str) -> Story | PolicyStory:
+def story(name: str) -> Story | PolicyStory | ReadbackStory:
     """The story called ``name``; KeyError naming the known ones otherwise."""
     try:
         return STORIES[name]

@@ -19,7 +19,7 @@ from lbsim.validation import lifecycle
 from lbsim.validation.calibration import measure_costs
 from lbsim.validation.failures import answered_by_horizon, predicted_counts
 from lbsim.validation.products import stack_balancer
-from lbsim.validation.replay import replay
+from lbsim.validation.replay import ReplayRun, replay
 from lbsim.validation.stories.harness import Counts, Say
 from lbsim.validation.workplan import MachineCosts
 
@@ -45,6 +45,10 @@ class StackSide:
             lifecycle.down(scenario, options)
         verdict = run.results["meta"]["loadgen"]
         self.last_notes = {"valid": bool(verdict["valid"]), "problems": list(verdict["problems"])}
+        return self.counts(scenario, run)
+
+    def counts(self, scenario: Scenario, run: ReplayRun) -> Counts:
+        """What the replay counts (a story may count more: its Galera counters, …)."""
         return answered_by_horizon(scenario, run.records)
 
 
@@ -53,4 +57,8 @@ class ModelSide:
 
     def __call__(self, scenario: Scenario, replication: int) -> Counts:
         results, _ = run_replication(scenario, replication)
+        return self.counts(scenario, results)
+
+    def counts(self, scenario: Scenario, results: dict[str, Any]) -> Counts:
+        """What the model counts (a story may count more)."""
         return predicted_counts(results)

@@ -1,0 +1,271 @@
+"""Story 5, reading back your own write on another node: stale fraction and the
+latency cost of ``sync_wait``, predicted and measured.
+
+Each repetition brings a *fresh* stack up (nothing of a previous repetition's
+Galera state carries over) and runs the stale-read probe
+(:mod:`lbsim.validation.probe`: one PHP worker writes a row on ``writer`` and
+at once reads it back on ``reader``, again and again):
+
+1. the poll probe (:func:`lbsim.validation.visibility.poll_visibility`)
+   measures when each write shows on the reader; this *calibrates the model's
+   ``visibility_lag`` in the same run*, as ``lbsim calibrate`` and the live
+   probe test do (:func:`calibrated`: the scenario's ``apply`` CPU moves to
+   ``receive``, off the path to visibility, ``apply`` 0 and ``visibility_lag``
+   = the scenario's ``commit`` + each measured lag past the writer's OK). Every
+   other parameter (``commit``, ``replication_delay``, ``network.app_db``, the
+   cores) is the scenario file's, measured on this machine beforehand;
+2. the plain probe without and with ``wsrep_sync_wait`` (the order alternates
+   between repetitions), ``n`` write → read pairs each: the stale fraction,
+   the read-back's mean and p95 time and the write's mean time.
+
+The model runs the probe's scenario (:func:`lbsim.validation.probe.probe_scenario`:
+one closed-loop client, write then read of its own row, no PHP CPU) on the
+calibrated cluster, replication ``r`` for repetition ``r``, without and with
+``sync_wait``. Judged, paired over the repetitions:
+
+* ``async.stale_fraction`` and ``sync.stale_fraction``: absolute, 0.02; with
+  ``sync_wait`` a stale read on either side is also a problem (it must be 0);
+* ``async.cycle_mean`` / ``sync.cycle_mean``: the mean write → read cycle
+  (measured: the write's mean time + the read's; the model's request latency,
+  which is the two queries' round trips): relative, 15 %;
+* ``cost.mean`` / ``cost.p95``: the latency ``sync_wait`` adds to the read
+  back, measured as the read's mean (p95) with minus without, predicted as the
+  cycle's mean (p95) with minus without (the write's part is the same
+  deterministic cost in both, so the difference is the read's): relative,
+  15 % and 25 %.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from lbsim.experiment.run import run_replication
+from lbsim.scenario.database import Galera
+from lbsim.scenario.loader import scenario_from_data
+from lbsim.scenario.schema import Scenario
+from lbsim.validation.paired import PairedMetric, signed_error
+from lbsim.validation.probe import ProbeResult, probe_scenario, probe_stale_reads
+from lbsim.validation.stories.catalogue import ReadbackStory
+from lbsim.validation.stories.harness import Say
+from lbsim.validation.visibility import ack_lags, poll_visibility, visibility_keys
+
+#: (kind, bound) of every judged metric
+BOUNDS: dict[str, tuple[str, float]] = {
+    "async.stale_fraction": ("absolute", 0.02),
+    "sync.stale_fraction": ("absolute", 0.02),
+    "async.cycle_mean": ("relative", 0.15),
+    "sync.cycle_mean": ("relative", 0.15),
+    "cost.mean": ("relative", 0.15),
+    "cost.p95": ("relative", 0.25),
+}
+#: the rows the probes write (the probe must be their only writer; a fresh stack each time)
+POLL_KEY, ASYNC_KEY, SYNC_KEY = 1, 2, 3
+
+Values = dict[str, float]
+
+
+def calibrated(scenario: Scenario, lags: Sequence[float]) -> Scenario:
+    """``scenario`` with its ``visibility_lag`` calibrated from the poll probe's
+    ``lags`` (s past the writer's OK; see the module)."""
+    db = scenario.database
+    if not isinstance(db, Galera):
+        raise ValueError(f"the read-your-write story needs a Galera cluster, not {db.engine!r}")
+    data = scenario.model_dump(mode="json")
+    dbd = data["database"]
+    dbd.update(receive=dbd["apply"], apply=0.0, **visibility_keys(lags, db.commit.mean))
+    return scenario_from_data(data, f"<{scenario.name}, visibility calibrated>")
+
+
+def measured_values(plain: ProbeResult, causal: ProbeResult) -> Values:
+    """The judged values of one repetition from the two plain probes."""
+    return {
+        "async.stale_fraction": plain.stale_fraction,
+        "sync.stale_fraction": causal.stale_fraction,
+        "async.cycle_mean": plain.mean_write_s + plain.mean_read_s,
+        "sync.cycle_mean": causal.mean_write_s + causal.mean_read_s,
+        "cost.mean": causal.mean_read_s - plain.mean_read_s,
+        "cost.p95": causal.p95_read_s - plain.p95_read_s,
+    }
+
+
+def model_probe(
+    scenario: Scenario, writer: str, reader: str, sync_wait: bool, replication: int, duration: float
+) -> tuple[float, float, float]:
+    """The model's probe: (stale fraction, mean, p95 cycle latency in s)."""
+    derived = probe_scenario(scenario, writer, reader, sync_wait, duration=duration)
+    results, _ = run_replication(derived, replication)
+    galera = results["galera"]
+    if not galera["reads"]:
+        raise RuntimeError(f"the probe scenario made no reads in {duration} s")
+    latency = results["latency"]
+    return float(galera["stale_read_fraction"]), float(latency["mean"]), float(latency["p95"])
+
+
+def predicted_values(
+    scenario: Scenario, writer: str, reader: str, replication: int, duration: float = 20.0
+) -> Values:
+    """The model's judged values on the (calibrated) ``scenario``."""
+    s0, m0, p0 = model_probe(scenario, writer, reader, False, replication, duration)
+    s1, m1, p1 = model_probe(scenario, writer, reader, True, replication, duration)
+    return {
+        "async.stale_fraction": s0,
+        "sync.stale_fraction": s1,
+        "async.cycle_mean": m0,
+        "sync.cycle_mean": m1,
+        "cost.mean": m1 - m0,
+        "cost.p95": p1 - p0,
+    }
+
+
+@dataclass
+class Measurement:
+    """One repetition on the stack: the judged values and the calibration's lags."""
+
+    values: Values
+    lags: list[float]
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+class Measure(Protocol):
+    def __call__(
+        self, story: ReadbackStory, scenario: Scenario, replication: int
+    ) -> Measurement: ...
+
+
+Predict = Callable[[ReadbackStory, Scenario, int], Values]
+
+
+class ProbeStackSide:
+    """A fresh stack per repetition: the poll probe, then the plain probes."""
+
+    def __init__(self, port: int = 8080, say: Say = print) -> None:
+        self.port = port
+        self.say = say
+
+    def __call__(self, story: ReadbackStory, scenario: Scenario, replication: int) -> Measurement:
+        from lbsim.validation import lifecycle
+        from lbsim.validation.products import stack_balancer
+
+        options = lifecycle.default_options(stack_balancer(scenario), self.port)
+        handle = lifecycle.up(scenario, options)
+        try:
+            url, w, r = handle.url, story.writer, story.reader
+            polled = poll_visibility(url, w, r, story.polls, key=POLL_KEY)
+            # alternate the order so a drift of the machine spreads over both
+            order = (False, True) if replication % 2 == 0 else (True, False)
+            got = {
+                sync: probe_stale_reads(url, w, r, story.n, sync, SYNC_KEY if sync else ASYNC_KEY)
+                for sync in order
+            }
+        finally:
+            lifecycle.down(scenario, options)
+        lags = ack_lags(polled.polls, scenario.network.app_db.mean, polled.max_wait_s)
+        problems = [
+            f"{'sync' if s else 'async'} probe: {p.errors} of {p.n} statements failed"
+            for s, p in got.items()
+            if p.errors
+        ]
+        if polled.cut_short:
+            problems.append(f"the poll probe stopped at its 60 s after {len(polled.polls)} writes")
+        notes = {
+            "valid": not problems,
+            "problems": problems,
+            "first_read_stale": polled.first_read_stale_fraction,
+            "polled": len(polled.polls),
+            "probes": {
+                ("sync" if s else "async"): {
+                    "n": p.n,
+                    "stale": p.stale,
+                    "reads": p.reads,
+                    "mean_read_s": p.mean_read_s,
+                    "p95_read_s": p.p95_read_s,
+                    "mean_write_s": p.mean_write_s,
+                }
+                for s, p in got.items()
+            },
+        }
+        return Measurement(measured_values(got[False], got[True]), lags, notes)
+
+
+def model_side(story: ReadbackStory, scenario: Scenario, replication: int) -> Values:
+    """The model's values on the repetition's calibrated scenario."""
+    return predicted_values(scenario, story.writer, story.reader, replication)
+
+
+@dataclass
+class ReadbackRepetition:
+    replication: int
+    measured: Values
+    predicted: Values
+    #: the calibrated visibility_lag: its mean (s) and how many writes it pools
+    lag_mean: float
+    lags: int
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ReadbackResult:
+    story: ReadbackStory
+    repetitions: list[ReadbackRepetition] = field(default_factory=list)
+    metrics: list[PairedMetric] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    machine: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return all(m.verdict != "miss" for m in self.metrics) and not self.problems
+
+
+def judge(result: ReadbackResult) -> None:
+    """Pair every metric over the repetitions; sync_wait must never read stale."""
+    reps = result.repetitions
+    result.metrics = []
+    for key, (kind, bound) in BOUNDS.items():
+        pm = PairedMetric(result.story.name, key.split(".")[0], key, kind, bound)  # type: ignore[arg-type]
+        for r in reps:
+            p, m = r.predicted[key], r.measured[key]
+            pm.predicted.append(p)
+            pm.measured.append(m)
+            pm.errors.append(signed_error(p, m, kind))  # type: ignore[arg-type]
+        result.metrics.append(pm)
+    for r in reps:
+        if r.notes.get("valid") is False:
+            why = "; ".join(r.notes.get("problems", [])) or "the probe failed"
+            result.problems.append(f"replication {r.replication} not a valid measurement: {why}")
+        for side, values in (("predicted", r.predicted), ("measured", r.measured)):
+            if values["sync.stale_fraction"] > 0:
+                result.problems.append(
+                    f"a sync_wait read was stale ({side}, replication {r.replication}: "
+                    f"{values['sync.stale_fraction']:.4f})"
+                )
+
+
+def run_readback(
+    story: ReadbackStory,
+    measure: Measure,
+    predict: Predict = model_side,
+    repetitions: int = 3,
+    say: Say = print,
+) -> ReadbackResult:
+    """Every repetition measured on a fresh stack, the model calibrated from it, judged."""
+    if repetitions < 1:
+        raise ValueError("repetitions must be at least 1")
+    scenario = story.scenario()
+    result = ReadbackResult(story)
+    for r in range(repetitions):
+        say(f"{story.name}: replication {r} ({story.polls} polled writes, 2 x {story.n} probes)")
+        got = measure(story, scenario, r)
+        cal = calibrated(scenario, got.lags)
+        predicted = predict(story, cal, r)
+        lag_mean = sum(got.lags) / len(got.lags) if got.lags else 0.0
+        rep = ReadbackRepetition(r, got.values, predicted, lag_mean, len(got.lags), got.notes)
+        result.repetitions.append(rep)
+        say(
+            "  "
+            + ", ".join(f"{k} {predicted[k]:.4g}/{got.values[k]:.4g}" for k in BOUNDS)
+            + " (predicted/measured)"
+        )
+    judge(result)
+    return result
