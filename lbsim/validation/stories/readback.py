@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from lbsim.experiment.run import run_replication
 from lbsim.scenario.database import Galera
@@ -128,12 +128,7 @@ class Measurement:
     notes: dict[str, Any] = field(default_factory=dict)
 
 
-class Measure(Protocol):
-    def __call__(
-        self, story: ReadbackStory, scenario: Scenario, replication: int
-    ) -> Measurement: ...
-
-
+Measure = Callable[[ReadbackStory, Scenario, int], Measurement]
 Predict = Callable[[ReadbackStory, Scenario, int], Values]
 
 
@@ -245,13 +240,14 @@ def judge(result: ReadbackResult) -> None:
 def run_readback(
     story: ReadbackStory,
     measure: Measure,
-    predict: Predict = model_side,
+    predict: Predict | None = None,
     repetitions: int = 3,
     say: Say = print,
 ) -> ReadbackResult:
     """Every repetition measured on a fresh stack, the model calibrated from it, judged."""
     if repetitions < 1:
         raise ValueError("repetitions must be at least 1")
+    predict = predict or model_side
     scenario = story.scenario()
     result = ReadbackResult(story)
     for r in range(repetitions):

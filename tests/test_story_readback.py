@@ -1,0 +1,206 @@
+"""Story read-your-write without Docker: the visibility lag calibrated from the
+poll probe, the measured and predicted values, the verdicts (sync_wait never
+stale), the stack side with fake probes and stack, the report and the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from lbsim.cli.app import app
+from lbsim.scenario.database import Galera
+from lbsim.scenario.loader import load_scenario
+from lbsim.scenario.schema import Scenario
+from lbsim.validation import lifecycle
+from lbsim.validation.probe import ProbeResult
+from lbsim.validation.stories import catalogue
+from lbsim.validation.stories import readback as rb
+from lbsim.validation.stories.catalogue import ReadbackStory
+from lbsim.validation.stories.readback import (
+    BOUNDS,
+    Measurement,
+    ProbeStackSide,
+    calibrated,
+    measured_values,
+    predicted_values,
+    run_readback,
+)
+from lbsim.validation.visibility import VisibilityPoll, VisibilityProbe
+
+STORY = catalogue.READ_YOUR_WRITE
+
+
+def _probe(sync: bool, stale: int, read: float, p95: float, write: float = 0.001) -> ProbeResult:
+    return ProbeResult(1000, stale, stale / 1000, sync, read, p95, 0, write)
+
+
+def test_the_visibility_lag_is_calibrated_as_lbsim_calibrate_does() -> None:
+    sc = STORY.scenario()
+    cal = calibrated(sc, [0.0] * 9 + [0.0004])
+    db = cal.database
+    assert isinstance(db, Galera) and isinstance(sc.database, Galera)
+    assert db.apply is not None and db.apply.mean == 0.0
+    assert db.receive == sc.database.apply  # the others' CPU, off the path to visibility
+    assert db.visibility_lag is not None
+    # commit + each lag past the OK: 0.5 ms nine times in ten, 0.9 ms once
+    assert db.visibility_lag.mean == pytest.approx(0.0005 + 0.00004)
+    assert db.commit == sc.database.commit and db.replication_delay == sc.database.replication_delay
+    with pytest.raises(ValueError, match="Galera"):
+        calibrated(load_scenario(catalogue.TOO_MANY_CONNECTIONS.file), [0.0])
+
+
+def test_the_measured_values_come_from_the_two_probes() -> None:
+    got = measured_values(_probe(False, 30, 0.0002, 0.0004), _probe(True, 0, 0.0005, 0.0009))
+    assert got == pytest.approx(
+        {
+            "async.stale_fraction": 0.03,
+            "sync.stale_fraction": 0.0,
+            "async.cycle_mean": 0.0012,
+            "sync.cycle_mean": 0.0015,
+            "cost.mean": 0.0003,
+            "cost.p95": 0.0005,
+        }
+    )
+
+
+def test_the_model_reads_stale_as_often_as_the_calibrated_writes_showed_late() -> None:
+    sc = STORY.scenario()
+    on_time = predicted_values(calibrated(sc, [0.0] * 100), "db1", "db2", 0, duration=5.0)
+    assert on_time["async.stale_fraction"] == 0.0
+    late = predicted_values(calibrated(sc, [0.0] * 80 + [0.001] * 20), "db1", "db2", 0, 5.0)
+    assert late["async.stale_fraction"] == pytest.approx(0.2, abs=0.03)
+    for got in (on_time, late):
+        assert got["sync.stale_fraction"] == 0.0
+        assert got["cost.mean"] > 0.0001
+        assert got["sync.cycle_mean"] > got["async.cycle_mean"]
+    # writes on time: a causal read waits a group round (replication_delay 0.15 ms);
+    # the write's part of the cycle varies a little (the host's CPU is shared)
+    assert on_time["cost.mean"] == pytest.approx(0.00015, rel=0.05)
+    # waiting for the late writes costs more
+    assert late["cost.mean"] > on_time["cost.mean"]
+
+
+def _values(**change: float) -> dict[str, float]:
+    base = {
+        "async.stale_fraction": 0.03,
+        "sync.stale_fraction": 0.0,
+        "async.cycle_mean": 0.0012,
+        "sync.cycle_mean": 0.0014,
+        "cost.mean": 0.0002,
+        "cost.p95": 0.0003,
+    }
+    return base | {k.replace("_", ".", 1): v for k, v in change.items()}
+
+
+class _Fake:
+    """A measurement per replication and the model's values, both canned."""
+
+    def __init__(self, measured: list[dict[str, float]], predicted: dict[str, float]) -> None:
+        self.measured = measured
+        self.predicted = predicted
+        self.calibrated: list[Scenario] = []
+
+    def measure(self, story: ReadbackStory, sc: Scenario, r: int) -> Measurement:
+        return Measurement(self.measured[r], [0.0, 0.0004], {"valid": True, "problems": []})
+
+    def predict(self, story: ReadbackStory, sc: Scenario, r: int) -> dict[str, float]:
+        self.calibrated.append(sc)
+        return self.predicted
+
+
+def test_the_verdicts_and_a_stale_sync_wait_read() -> None:
+    fake = _Fake([_values(), _values(), _values()], _values(cost_mean=0.00021))
+    said: list[str] = []
+    good = run_readback(STORY, fake.measure, fake.predict, repetitions=3, say=said.append)
+    assert good.passed and not good.problems
+    assert [m.metric for m in good.metrics] == list(BOUNDS)
+    cost = good.metrics[list(BOUNDS).index("cost.mean")]
+    assert cost.errors == pytest.approx([0.05] * 3) and cost.verdict == "within"
+    # each repetition's model is calibrated from that repetition's lags
+    lag = fake.calibrated[0].database.visibility_lag  # type: ignore[union-attr]
+    assert lag is not None and lag.mean == pytest.approx(0.0005 + 0.0002)
+    stale = _Fake([_values(), _values(sync_stale_fraction=0.002)], _values(cost_mean=0.0004))
+    bad = run_readback(STORY, stale.measure, stale.predict, repetitions=2, say=said.append)
+    assert not bad.passed
+    assert bad.problems == ["a sync_wait read was stale (measured, replication 1: 0.0020)"]
+    verdicts = {m.metric: m.verdict for m in bad.metrics}
+    assert verdicts["cost.mean"] == "miss"  # +100 % both times: no noise, a miss
+    assert verdicts["sync.stale_fraction"] == "within"  # 0.002 is within 0.02, still a problem
+    with pytest.raises(ValueError, match="at least 1"):
+        run_readback(STORY, fake.measure, fake.predict, repetitions=0)
+
+
+def _polls(n: int, late: int) -> VisibilityProbe:
+    polls = [VisibilityPoll(0, None, 0.0001)] * (n - late) + [VisibilityPoll(1, 0.0, 0.0004)] * late
+    return VisibilityProbe(_probe(False, late, 0.0002, 0.0003), tuple(polls), 0.5, False)
+
+
+def test_the_stack_side_polls_then_probes_both_ways_on_a_fresh_stack(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[Any] = []
+
+    def up(sc: Scenario, options: Any) -> Any:
+        calls.append("up")
+        return type("Handle", (), {"url": "http://127.0.0.1:18094"})()
+
+    def probe(url: str, w: str, r: str, n: int, sync: bool, key: int) -> ProbeResult:
+        calls.append(("sync" if sync else "async", key))
+        if sync and n == 13:
+            raise OSError("the stack went away")
+        return _probe(sync, 0 if sync else 40, 0.0005 if sync else 0.0002, 0.001)
+
+    monkeypatch.setattr(lifecycle, "up", up)
+    monkeypatch.setattr(lifecycle, "down", lambda sc, options: calls.append("down"))
+
+    def poll(*args: Any, **kwargs: Any) -> VisibilityProbe:
+        calls.append("poll")
+        return _polls(10, 2)
+
+    monkeypatch.setattr(rb, "poll_visibility", poll)
+    monkeypatch.setattr(rb, "probe_stale_reads", probe)
+    side = ProbeStackSide(18094, say=lambda _: None)
+    got = side(STORY, STORY.scenario(), 0)
+    assert calls == ["up", "poll", ("async", rb.ASYNC_KEY), ("sync", rb.SYNC_KEY), "down"]
+    assert got.values["async.stale_fraction"] == 0.04 and got.values["sync.stale_fraction"] == 0
+    assert got.values["cost.mean"] == pytest.approx(0.0003)
+    # two of ten writes showed 2 x app_db + 0.2 ms after the OK
+    assert sorted(got.lags)[-2:] == pytest.approx([0.00032, 0.00032])
+    assert got.notes["valid"] and got.notes["probes"]["async"]["stale"] == 40
+    calls.clear()
+    side(STORY, STORY.scenario(), 1)  # odd repetitions: with sync_wait first
+    assert calls[2][0] == "sync"
+    calls.clear()
+    with pytest.raises(OSError, match="went away"):
+        side(ReadbackStory("x", "x", STORY.file, n=13), STORY.scenario(), 0)
+    assert calls[-1] == "down"  # taken down also when the probe fails
+
+
+def test_the_report_and_the_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    fake = _Fake([_values(), _values()], _values(cost_mean=0.00021))
+
+    class FakeSide:
+        def __init__(self, port: int, say: Any) -> None:
+            pass
+
+        def __call__(self, story: ReadbackStory, sc: Scenario, r: int) -> Measurement:
+            return fake.measure(story, sc, r)
+
+    monkeypatch.setattr(rb, "ProbeStackSide", FakeSide)
+    monkeypatch.setattr(rb, "model_side", fake.predict)
+    monkeypatch.setattr("lbsim.validation.machine.machine", lambda: {"cpu": "test", "cores": 2})
+    runner = CliRunner()
+    assert "read-your-write" in runner.invoke(app, ["story", "list"]).output
+    out = tmp_path / "ryw"
+    done = runner.invoke(app, ["story", "read-your-write", "--repetitions", "2", "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    data = json.loads((out / "story.json").read_text())
+    assert data["passed"] and len(data["runs"]) == 2
+    assert {m["metric"] for m in data["metrics"]} == set(BOUNDS)
+    md = (out / "story.md").read_text()
+    assert "| sync_wait's cost: read-back mean (ms) | 0.210 | 0.200 | +5.0%" in md
+    assert "Calibrated in the same run: `visibility_lag` only" in md
