@@ -2,7 +2,8 @@
 
 Multi-writer (the proxy's round robin over three Galera nodes) and the fix,
 a single writer (the proxy's first), three paired replications of 20 s each
-on a fresh stack per replay (about 6-8 min on a 2-core machine). Judged by
+on a fresh stack per replay (about 10-12 min on a 2-core machine: a Galera
+stack comes up six times). Judged by
 the story's own statistics: no count (completed, 1213, the nodes'
 wsrep_local_cert_failures and wsrep_local_bf_aborts, the application's
 retries) outside its bound beyond the 95 % interval, no replay whose load

@@ -3,7 +3,7 @@
 Three repetitions, each on a fresh stack (one php-fpm node, three Galera
 nodes): 500 polled writes on db1 read back on db2 calibrate the model's
 visibility lag in the same run, then 500 write → read pairs without and 500
-with wsrep_sync_wait (about 3-4 min on a 2-core machine, mostly the stack
+with wsrep_sync_wait (about 5-6 min on a 2-core machine, mostly the stack
 starting). Judged by the story's own statistics: the stale fraction within
 0.02 and the write → read time and the cost of sync_wait (mean 15 %, p95
 25 %) with no miss beyond the 95 % interval, no probe error, and sync_wait
