@@ -6,4 +6,8 @@
 - :mod:`~lbsim.validation.stories.report`: ``story.json`` and ``story.md``
 - :mod:`~lbsim.validation.stories.galera`: a slow Galera node, the cluster's counters
   (report: :mod:`~lbsim.validation.stories.galera_report`)
+- :mod:`~lbsim.validation.stories.conflicts`: hot rows, many writers: 1213 and the
+  nodes' conflict counters
+- :mod:`~lbsim.validation.stories.readback`: reading back your own write, with and
+  without sync_wait (report: :mod:`~lbsim.validation.stories.readback_report`)
 """
