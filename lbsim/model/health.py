@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import numpy as np
 import simpy
@@ -23,9 +24,17 @@ import simpy
 from lbsim.model.app import AppNode
 from lbsim.model.engine import every
 from lbsim.model.policies import Backend, Policy
-from lbsim.scenario import schema
+from lbsim.scenario.outages import HealthCheck
 
 Revived = Callable[[Backend], None]
+
+
+class Probed(Protocol):
+    """What a check sees of a server (an app node, a database node)."""
+
+    def answers(self) -> bool: ...
+
+    def check_ok(self) -> bool: ...
 
 
 class ActiveChecks:
@@ -35,9 +44,9 @@ class ActiveChecks:
     def __init__(
         self,
         env: simpy.Environment,
-        spec: schema.HealthCheck,
+        spec: HealthCheck,
         backends: Sequence[Backend],
-        nodes: Sequence[AppNode],
+        nodes: Sequence[Probed],
         rng: np.random.Generator,
         revived: Revived,
         checked: Revived | None = None,

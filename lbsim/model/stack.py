@@ -19,6 +19,7 @@ from lbsim.model.client import ClientEdge
 from lbsim.model.cpu import Cpu, Host
 from lbsim.model.database import DatabaseTier, NoDatabase
 from lbsim.model.db.galera import GaleraTier
+from lbsim.model.db.membership import FaultyGaleraTier
 from lbsim.model.db.mysql import MySQLTier
 from lbsim.model.distributions import Sampler
 from lbsim.model.engine import every, later, run
@@ -48,6 +49,8 @@ def build_database(
     if spec.engine == "mysql":
         return MySQLTier(env, scenario, spec, streams, hosts)
     if spec.engine == "galera":
+        if any(n.outages for n in spec.resolved_nodes()):
+            return FaultyGaleraTier(env, scenario, spec, streams, hosts)
         return GaleraTier(env, scenario, spec, streams, hosts)
     return NoDatabase()
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, mode
 from lbsim.scenario.distributions import Deterministic, DistSpec, coerce_distribution
 from lbsim.scenario.errors import AtKey
 from lbsim.scenario.numbers import Fraction, NonNegFloat, NonNegInt, PositiveFloat, PositiveInt
+from lbsim.scenario.outages import HealthCheck, Outage
 
 Dist = Annotated[DistSpec, BeforeValidator(coerce_distribution)]
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
@@ -84,6 +85,10 @@ class GaleraNodeSpec(_Strict):
     #: extra one-way network delay to this node (s); group communication waits
     #: for the slowest member
     latency: NonNegFloat = 0.0
+    #: the node is killed at ``start`` and started again ``duration`` s later
+    #: (:mod:`lbsim.model.db.membership`): it leaves the cluster, rejoins
+    #: ``Galera.rejoin`` s after the restart and catches up by IST
+    outages: tuple[Outage, ...] = ()
 
 
 class GaleraRouting(_Strict):
@@ -100,6 +105,9 @@ class GaleraRouting(_Strict):
     policy: str = "round_robin"
     read_write_split: bool = False
     writer: NonNegInt = 0
+    #: the proxy's layer-4 checks of each node (the stack's HAProxy: ``check
+    #: inter 2s``, fall 3 and rise 2 by default); only a node outage makes them matter
+    health_check: HealthCheck = HealthCheck()
 
     @model_validator(mode="after")
     def _known_policy(self) -> GaleraRouting:
@@ -151,6 +159,14 @@ class Galera(ServerSettings):
     #: repl.causal_read_timeout (s), then error 1205
     causal_read_timeout: PositiveFloat = 30.0
     routing: GaleraRouting = GaleraRouting()
+    #: seconds from a node's restart (after an outage) to it joining the
+    #: cluster again: mysqld starts, recovers InnoDB, joins the group; until
+    #: then connections to it are refused
+    rejoin: NonNegFloat = 3.0
+    #: CPU the IST donor spends sending one write-set to a rejoining node, as a
+    #: fraction of the write-set's apply cost (reading it from gcache and
+    #: sending it costs much less than applying it)
+    ist_send: Fraction = 0.1
 
     @model_validator(mode="after")
     def _check(self) -> Galera:
@@ -169,6 +185,7 @@ class Galera(ServerSettings):
                 raise AtKey(
                     ("nodes", i, "name"), f"galera node names must be unique ({name!r} repeats)"
                 )
+        _check_outages(self.resolved_nodes())
         return self
 
     def resolved_nodes(self) -> tuple[ResolvedGaleraNode, ...]:
@@ -186,6 +203,7 @@ class Galera(ServerSettings):
                 applier_threads=s.applier_threads or self.applier_threads,
                 slowness=s.slowness,
                 latency=s.latency,
+                outages=s.outages,
             )
             for i, s in enumerate(specs)
         )
@@ -199,6 +217,37 @@ class ResolvedGaleraNode(_Strict):
     applier_threads: int
     slowness: float
     latency: float
+    outages: tuple[Outage, ...] = ()
+
+
+def _check_outages(nodes: tuple[ResolvedGaleraNode, ...]) -> None:
+    """A node's outages must not overlap, and the nodes still up must keep
+    quorum (more than half of the cluster): a cluster that lost it stops
+    taking queries, which the model does not simulate."""
+    spans = []
+    for i, n in enumerate(nodes):
+        last = -1.0
+        for j, o in enumerate(sorted(n.outages, key=lambda o: o.start)):
+            if o.start < last:
+                raise AtKey(
+                    ("nodes", i, "outages", j),
+                    f"galera node {n.name!r}: outages overlap (one starts at {o.start:g} s "
+                    f"before the previous ends at {last:g} s)",
+                )
+            last = o.start + o.duration
+            spans.append((o.start, last, i))
+    if not spans:
+        return
+    # a node counts as away from its kill until its restart (it rejoins later still)
+    for start, _, i in spans:
+        away = {k for s, e, k in spans if s <= start < e}
+        if 2 * (len(nodes) - len(away)) <= len(nodes):
+            raise AtKey(
+                ("nodes", i, "outages"),
+                f"at {start:g} s {len(away)} of {len(nodes)} galera nodes are down: the rest "
+                "lose quorum (a primary component needs more than half), which is not "
+                "modelled; a one- or two-node cluster cannot lose a node",
+            )
 
 
 DatabaseSpec = Annotated[NoDatabase | MySQL | Galera, Field(discriminator="engine")]

@@ -43,6 +43,7 @@ from lbsim.scenario.numbers import (
     PositiveInt,
     Subnets,
 )
+from lbsim.scenario.outages import HealthCheck, Outage
 from lbsim.scenario.products import (
     CircuitBreaker,
     NextUpstream,
@@ -310,14 +311,6 @@ class Workload(Strict):
 # --------------------------------------------------------------------------- balancer
 
 
-class HealthCheck(Strict):
-    """Active health checks (HAProxy ``inter``/``fall``/``rise``; a layer-4 connect)."""
-
-    interval: PositiveFloat = 2.0
-    fall: PositiveInt = 3
-    rise: PositiveInt = 2
-
-
 class Balancer(Strict):
     """The balancer; ``product`` says whose rules apply on overload and failure.
 
@@ -435,18 +428,6 @@ class Balancer(Strict):
 
 
 # --------------------------------------------------------------------------- app tier
-
-
-class Outage(Strict):
-    """The node is down (drops what it holds: the balancer sees resets) for ``duration`` s."""
-
-    start: NonNegFloat
-    duration: PositiveFloat
-    #: what a new connection to the down node meets: ``refused`` at once (the
-    #: process died on a live host: the kernel answers RST), or ``unanswered``
-    #: (the host or container is gone, its address answers nothing: the
-    #: balancer's connect attempt and its health checks time out)
-    connections: Literal["refused", "unanswered"] = "refused"
 
 
 class AppNodeSpec(Strict):

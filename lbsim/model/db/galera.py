@@ -115,6 +115,10 @@ class GaleraNode:
         self.recv_queue: deque[WriteSet] = deque()
         self.send_queue: deque[Statement] = deque()
         self.fc_stop = False
+        #: False while the node catches up after rejoining (a joiner sends no FC_STOP)
+        self.fc_enabled = True
+        #: counts the node's crashes: work scheduled before one is dropped
+        self.epoch = 0
         self.recv_tw = TimeWeighted()
         #: the visible-seqno watermark; None: visible as soon as committed
         self.visibility = (
@@ -195,7 +199,7 @@ class GaleraNode:
         self.recv_q_n += 1
         q.append(ws)
         self.recv_tw.set(self.env._now, len(q))
-        if len(q) > self.cluster.fc_upper and not self.fc_stop:
+        if len(q) > self.cluster.fc_upper and not self.fc_stop and self.fc_enabled:
             self.fc_stop = True
             self.c["flow_control_sent"] += 1
             self.cluster.flow_control_changed(stop=True)
@@ -235,9 +239,13 @@ class GaleraNode:
         self.advance(seqno)
         delay = self.cluster.commit_delay()
         if delay > 0:
-            later(self.env, delay, self._apply_done, arg)
+            later(self.env, delay, self._apply_done_later, (arg, self.epoch))
         else:
             self._apply_done(arg)
+
+    def _apply_done_later(self, arg: tuple[tuple[WriteSet, Holder], int]) -> None:
+        if arg[1] == self.epoch:  # else the node crashed meanwhile
+            self._apply_done(arg[0])
 
     def _apply_done(self, arg: tuple[WriteSet, Holder]) -> None:
         _, holder = arg
@@ -287,6 +295,11 @@ class GaleraTier(DatabaseTierBase):
             GaleraNode(env, s, n.applier_threads, self)
             for s, n in zip(servers, resolved, strict=True)
         ]
+        #: the members in the primary view, which receive write-sets (all of
+        #: them but a node that is down: :mod:`lbsim.model.db.membership`)
+        self.receivers = self.members
+        #: write-sets ordered while a node is away (None: nobody is), for IST
+        self.gcache: deque[WriteSet] | None = None
         self.fc_upper, self.fc_lower = flow_control_limits(
             spec.fc_limit, spec.fc_factor, spec.fc_single_primary, len(servers)
         )
@@ -370,8 +383,10 @@ class GaleraTier(DatabaseTierBase):
             origin_node.deps_sum += s - depends
             origin_node.interval_sum += s - st.last_seen - 1
             origin_node.certified_n += 1
+        if self.gcache is not None:
+            self.gcache.append(ws)
         receive = self._receive
-        for m in self.members:
+        for m in self.receivers:
             if m is origin_node:
                 continue
             m.c["received"] += 1
@@ -399,11 +414,11 @@ class GaleraTier(DatabaseTierBase):
 
     def _purge(self) -> None:
         """Forget keys no transaction can conflict with any more (cert index purge)."""
-        floor = min(m.last_committed for m in self.members)
+        floor = min(m.last_committed for m in self.receivers)
         self._floor = floor
         self._cert_index = {k: v for k, v in self._cert_index.items() if v[0] > floor}
         # a write stays a possible stale read until every node shows it
-        seen = min(m.visible() for m in self.members)
+        seen = min(m.visible() for m in self.receivers)
         self._key_ok = {k: v for k, v in self._key_ok.items() if v[0] > seen}
 
     def _local_commit(self, ws: WriteSet) -> None:

@@ -90,6 +90,20 @@ class DbServer:
         self.queries += 1
         return self.cpu.submit(work * self.slowness, done, arg)
 
+    def crash(self) -> None:
+        """The server process dies: its CPU work stops (no callback of it is
+        called), its threads, row locks and connections are gone."""
+        cpu = self.cpu
+        for entry in list(cpu._heap):  # the jobs of a shared-clock CPU
+            cpu.cancel(entry[2])
+        self.running = 0
+        self._thread_queue.clear()
+        locks = RowLocks()
+        locks.waits, locks.bf_aborts = self.locks.waits, self.locks.bf_aborts
+        self.locks = locks
+        self.connections = 0
+        self.connections_tw.set(self.env._now, 0)
+
     def lock_deadlines(
         self,
         timeout: float,
