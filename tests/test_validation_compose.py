@@ -402,7 +402,7 @@ def test_galera_routing_proxy_split(tmp_path: Path) -> None:
     cfg = lines(files["dbproxy/haproxy.cfg"])
     assert "mode tcp" in cfg
     assert "balance leastconn" in cfg
-    assert "server db3 db3:3306 check inter 2s" in cfg
+    assert "server db3 db3:3306 check inter 2s fall 3 rise 2" in cfg
     assert compose["services"]["dbproxy"]["image"] == "lbsim/haproxy:latest"
 
 

@@ -145,6 +145,14 @@ def _refuse_unreplayable(scenario: Scenario) -> None:
     db = scenario.database
     if isinstance(db, Galera):
         for g in db.resolved_nodes():
+            # galera node outages too: docker kill / docker start; the node rejoins by IST
+            for o in g.outages:
+                if o.start + o.duration >= scenario.horizon:
+                    raise ReplayUnsupported(
+                        f"galera node {g.name!r}: an outage ending at {o.start + o.duration:g} s "
+                        f"cannot be replayed; the replay starts the container again before the "
+                        f"horizon ({scenario.horizon:g} s)"
+                    )
             if g.slowness != 1.0:
                 raise ReplayUnsupported(
                     f"galera node {g.name!r} has slowness {g.slowness:g}; the real stack cannot "
@@ -285,7 +293,9 @@ def generate_stack(
 
     if isinstance(db, Galera) and db.routing.mode == "proxy":
         haproxy_rule(db.routing.policy, exact=False)  # refuse early, naming the policy
-        files["dbproxy/haproxy.cfg"] = configs.haproxy_db_cfg(db.routing.policy, list(db_env), name)
+        files["dbproxy/haproxy.cfg"] = configs.haproxy_db_cfg(
+            db.routing.policy, list(db_env), name, check=db.routing.health_check
+        )
         svc = _service(opts, outdir, "haproxy")
         svc |= {
             "hostname": DB_PROXY,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Sequence
 
+from lbsim.scenario.outages import HealthCheck
 from lbsim.scenario.schema import AppNode, Balancer
 from lbsim.validation.policies import ReplayUnsupported, haproxy_rule, nginx_rule
 
@@ -241,9 +242,17 @@ def haproxy_app_cfg(
 
 
 def haproxy_db_cfg(
-    policy: str, db_nodes: Sequence[str], scenario_name: str, port: int = 3306
+    policy: str,
+    db_nodes: Sequence[str],
+    scenario_name: str,
+    port: int = 3306,
+    check: HealthCheck | None = None,
 ) -> str:
-    """HAProxy in TCP mode as the Galera proxy: picks a node per connection."""
+    """HAProxy in TCP mode as the Galera proxy: picks a node per connection;
+    layer-4 checks as the scenario's ``database.routing.health_check`` (what
+    the model's proxy does, :mod:`lbsim.model.db.membership`), HAProxy's
+    default ``retries 3`` and no redispatch."""
+    hc = check or HealthCheck()
     rule = haproxy_rule(policy, exact=False)
     lines = [
         *_haproxy_global("tcp", scenario_name, f"Galera proxy, policy {policy}"),
@@ -255,7 +264,10 @@ def haproxy_db_cfg(
     ]
     if rule.hash_type:
         lines.append(f"    hash-type {rule.hash_type}")
-    lines += [f"    server {n} {n}:3306 check inter 2s" for n in db_nodes]
+    lines += [
+        f"    server {n} {n}:3306 check inter {_fmt(hc.interval)} fall {hc.fall} rise {hc.rise}"
+        for n in db_nodes
+    ]
     lines += [
         "listen stats",
         f"    bind :{HAPROXY_STATS_PORT}",

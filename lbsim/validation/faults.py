@@ -1,5 +1,12 @@
-"""App node outages on the real stack: ``docker kill`` at the outage's start,
+"""Node outages on the real stack: ``docker kill`` at the outage's start,
 ``docker start`` at its end.
+
+Galera nodes' outages (``database.nodes[].outages``) are replayed alike: the
+MariaDB container is killed, and started again its entrypoint recovers the
+last committed position from InnoDB (grastate.dat says seqno -1 after a
+crash) and joins the running members, which send the missed write-sets by
+IST (validation/stack/mariadb/entrypoint.sh); the DB proxy's checks take it
+out and back (:mod:`lbsim.model.db.membership` models the same).
 
 A scenario's ``app.nodes[].outages`` say when a PHP node is down. The replay
 crashes its container as a machine crash would: ``docker kill`` (SIGKILL to
@@ -39,6 +46,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from lbsim.scenario.database import Galera
 from lbsim.scenario.schema import Scenario
 from lbsim.validation.docker import StackError
 
@@ -68,12 +76,20 @@ class Fault:
 
 
 def planned(scenario: Scenario) -> list[Fault]:
-    """Every app node outage of ``scenario``, in time order."""
+    """Every app node and Galera node outage of ``scenario``, in time order
+    (a Galera node's container is its node's name)."""
     out = [
         Fault(str(node.name), o.start, o.start + o.duration)
         for node in scenario.app.resolved_nodes()
         for o in node.outages
     ]
+    db = scenario.database
+    if isinstance(db, Galera):
+        out += [
+            Fault(g.name, o.start, o.start + o.duration)
+            for g in db.resolved_nodes()
+            for o in g.outages
+        ]
     return sorted(out, key=lambda f: (f.start, f.node))
 
 
@@ -112,7 +128,7 @@ def _ips(address: str) -> set[str]:
 
 @dataclass
 class Injector:
-    """Kills and restarts app containers on the replay's schedule."""
+    """Kills and restarts app and database containers on the replay's schedule."""
 
     faults: list[Fault]
     #: service name -> container id (looked up before the replay)

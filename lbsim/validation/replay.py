@@ -114,10 +114,13 @@ class Window:
 
     def galera_block(self) -> dict[str, Any]:
         elapsed = self.t_end - self.t_start
+        # a node restarted in the window (a galera node outage) counts from 0
+        # again (Uptime shorter than the window): its counters are left out
         nodes = {
             n: collectors.galera_counters(self.status_start[n], self.status_end[n], elapsed)
             for n in self.status_end
             if n in self.status_start
+            and float(self.status_end[n].get("uptime", "inf") or "inf") >= elapsed
         }
         if not nodes:
             return {}

@@ -116,7 +116,26 @@ if [ ! -d "$DATADIR/mysql" ]; then
 fi
 chown -R mysql:mysql "$DATADIR" /run/mysqld
 
+# The last committed write-set after a crash (docker kill): grastate.dat then
+# says seqno -1, InnoDB knows the position. Without it the node would rejoin
+# with a full SST instead of an IST of what it missed (what Debian's
+# galera_recovery does for systemd).
+recover_position() {
+    local log=/run/mysqld/wsrep-recover.log
+    mariadbd --user=mysql --wsrep-recover --log-error="$log" > /dev/null 2>&1 || return 0
+    sed -n 's/.*WSREP: Recovered position: *\([^ ]*\).*/\1/p' "$log" | tail -1
+}
+
 args=(--user=mysql)
+if [ "$GALERA" = 1 ] && [ "$fresh" = 0 ]; then
+    if grep -q '^seqno: *-1' "$DATADIR/grastate.dat" 2>/dev/null; then
+        position=$(recover_position || true)
+        if [ -n "$position" ]; then args+=(--wsrep-start-position="$position"); fi
+    fi
+    # restarted while other members run (a node outage): join them by IST, even
+    # the node that bootstrapped the cluster (bootstrapping again would split it)
+    if [ "$BOOTSTRAP" = 1 ] && member_up; then BOOTSTRAP=0; fi
+fi
 if [ "$GALERA" = 1 ]; then
     if [ "$BOOTSTRAP" = 1 ]; then
         args+=(--wsrep-new-cluster)
