@@ -242,12 +242,38 @@ READ_YOUR_WRITE = ReadbackStory(
     ),
 )
 
+GALERA_NODE_CRASH = FaultStory(
+    name="galera-node-crash",
+    title="A Galera node killed mid-run and started again, behind HAProxy's DB proxy",
+    file=SCENARIOS / "galera-node-crash.yaml",
+    about=(
+        "Two PHP nodes reach a 3-node Galera cluster through HAProxy (TCP, round robin, "
+        "check inter 2 s fall 3 rise 2, retries 3, timeout connect 5 s) at 12 requests/s; "
+        "db2 is killed (docker kill) at 20 s and started again at 45 s. db1 and db3 keep "
+        "quorum and carry on. Until the proxy's checks mark db2 down (about 10 s: each "
+        "probe of the vanished address times out) it still sends one connection in three "
+        "there; each waits 4 x 5 s of unanswered connects and fails with 2013, so the burst "
+        "comes 20 s after the kill. At the restart db2 recovers its position, joins and "
+        "catches up by IST from a donor before the checks bring it back. Failures by cause "
+        "and by second, the error burst, the throughput dip and the recovery."
+    ),
+    variants=(
+        Variant(
+            "proxy",
+            (),
+            "HAProxy DB proxy, round robin, per-request connections, db2 down 20-45 s",
+        ),
+    ),
+    counts=("completed", "failed_outage", "failed_after", "db_2013"),
+)
+
 STORIES: dict[str, Story | PolicyStory | ReadbackStory] = {
     s.name: s
     for s in (
         HEAVY_USERS,
         TOO_MANY_CONNECTIONS,
         APP_NODE_CRASH,
+        GALERA_NODE_CRASH,
         SLOW_GALERA_NODE,
         HOT_ROWS,
         READ_YOUR_WRITE,

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lbsim.experiment.run import run_replication
+from lbsim.scenario.database import Galera
 from lbsim.scenario.schema import Report, Scenario
 from lbsim.validation import lifecycle
 from lbsim.validation.calibration import measure_costs
@@ -77,10 +78,13 @@ class Timeline:
 
 
 def fault_window(scenario: Scenario) -> FaultWindow:
-    """The first app node outage of ``scenario`` (ValueError without one)."""
+    """The first app or Galera node outage of ``scenario`` (ValueError without one)."""
     outages = [o for n in scenario.app.resolved_nodes() for o in n.outages]
+    db = scenario.database
+    if isinstance(db, Galera):
+        outages += [o for n in db.resolved_nodes() for o in n.outages]
     if not outages:
-        raise ValueError(f"scenario {scenario.name!r} has no app node outage")
+        raise ValueError(f"scenario {scenario.name!r} has no node outage")
     first = min(outages, key=lambda o: o.start)
     return FaultWindow(scenario.warmup, first.start, first.start + first.duration, scenario.horizon)
 
