@@ -18,12 +18,12 @@ from pydantic import ValidationError
 
 import lbsim
 from lbsim.model.db.galera import GaleraTier, flow_control_limits
-from lbsim.model.db.membership import (
+from lbsim.model.db.membership import FaultyGaleraTier
+from lbsim.model.db.node_state import (
     JOINER,
     PROXY_CONNECT_TIMEOUT,
     PROXY_RETRIES,
     SYNCED,
-    FaultyGaleraTier,
 )
 from lbsim.model.engine import run
 from lbsim.model.stack import Stack
@@ -221,7 +221,7 @@ def test_the_node_rejoins_by_ist_and_is_synced_after_applying_what_it_missed(
         routing={"mode": "proxy", "policy": "first"},
     )
     out = simulate(sc)
-    ev = out["galera"]["membership"]["db2"]
+    ev = out["galera"]["membership"]["db2"]["1"]
     assert ev["lost"]["time"] == 0.5
     assert ev["joined"]["time"] == pytest.approx(7.0)
     assert ev["ist"] == {"writesets": 30, "donor_cpu": pytest.approx(0.2 * 3.0)}
@@ -254,3 +254,26 @@ def test_a_joined_node_answers_1047_until_it_is_synced(tmp_path: Path) -> None:
     assert tier.state[1] == SYNCED
     out = lbsim.simulate(sc).to_dict()
     assert out["requests"]["failed"]["db_1047"] == 2
+
+
+def test_two_outages_of_one_node_and_one_of_another_each_rejoin(tmp_path: Path) -> None:
+    """db2 away 1-4 s and 8-10 s, db3 (refused) 12-14 s, one at a time: each
+    outage is a record of its own, every node ends SYNCED with the others."""
+    arrivals = [(0.5 + 0.1 * k, "w") for k in range(190)]  # 0.5 .. 19.4 s
+    sc = galera(tmp_path, arrivals, None, duration=25, rejoin=0.5)
+    data = sc.model_dump(mode="json")
+    data["database"]["nodes"][1]["outages"] = [
+        {"start": 1, "duration": 3},
+        {"start": 8, "duration": 2},
+    ]
+    data["database"]["nodes"][2]["outages"] = [{"start": 12, "duration": 2}]
+    out = simulate(Scenario.model_validate(data))
+    membership = out["galera"]["membership"]
+    assert sorted(membership) == ["db2", "db3"]
+    db2 = membership["db2"]
+    assert sorted(db2) == ["1", "2"] and sorted(membership["db3"]) == ["1"]
+    assert [db2[k]["lost"]["time"] for k in "12"] == [1.0, 8.0]
+    assert [db2[k]["joined"]["time"] for k in "12"] == [4.5, 10.5]
+    assert all(ev["synced"] for evs in membership.values() for ev in evs.values())
+    committed = {n["wsrep_last_committed"] for n in out["galera"]["nodes"].values()}
+    assert len(committed) == 1

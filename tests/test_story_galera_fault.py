@@ -57,7 +57,7 @@ def test_the_model_predicts_a_late_burst_of_2013_and_an_ist_catch_up() -> None:
     assert all(f == 0 for k, f in enumerate(series.failed[:40]) if k not in (19, 20))
     assert summary.bursts[-1][0] == 40 and summary.bursts[-1][2] >= 20
     assert summary.dip > 0.3  # a third of the connections stall until db2 is marked down
-    db2 = results["galera"]["membership"]["db2"]
+    db2 = results["galera"]["membership"]["db2"]["1"]
     assert db2["joined"]["time"] == pytest.approx(48.0)
     assert db2["ist"]["writesets"] > 50 and db2["ist"]["donor_cpu"] > 0
     assert 0 < db2["catch_up"] < 5

@@ -52,48 +52,31 @@ import simpy
 
 from lbsim.model.cpu import Host
 from lbsim.model.db.galera import GaleraTier, WriteSet, flow_control_limits
+from lbsim.model.db.node_state import (
+    DOWN,
+    ERR_CANT_CONNECT,
+    ERR_GONE_AWAY,
+    ERR_LOST,
+    ERR_NOT_READY,
+    JOINER,
+    PROXY_CONNECT_TIMEOUT,
+    PROXY_RETRIES,
+    STARTING,
+    SYNCED,
+    NodeProbe,
+)
 from lbsim.model.db.server import ERR_TOO_MANY_CONNECTIONS
 from lbsim.model.db.tier import Session, Statement
 from lbsim.model.engine import later
 from lbsim.model.health import ActiveChecks
 from lbsim.model.policies import Backend
-from lbsim.model.retries import CONNECT_TIMEOUT, SYN_AGAIN, TURN_AROUND
+from lbsim.model.retries import SYN_AGAIN, TURN_AROUND
 from lbsim.model.streams import RandomStreams
 from lbsim.scenario import schema
 from lbsim.scenario.database import Galera
 
-#: client error codes (MySQL client library, mysqli's exception code)
-ERR_CANT_CONNECT = 2002
-ERR_GONE_AWAY = 2006
-ERR_LOST = 2013
-#: server error: ER_UNKNOWN_COM_ERROR, what a non-synced Galera node answers
-ERR_NOT_READY = 1047
-
-#: the stack's DB proxy (HAProxy defaults: retries 3, timeout connect 5 s)
-PROXY_RETRIES = 3
-PROXY_CONNECT_TIMEOUT = CONNECT_TIMEOUT["haproxy"]
-
 #: the gcache is trimmed (to what every node has committed) past this many write-sets
 GCACHE_TRIM = 256
-
-SYNCED, DOWN, STARTING, JOINER = "synced", "down", "starting", "joiner"
-
-
-class NodeProbe:
-    """What the proxy's layer-4 check sees of one node."""
-
-    def __init__(self, tier: FaultyGaleraTier, index: int):
-        self.tier = tier
-        self.index = index
-
-    def answers(self) -> bool:
-        """The address answers (accepted or refused), not gone with the container."""
-        t = self.tier
-        return t.state[self.index] != DOWN or not t.unanswered[self.index]
-
-    def check_ok(self) -> bool:
-        """mysqld listens: a TCP connect succeeds (joiner or synced)."""
-        return self.tier.state[self.index] in (SYNCED, JOINER)
 
 
 class FaultyGaleraTier(GaleraTier):
@@ -122,9 +105,8 @@ class FaultyGaleraTier(GaleraTier):
         self.sessions: list[set[Session]] = [set() for _ in range(n)]
         #: the seqno a joiner must reach to be SYNCED
         self._target = [0] * n
-        self.events: list[dict[str, dict[str, Any]]] = [
-            {"lost": {}, "joined": {}, "synced": {}, "ist": {}} for _ in range(n)
-        ]
+        #: per node, one record per outage: lost, joined, ist, synced
+        self.events: list[list[dict[str, dict[str, Any]]]] = [[] for _ in range(n)]
         self.checks: ActiveChecks | None = None
         if self.router.policy is not None:
             self.checks = ActiveChecks(
@@ -297,7 +279,8 @@ class FaultyGaleraTier(GaleraTier):
         now = self.env._now
         self.state[i] = DOWN
         self.unanswered[i] = unanswered
-        self.events[i]["lost"] = {"time": now, "last_committed": self.members[i].last_committed}
+        lost = {"time": now, "last_committed": self.members[i].last_committed}
+        self.events[i].append({"lost": lost, "joined": {}, "synced": {}, "ist": {}})
         server = self.servers[i]
         for st in [s for s in self.active if s.server is server]:
             self.lost.add(st)
@@ -351,8 +334,8 @@ class FaultyGaleraTier(GaleraTier):
             donor.server.cpu.submit(
                 self.galera.ist_send * work * donor.server.slowness, _noop, None
             )
-        self.events[i]["joined"] = {"time": self.env._now, "from": node.last_committed}
-        self.events[i]["ist"] = {
+        self.events[i][-1]["joined"] = {"time": self.env._now, "from": node.last_committed}
+        self.events[i][-1]["ist"] = {
             "writesets": sum(1 for ws in missed if ws.ok),
             "donor": donor.server.name if donor is not None else None,
             "donor_cpu": self.galera.ist_send * work,
@@ -373,7 +356,7 @@ class FaultyGaleraTier(GaleraTier):
         if node.last_committed >= self._target[i] and len(node.recv_queue) <= self.fc_lower:
             self.state[i] = SYNCED
             node.fc_enabled = True
-            self.events[i]["synced"] = {"time": self.env._now, "at": node.last_committed}
+            self.events[i][-1]["synced"] = {"time": self.env._now, "at": node.last_committed}
             return
         node.when_committed(node.last_committed + 1, lambda _: self._watch_sync(i), None)
 
@@ -391,12 +374,21 @@ class FaultyGaleraTier(GaleraTier):
     def results(self, now: float) -> dict[str, Any]:
         out = super().results(now)
         nodes: dict[str, Any] = {}
-        for m, ev in zip(self.members, self.events, strict=True):
-            joined, synced = ev["joined"].get("time"), ev["synced"].get("time")
-            catch_up = synced - joined if joined is not None and synced is not None else math.nan
-            nodes[m.server.name] = ev | {"catch_up": catch_up}
+        for m, records in zip(self.members, self.events, strict=True):
+            if not records:
+                continue
+            # by outage, "1" first (the results hold mappings, not lists)
+            nodes[m.server.name] = {
+                str(k): ev | {"catch_up": _catch_up(ev)} for k, ev in enumerate(records, 1)
+            }
         out["galera"]["membership"] = nodes
         return out
+
+
+def _catch_up(ev: dict[str, dict[str, Any]]) -> float:
+    """Seconds from joining to SYNCED (NaN: not synced by the horizon)."""
+    joined, synced = ev["joined"].get("time"), ev["synced"].get("time")
+    return float(synced - joined) if joined is not None and synced is not None else math.nan
 
 
 def _up(b: Backend, /) -> bool:
