@@ -42,7 +42,8 @@ GATE = Path(tempfile.gettempdir()) / "lbsim-live-stack.gate"
 # here, before the test modules build their settings from the default.)
 # In CI (CI=true) the examples are derandomized: the same examples every run, so a
 # CI verdict never hangs on which random examples a run drew; locally they stay
-# random, which is where new cases are found (see tests/test_known_bugs.py).
+# random, which is where new cases are found (a case found there becomes a
+# regression test, e.g. in tests/test_overload_properties.py).
 settings.register_profile(
     "lbsim",
     deadline=None,

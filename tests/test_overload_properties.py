@@ -13,6 +13,15 @@ from inside that refusal: one stack frame deeper per queued request, until
 ``RecursionError``. nginx's next peer after a refusal recursed the same way,
 one level per refusing peer. Now the freed slot is offered in an event of the
 same instant, and nginx's next peer is chosen in a loop.
+
+Regression: a node kept its running work per request, not per try. After a
+per-try timeout Envoy retried onto the node still running the first try, which
+overwrote that try's worker, phase and CPU job (KeyError in ``AppNode._finish``,
+found by ``test_any_limits_run_and_conserve_requests``); after nginx's timeout
+the retry on the next peer took the request, and the first peer's worker,
+returning from a query, saw the request gone and never finished: the worker was
+lost for the rest of the run. Now a try that starts while another still runs
+gets its own state (:class:`lbsim.model.request.Try`).
 """
 
 from __future__ import annotations
@@ -262,3 +271,54 @@ def test_any_queue_behind_refusals_runs_and_conserves_requests(
         seed=seed,
     )
     conserved(lbsim.simulate(scenario(data)))
+
+
+def test_envoy_retry_onto_the_node_still_running_the_first_try() -> None:
+    """The example the property test drew (KeyError before the fix)."""
+    data = overloaded(
+        rate=2.0, nodes=1, workers=2, backlog=2, max_conns=0, product="envoy", seed=161
+    )
+    conserved(lbsim.simulate(scenario(data)))
+
+
+def _slow_tries(product: str, nodes: int, *, queries: bool) -> dict[str, Any]:
+    """One request every 10 s whose 1 s of work outlasts the 0.5 s per-try timeout."""
+    cls: dict[str, Any] = {"name": "job", "cpu": {"dist": "deterministic", "mean": 1.0}}
+    data: dict[str, Any] = {
+        "name": "two-tries",
+        "seed": 3,
+        "duration": 400.0,
+        "warmup": 0.0,
+        "workload": {"open": {"rate": 0.1}, "timeout": 30.0, "classes": [cls]},
+        "balancer": {"product": product, "upstream_timeout": 0.5},
+        "app": {"nodes": [{}] * nodes, "workers": 2, "cores": 1},
+    }
+    if product == "envoy":
+        data["balancer"]["retry_policy"] = {"num_retries": 1}
+    if queries:
+        cls["cpu"]["mean"] = 0.4
+        read = {"kind": "read", "time": {"dist": "deterministic", "mean": 0.3}}
+        cls["queries"] = [read, read]
+        data["database"] = {"engine": "mysql"}
+    return data
+
+
+def test_envoy_second_try_on_the_same_node_runs_beside_the_first() -> None:
+    """Both tries do their whole second of CPU: 2 x 1 s x 0.1/s = 0.2 cores."""
+    result = lbsim.simulate(scenario(_slow_tries("envoy", 1, queries=False)))
+    conserved(result)
+    d = result.to_dict()
+    arrived = d["requests"]["arrived"]
+    assert d["app"]["app1"]["served"] == 2 * arrived
+    assert d["utilisation"]["app"]["app1"]["cpu"] == pytest.approx(2 * arrived * 1.0 / 400.0)
+
+
+def test_nginx_next_peer_leaves_the_first_try_to_finish() -> None:
+    """The first peer's worker finishes its try (its queries answer it, not the
+    retry): no worker stays busy for the rest of the run (0.96 before the fix)."""
+    result = lbsim.simulate(scenario(_slow_tries("nginx", 2, queries=True)))
+    conserved(result)
+    d = result.to_dict()
+    for node in ("app1", "app2"):
+        assert d["app"][node]["served"] > 0, d["app"]
+        assert d["utilisation"]["app"][node]["workers"] < 0.05, d["utilisation"]

@@ -12,7 +12,7 @@ import simpy
 
 from lbsim.model.cpu import Cpu
 from lbsim.model.deadlines import Deadlines
-from lbsim.model.request import Request
+from lbsim.model.request import Request, Try, Work
 from lbsim.stats.timeweighted import TimeWeighted
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ class AppNode:
         self.unanswered = False
         self.busy = 0
         self.backlog: deque[tuple[Request, int]] = deque()
-        self.running: dict[Request, int] = {}  # request -> balancer attempt
+        self.running: dict[Work, int] = {}  # request -> balancer attempt
         # idle workers in the order they will accept: php-fpm workers block in
         # accept() and the kernel wakes them first come, first served
         self.idle: deque[int] = deque(range(workers))
@@ -101,7 +101,9 @@ class AppNode:
         return min(1.0, (self.busy + len(self.backlog)) / self.workers)
 
     # -- a worker's life ----------------------------------------------------------------
-    def _start(self, request: Request, attempt: int) -> None:
+    def _start(self, request: Work, attempt: int) -> None:
+        if request.node is not None:  # an earlier try still runs: this one is separate
+            request = Try(request.origin)
         now: float = self.env._now
         busy = self.busy + 1
         self.busy = busy
@@ -118,7 +120,7 @@ class AppNode:
             self._kills.add(request, request.worker_token)
         self._next_phase(request)
 
-    def _next_phase(self, request: Request) -> None:
+    def _next_phase(self, request: Work) -> None:
         phases = request.phases
         i = request.phase
         if i >= len(phases):
@@ -131,7 +133,7 @@ class AppNode:
         else:
             self.database.execute(request, step, self, self._query_done_cb)
 
-    def _cpu_done(self, request: Request) -> None:
+    def _cpu_done(self, request: Work) -> None:
         request.job = None
         # _next_phase(request), inlined: a burst ends a request or starts its next phase
         phases = request.phases
@@ -146,7 +148,7 @@ class AppNode:
         else:
             self.database.execute(request, step, self, self._query_done_cb)
 
-    def _query_done(self, request: Request, error: int | None) -> None:
+    def _query_done(self, request: Work, error: int | None) -> None:
         if request.node is not self or request not in self.running:
             return  # the worker was killed meanwhile
         if error is not None:
@@ -154,7 +156,7 @@ class AppNode:
         else:
             self._next_phase(request)
 
-    def _finish(self, request: Request, status: int) -> None:
+    def _finish(self, request: Work, status: int) -> None:
         attempt = self.running.pop(request)
         request.node = None
         self.idle.append(request.worker)
@@ -164,7 +166,7 @@ class AppNode:
         self.busy -= 1
         if status == OK:
             self.served += 1
-        self.respond((request, attempt, status))
+        self.respond((request.origin, attempt, status))
         backlog = self.backlog
         if backlog and self.up:
             nxt, nxt_attempt = backlog.popleft()
@@ -176,16 +178,16 @@ class AppNode:
             tw._t = now
             tw.value = self.busy
 
-    def _running(self, request: Request, token: int) -> bool:
+    def _running(self, request: Work, token: int) -> bool:
         return request.node is self and request.worker_token == token
 
-    def _terminate(self, request: Request, token: int) -> None:
+    def _terminate(self, request: Work, token: int) -> None:
         """request_terminate_timeout: php-fpm kills the worker; the balancer sees a reset."""
         self.killed += 1
         self._abort(request)
         self._finish(request, RESET)
 
-    def _abort(self, request: Request) -> None:
+    def _abort(self, request: Work) -> None:
         if request.job is not None:
             self.cpu.cancel(request.job)
             request.job = None

@@ -12,20 +12,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from lbsim.model.request import Request
+from lbsim.model.request import Work
 
 if TYPE_CHECKING:
     from lbsim.model.app import AppNode
 
-QueryDone = Callable[[Request, int | None], None]
+QueryDone = Callable[[Work, int | None], None]
 
 
 class DatabaseTier(Protocol):
-    def execute(self, request: Request, query: int, node: AppNode, done: QueryDone) -> None: ...
+    def execute(self, request: Work, query: int, node: AppNode, done: QueryDone) -> None: ...
 
-    def abandon(self, request: Request) -> None: ...
+    def abandon(self, request: Work) -> None: ...
 
-    def finish(self, request: Request) -> None: ...
+    def finish(self, request: Work) -> None: ...
 
     def reset_stats(self, now: float) -> None: ...
 
@@ -37,15 +37,15 @@ class DatabaseTier(Protocol):
 class NoDatabase:
     """``engine: none``: requests make no queries (the schema refuses classes with queries)."""
 
-    def execute(self, request: Request, query: int, node: AppNode, done: QueryDone) -> None:
+    def execute(self, request: Work, query: int, node: AppNode, done: QueryDone) -> None:
         raise RuntimeError(
             "engine 'none' cannot run queries; the scenario check should refuse them"
         )
 
-    def abandon(self, request: Request) -> None:
+    def abandon(self, request: Work) -> None:
         return None
 
-    def finish(self, request: Request) -> None:
+    def finish(self, request: Work) -> None:
         return None
 
     def reset_stats(self, now: float) -> None:

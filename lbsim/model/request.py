@@ -27,6 +27,7 @@ class Request:
         "measured",
         "node",
         "on_answer",
+        "origin",
         "phase",
         "phases",
         "queued_at",
@@ -76,3 +77,44 @@ class Request:
         self.worker = -1  # which PHP worker of its node runs it
         self.job: Any = None  # the CPU job running now, if any
         self.db: Any = None  # the database session (connections) of this request
+        #: the request a node answers for: itself, or for a :class:`Try` its request
+        self.origin = self
+
+
+class Try:
+    """A try of ``origin`` on a node while an earlier try of it still runs there or
+    elsewhere: after a per-try timeout the balancer retries, and the worker that
+    took the first try goes on with it (php-fpm does not notice that the balancer
+    closed the connection until it writes). The new try gets its own node state
+    (worker, phase, CPU job, database session); the node answers for ``origin``.
+    A request's first try, and any try that finds no other running, is the
+    :class:`Request` itself."""
+
+    __slots__ = (
+        "client",
+        "cls",
+        "db",
+        "job",
+        "node",
+        "origin",
+        "phase",
+        "phases",
+        "worker",
+        "worker_token",
+    )
+
+    def __init__(self, origin: Request):
+        self.origin = origin
+        self.cls = origin.cls
+        self.client = origin.client
+        self.phases = origin.phases
+        self.node: Any = None
+        self.phase = 0
+        self.worker_token = 0
+        self.worker = -1
+        self.job: Any = None
+        self.db: Any = None
+
+
+#: what a PHP worker runs and the database serves: a request's try
+Work = Request | Try

@@ -13,7 +13,7 @@ import numpy as np
 
 from lbsim.model.db.server import DbServer
 from lbsim.model.policies import Backend, make_policy
-from lbsim.model.request import Request
+from lbsim.model.request import Work
 from lbsim.scenario.database import GaleraRouting
 
 
@@ -42,7 +42,7 @@ class Router:
             return "rw"
         return "write" if kind == "write" else "read"
 
-    def route(self, request: Request, role: str, app_index: int) -> int:
+    def route(self, request: Work, role: str, app_index: int) -> int:
         """The server a new connection of ``role`` goes to."""
         if len(self.servers) == 1:
             return 0
@@ -53,7 +53,7 @@ class Router:
             return app_index % len(self.servers)
         for b, s in zip(self.backends, self.servers, strict=True):
             b.conns = s.connections  # the proxy sees open connections
-        chosen = self.policy.choose(request, _always, 0.0)
+        chosen = self.policy.choose(request.origin, _always, 0.0)
         assert chosen is not None
         return chosen.index
 

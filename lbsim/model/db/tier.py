@@ -32,7 +32,7 @@ from lbsim.model.db.server import (
 from lbsim.model.deadlines import Deadlines
 from lbsim.model.distributions import Sampler
 from lbsim.model.engine import later
-from lbsim.model.request import Request
+from lbsim.model.request import Work
 from lbsim.model.streams import RandomStreams
 from lbsim.scenario import schema
 from lbsim.scenario.database import ServerSettings
@@ -81,7 +81,7 @@ class Statement:
         "work",
     )
 
-    def __init__(self, request: Request, query: schema.Query, done: QueryDone):
+    def __init__(self, request: Work, query: schema.Query, done: QueryDone):
         self.request = request
         self.query = query
         self.kind = query.kind
@@ -145,7 +145,7 @@ class DatabaseTierBase:
         self._deliver_cb = self._deliver
 
     # -- the app side -------------------------------------------------------------------
-    def execute(self, request: Request, query: int, node: AppNode, done: QueryDone) -> None:
+    def execute(self, request: Work, query: int, node: AppNode, done: QueryDone) -> None:
         q = self._classes[request.cls].queries[query]
         st = Statement(request, q, done)
         st.work = self._times[request.cls][query].next()
@@ -154,11 +154,11 @@ class DatabaseTierBase:
         request.db.busy = True
         self._hop(self._arrive_cb, st)
 
-    def abandon(self, request: Request) -> None:
+    def abandon(self, request: Work) -> None:
         if request.db is not None:
             request.db.abandoned = True
 
-    def finish(self, request: Request) -> None:
+    def finish(self, request: Work) -> None:
         session = request.db
         if session is None:
             return
@@ -225,7 +225,7 @@ class DatabaseTierBase:
         else:
             self.read(st)
 
-    def _connect(self, request: Request, session: Session, role: str) -> tuple[int, bool] | None:
+    def _connect(self, request: Work, session: Session, role: str) -> tuple[int, bool] | None:
         """(server index, whether the connection is new), or None for 1040."""
         if self._persistent:
             kept = self._pools.pop((session.app.index, session.worker, role), None)
