@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
 #: the shortened outage: db2 down from 10 to 30 s of a 47 s replay; HAProxy's
 #: checks take it out about 10 s after the kill, the connections sent to it
-#: before that fail with 2013 20 s after they were sent (from 30 s)
+#: before that fail with 2006 20 s after they were sent (from 30 s)
 SHORT = (
     "warmup=2",
     "duration=45",

@@ -24,7 +24,10 @@ mysqld and its address vanish):
   until HAProxy's ``timeout connect`` (5 s), retried at once ``retries`` (3)
   times to the same node (the stack's DB proxy has no ``option
   redispatch``), a refused one after a 1 s turn-around; then the proxy
-  closes the client's connection: **2013**. No node up: 2013 at once.
+  closes the client's connection before the server's greeting: PHP's mysqlnd
+  reports **2006** ("Error while reading greeting packet", then "MySQL server
+  has gone away"; measured so on the stack, story galera-node-crash). No node
+  up: 2006 at once.
 
 At the restart the node is ``starting`` for ``Galera.rejoin`` s (connections
 refused), then joins: it is back in the view, takes connections (its port is
@@ -182,7 +185,7 @@ class FaultyGaleraTier(GaleraTier):
             return
         chosen = self._proxy_choice(st)
         if chosen is None:
-            self._reply(st, ERR_LOST)  # no server: HAProxy closes the connection
+            self._reply(st, ERR_GONE_AWAY)  # no server: HAProxy closes before the greeting
             return
         self._proxy_try(st, session, role, chosen.index, 0)
 
@@ -232,8 +235,8 @@ class FaultyGaleraTier(GaleraTier):
     def _proxy_failed(
         self, st: Statement, session: Session, role: str, idx: int, retried: int, wait: float
     ) -> None:
-        if retried >= PROXY_RETRIES:
-            self._reply(st, ERR_LOST)
+        if retried >= PROXY_RETRIES:  # HAProxy closes before the greeting (mysqlnd: 2006)
+            self._reply(st, ERR_GONE_AWAY)
         elif wait > 0:
             later(self.env, wait, lambda _: self._proxy_try(st, session, role, idx, retried + 1))
         else:
