@@ -368,6 +368,62 @@ def test_an_overload_replay_counts_failures_on_both_sides_with_one_timeout(
     assert "failures" in json.loads((tmp_path / "level-110-r1-predicted.json").read_text())
 
 
+def test_a_replay_whose_load_generator_lagged_is_replayed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another program took the generator's core: its sends lagged the schedule.
+    The replay is repeated (same seed) up to phase_repeats more times, and kept
+    as not valid with the reason only when every attempt lagged."""
+    from lbsim.validation import levels
+    from lbsim.validation.campaign import CampaignOptions
+    from lbsim.validation.measured import summarise
+    from lbsim.validation.replay import ReplayRun
+    from tests.test_validation_replay import _calibration
+
+    raw = yaml.safe_load(MIXED.read_text())
+    base = lbsim.load_scenario(MIXED)
+    cal = _calibration()
+    rate = round(0.3 * cal.capacity(base), 3)
+    late = "sends lagged their schedule (p99 lateness 61.2 ms > 10 ms)"
+
+    def replay(lagging: int, repeats: int) -> tuple[Any, list[int]]:
+        seeds: list[int] = []
+
+        def fake_once(replayed: Any, handle: Any, c: Any, meter: Any, level: str) -> Any:
+            seeds.append(replayed.seed)
+            n = round(rate * replayed.horizon)
+            recs = [_rec(i, i / rate, 200, 0.1) for i in range(n)]
+            results = summarise(replayed, recs, {"app1": 10.0, "app2": 10.0})
+            problems = [late] if len(seeds) <= lagging else []
+            results["meta"] = {"loadgen": {"valid": not problems, "problems": problems}}
+            return ReplayRun(replayed, recs, results), PhaseBackground(
+                level, replayed.duration, 0.0, 0.0, 0.0
+            )
+
+        monkeypatch.setattr(levels, "_replay_once", fake_once)
+        one = levels.run_replay(
+            MIXED,
+            raw,
+            base,
+            None,  # type: ignore[arg-type]
+            cal,
+            None,  # type: ignore[arg-type]
+            CampaignOptions(phase_repeats=repeats),
+            0.3,
+            rate,
+            1,
+            (2.0, 20.0),
+            tmp_path,
+            lambda _: None,
+        )
+        return one, seeds
+
+    one, seeds = replay(lagging=1, repeats=2)
+    assert seeds == [base.seed + 1] * 2 and one.problems == [] and one.background.attempt == 2
+    one, seeds = replay(lagging=5, repeats=2)
+    assert len(seeds) == 3 and one.problems == [late]
+
+
 # ---------------------------------------------------------------- the report
 def _campaign(outdir: Path) -> Any:
     """A campaign at 30, 95 and 110 % with recorded results, 3 replays each."""

@@ -13,9 +13,11 @@ generator over the measured window, less what the replay's own requests
 cause there (their measured throughput × the calibrated ``induced_cpu``);
 the model places it on the host. A replay whose background moved more than
 :func:`lbsim.validation.background.drift_limit` between the first and the
-last quarter of the window, or whose speed factor is more than 10 % off, is
-replayed again (same seed), up to ``phase_repeats`` more times, and
-otherwise kept as not valid with the reason.
+last quarter of the window, or whose speed factor is more than 10 % off, or
+whose load generator lagged its schedule (another program took the core it
+sends from: :func:`lbsim.validation.measured.loadgen_verdict`), is replayed
+again (same seed), up to ``phase_repeats`` more times, and otherwise kept as
+not valid with the reason.
 
 Each replay measures at least ``min_requests`` requests (the level's window
 is lengthened to fit, :func:`replay_duration`), so the higher levels keep the
@@ -197,9 +199,10 @@ def run_replay(
         say(f"{tag}: replaying {rate:g} requests/s for {warmup + duration:g} s (seed {seed})")
         run, bg = _replay_once(replayed, handle, cal, meter, f"{level:.0%} r{repetition + 1}")
         bg.attempt = attempt
-        if bg.valid:
+        lagged = run.results["meta"]["loadgen"]["problems"]
+        if bg.valid and not lagged:
             break
-        say(f"{tag}: the machine moved ({'; '.join(bg.problems)})")
+        say(f"{tag}: the machine moved ({'; '.join([*bg.problems, *lagged])})")
     if is_overload(level):  # failures of each kind, counted by the horizon
         run.results = with_failures(run.results, answered_by_horizon(replayed, run.records))
     run.write(outdir, f"{tag}-measured")
