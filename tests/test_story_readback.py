@@ -40,7 +40,7 @@ def _probe(sync: bool, stale: int, read: float, p95: float, write: float = 0.001
 
 def test_the_visibility_lag_is_calibrated_as_lbsim_calibrate_does() -> None:
     sc = STORY.scenario()
-    cal = calibrated(sc, [0.0] * 9 + [0.0004])
+    cal = calibrated(sc, [0.0] * 9 + [0.0004]).scenario
     db = cal.database
     assert isinstance(db, Galera) and isinstance(sc.database, Galera)
     assert db.apply is not None and db.apply.mean == 0.0
@@ -51,6 +51,29 @@ def test_the_visibility_lag_is_calibrated_as_lbsim_calibrate_does() -> None:
     assert db.commit == sc.database.commit and db.replication_delay == sc.database.replication_delay
     with pytest.raises(ValueError, match="Galera"):
         calibrated(load_scenario(catalogue.TOO_MANY_CONNECTIONS.file), [0.0])
+
+
+def test_the_round_trips_are_calibrated_from_the_timing_probe() -> None:
+    """Write 0.9 ms, read 0.3 ms, sync_wait +0.05 ms: the causal read waits one
+    group round (replication_delay), the write's rest is its execution and commit;
+    the model's probe then takes those times back (no late writes)."""
+    sc = STORY.scenario()
+    timing = rb.Timing(0.0009, 0.0003, 0.00005)
+    model = calibrated(sc, [0.0] * 100, timing)
+    db = model.scenario.database
+    assert isinstance(db, Galera)
+    hops = 2 * sc.network.app_db.mean
+    assert db.replication_delay.mean == pytest.approx(0.00005)
+    assert model.read_time == pytest.approx(0.0003 - hops)
+    assert model.write_time + db.commit.mean == pytest.approx(0.0009 - hops - 0.00005)
+    got = predicted_values(model, "db1", "db2", 0, duration=5.0)
+    assert got["async.cycle_mean"] == pytest.approx(0.0009 + 0.0003, rel=0.02)
+    assert got["cost.mean"] == pytest.approx(0.00005, rel=0.05)
+    assert got["async.stale_fraction"] == 0.0 and got["sync.stale_fraction"] == 0.0
+    # a write faster than its two hops and the group round: no negative commit
+    fast = calibrated(sc, [0.0], rb.Timing(0.0001, 0.00005, 0.0001))
+    assert fast.scenario.database.commit.mean == 0.0  # type: ignore[union-attr]
+    assert fast.read_time == rb.LEAST_TIME and fast.write_time == rb.LEAST_TIME
 
 
 def test_the_measured_values_come_from_the_two_probes() -> None:
@@ -107,8 +130,8 @@ class _Fake:
     def measure(self, story: ReadbackStory, sc: Scenario, r: int) -> Measurement:
         return Measurement(self.measured[r], [0.0, 0.0004], {"valid": True, "problems": []})
 
-    def predict(self, story: ReadbackStory, sc: Scenario, r: int) -> dict[str, float]:
-        self.calibrated.append(sc)
+    def predict(self, story: ReadbackStory, model: rb.ProbeModel, r: int) -> dict[str, float]:
+        self.calibrated.append(model.scenario)
         return self.predicted
 
 
@@ -165,7 +188,17 @@ def test_the_stack_side_polls_then_probes_both_ways_on_a_fresh_stack(
     monkeypatch.setattr(rb, "probe_stale_reads", probe)
     side = ProbeStackSide(18094, say=lambda _: None)
     got = side(STORY, STORY.scenario(), 0)
-    assert calls == ["up", "poll", ("async", rb.ASYNC_KEY), ("sync", rb.SYNC_KEY), "down"]
+    assert calls == [
+        "up",
+        "poll",
+        ("async", rb.TIMING_ASYNC_KEY),
+        ("sync", rb.TIMING_SYNC_KEY),
+        ("async", rb.ASYNC_KEY),
+        ("sync", rb.SYNC_KEY),
+        "down",
+    ]
+    # the timing probe: write 1 ms, read 0.2 ms, sync_wait's extra 0.3 ms
+    assert got.timing == rb.Timing(0.001, 0.0002, pytest.approx(0.0003))
     assert got.values["async.stale_fraction"] == 0.04 and got.values["sync.stale_fraction"] == 0
     assert got.values["cost.mean"] == pytest.approx(0.0003)
     # two of ten writes showed 2 x app_db + 0.2 ms after the OK
@@ -173,7 +206,7 @@ def test_the_stack_side_polls_then_probes_both_ways_on_a_fresh_stack(
     assert got.notes["valid"] and got.notes["probes"]["async"]["stale"] == 40
     calls.clear()
     side(STORY, STORY.scenario(), 1)  # odd repetitions: with sync_wait first
-    assert calls[2][0] == "sync"
+    assert calls[4][0] == "sync"
     calls.clear()
     with pytest.raises(OSError, match="went away"):
         side(ReadbackStory("x", "x", STORY.file, n=13), STORY.scenario(), 0)
@@ -203,4 +236,4 @@ def test_the_report_and_the_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     assert {m["metric"] for m in data["metrics"]} == set(BOUNDS)
     md = (out / "story.md").read_text()
     assert "| sync_wait's cost: read-back mean (ms) | 0.210 | 0.200 | +5.0%" in md
-    assert "Calibrated in the same run: `visibility_lag` only" in md
+    assert "Calibrated in the same run: `visibility_lag`" in md

@@ -11,17 +11,30 @@ at once reads it back on ``reader``, again and again):
    ``visibility_lag`` in the same run*, as ``lbsim calibrate`` and the live
    probe test do (:func:`calibrated`: the scenario's ``apply`` CPU moves to
    ``receive``, off the path to visibility, ``apply`` 0 and ``visibility_lag``
-   = the scenario's ``commit`` + each measured lag past the writer's OK). Every
-   other parameter (``commit``, ``replication_delay``, ``network.app_db``, the
-   cores) is the scenario file's, measured on this machine beforehand;
-2. the plain probe without and with ``wsrep_sync_wait`` (the order alternates
-   between repetitions), ``n`` write → read pairs each: the stale fraction,
-   the read-back's mean and p95 time and the write's mean time.
+   = the calibrated ``commit`` + each measured lag past the writer's OK);
+2. the timing probe (:class:`Timing`): ``n`` write → read pairs without and
+   ``n`` with ``wsrep_sync_wait`` on rows of their own, *not judged*,
+   calibrate the probe's round trips in the same run (a scenario file's
+   constants, measured on another day, missed by 30 %: this machine's speed
+   drifts): the write's mean time ``W``, the read's ``R`` and the causal
+   read's extra ``C`` (sync minus plain). The model's causal read waits one
+   group round (``replication_delay``) and the write sends its write-set through
+   one, so ``replication_delay = C``, the read's execution ``R − 2·app_db`` and
+   ``commit = W − 2·app_db − write time − C`` (``network.app_db`` and the
+   cores stay the file's);
+3. the judged plain probes without and with ``wsrep_sync_wait`` (the order
+   alternates between repetitions), ``n`` write → read pairs each on rows of
+   their own: the stale fraction, the read-back's mean and p95 time and the
+   write's mean time.
 
 The model runs the probe's scenario (:func:`lbsim.validation.probe.probe_scenario`:
 one closed-loop client, write then read of its own row, no PHP CPU) on the
 calibrated cluster, replication ``r`` for repetition ``r``, without and with
-``sync_wait``. Judged, paired over the repetitions:
+``sync_wait``. What it predicts beyond its calibration: how often the read
+back is stale (from the polled lags, judged on separate writes), the
+distribution of the causal wait (``cost.p95``: waiting for a late write-set
+on top of the group round), and that the calibrated means hold on the judged
+probes. Judged, paired over the repetitions:
 
 * ``async.stale_fraction`` and ``sync.stale_fraction``: absolute, 0.02; with
   ``sync_wait`` a stale read on either side is also a problem (it must be 0);
@@ -46,7 +59,13 @@ from lbsim.scenario.database import Galera
 from lbsim.scenario.loader import scenario_from_data
 from lbsim.scenario.schema import Scenario
 from lbsim.validation.paired import PairedMetric, signed_error
-from lbsim.validation.probe import ProbeResult, probe_scenario, probe_stale_reads
+from lbsim.validation.probe import (
+    READ_TIME,
+    WRITE_TIME,
+    ProbeResult,
+    probe_scenario,
+    probe_stale_reads,
+)
 from lbsim.validation.stories.catalogue import ReadbackStory
 from lbsim.validation.stories.harness import Say
 from lbsim.validation.visibility import ack_lags, poll_visibility, visibility_keys
@@ -61,21 +80,61 @@ BOUNDS: dict[str, tuple[str, float]] = {
     "cost.p95": ("relative", 0.25),
 }
 #: the rows the probes write (the probe must be their only writer; a fresh stack each time)
-POLL_KEY, ASYNC_KEY, SYNC_KEY = 1, 2, 3
+POLL_KEY, ASYNC_KEY, SYNC_KEY, TIMING_ASYNC_KEY, TIMING_SYNC_KEY = 1, 2, 3, 4, 5
+#: the least time a query's execution is given in the model (s)
+LEAST_TIME = 1e-6
 
 Values = dict[str, float]
 
 
-def calibrated(scenario: Scenario, lags: Sequence[float]) -> Scenario:
+@dataclass(frozen=True)
+class Timing:
+    """The timing probe's means (s): the write, the plain read, and what
+    ``wsrep_sync_wait`` added to the read (sync minus plain, at least 0)."""
+
+    write_s: float
+    read_s: float
+    causal_s: float
+
+    @classmethod
+    def of(cls, plain: ProbeResult, causal: ProbeResult) -> Timing:
+        write = (plain.mean_write_s + causal.mean_write_s) / 2
+        return cls(write, plain.mean_read_s, max(causal.mean_read_s - plain.mean_read_s, 0.0))
+
+
+@dataclass(frozen=True)
+class ProbeModel:
+    """The calibrated cluster and the probe's query execution times in the model."""
+
+    scenario: Scenario
+    write_time: float = WRITE_TIME
+    read_time: float = READ_TIME
+
+
+def calibrated(
+    scenario: Scenario, lags: Sequence[float], timing: Timing | None = None
+) -> ProbeModel:
     """``scenario`` with its ``visibility_lag`` calibrated from the poll probe's
-    ``lags`` (s past the writer's OK; see the module)."""
+    ``lags`` (s past the writer's OK) and, given ``timing``, its round trips
+    from the timing probe (see the module)."""
     db = scenario.database
     if not isinstance(db, Galera):
         raise ValueError(f"the read-your-write story needs a Galera cluster, not {db.engine!r}")
     data = scenario.model_dump(mode="json")
     dbd = data["database"]
-    dbd.update(receive=dbd["apply"], apply=0.0, **visibility_keys(lags, db.commit.mean))
-    return scenario_from_data(data, f"<{scenario.name}, visibility calibrated>")
+    write_time, read_time = WRITE_TIME, READ_TIME
+    commit = db.commit.mean
+    if timing is not None:
+        hops = 2 * scenario.network.app_db.mean
+        group = timing.causal_s
+        read_time = max(timing.read_s - hops, LEAST_TIME)
+        rest = timing.write_s - hops - group  # the write's execution and its commit
+        write_time = min(WRITE_TIME, max(rest / 2, LEAST_TIME))
+        commit = max(rest - write_time, 0.0)
+        dbd.update(replication_delay=round(group, 7), commit=round(commit, 7))
+    dbd.update(receive=dbd["apply"], apply=0.0, **visibility_keys(lags, commit))
+    cal = scenario_from_data(data, f"<{scenario.name}, visibility calibrated>")
+    return ProbeModel(cal, write_time, read_time)
 
 
 def measured_values(plain: ProbeResult, causal: ProbeResult) -> Values:
@@ -91,10 +150,18 @@ def measured_values(plain: ProbeResult, causal: ProbeResult) -> Values:
 
 
 def model_probe(
-    scenario: Scenario, writer: str, reader: str, sync_wait: bool, replication: int, duration: float
+    model: ProbeModel, writer: str, reader: str, sync_wait: bool, replication: int, duration: float
 ) -> tuple[float, float, float]:
     """The model's probe: (stale fraction, mean, p95 cycle latency in s)."""
-    derived = probe_scenario(scenario, writer, reader, sync_wait, duration=duration)
+    derived = probe_scenario(
+        model.scenario,
+        writer,
+        reader,
+        sync_wait,
+        duration=duration,
+        write_time=model.write_time,
+        read_time=model.read_time,
+    )
     results, _ = run_replication(derived, replication)
     galera = results["galera"]
     if not galera["reads"]:
@@ -104,11 +171,11 @@ def model_probe(
 
 
 def predicted_values(
-    scenario: Scenario, writer: str, reader: str, replication: int, duration: float = 20.0
+    model: ProbeModel, writer: str, reader: str, replication: int, duration: float = 20.0
 ) -> Values:
-    """The model's judged values on the (calibrated) ``scenario``."""
-    s0, m0, p0 = model_probe(scenario, writer, reader, False, replication, duration)
-    s1, m1, p1 = model_probe(scenario, writer, reader, True, replication, duration)
+    """The model's judged values on the calibrated cluster."""
+    s0, m0, p0 = model_probe(model, writer, reader, False, replication, duration)
+    s1, m1, p1 = model_probe(model, writer, reader, True, replication, duration)
     return {
         "async.stale_fraction": s0,
         "sync.stale_fraction": s1,
@@ -126,10 +193,12 @@ class Measurement:
     values: Values
     lags: list[float]
     notes: dict[str, Any] = field(default_factory=dict)
+    #: the timing probe's means (None: the scenario file's round trips)
+    timing: Timing | None = None
 
 
 Measure = Callable[[ReadbackStory, Scenario, int], Measurement]
-Predict = Callable[[ReadbackStory, Scenario, int], Values]
+Predict = Callable[[ReadbackStory, ProbeModel, int], Values]
 
 
 class ProbeStackSide:
@@ -148,6 +217,10 @@ class ProbeStackSide:
         try:
             url, w, r = handle.url, story.writer, story.reader
             polled = poll_visibility(url, w, r, story.polls, key=POLL_KEY)
+            timing = Timing.of(
+                probe_stale_reads(url, w, r, story.n, False, TIMING_ASYNC_KEY),
+                probe_stale_reads(url, w, r, story.n, True, TIMING_SYNC_KEY),
+            )
             # alternate the order so a drift of the machine spreads over both
             order = (False, True) if replication % 2 == 0 else (True, False)
             got = {
@@ -169,6 +242,11 @@ class ProbeStackSide:
             "problems": problems,
             "first_read_stale": polled.first_read_stale_fraction,
             "polled": len(polled.polls),
+            "timing": {
+                "write_s": timing.write_s,
+                "read_s": timing.read_s,
+                "causal_s": timing.causal_s,
+            },
             "probes": {
                 ("sync" if s else "async"): {
                     "n": p.n,
@@ -181,12 +259,12 @@ class ProbeStackSide:
                 for s, p in got.items()
             },
         }
-        return Measurement(measured_values(got[False], got[True]), lags, notes)
+        return Measurement(measured_values(got[False], got[True]), lags, notes, timing)
 
 
-def model_side(story: ReadbackStory, scenario: Scenario, replication: int) -> Values:
-    """The model's values on the repetition's calibrated scenario."""
-    return predicted_values(scenario, story.writer, story.reader, replication)
+def model_side(story: ReadbackStory, model: ProbeModel, replication: int) -> Values:
+    """The model's values on the repetition's calibrated cluster."""
+    return predicted_values(model, story.writer, story.reader, replication)
 
 
 @dataclass
@@ -253,7 +331,7 @@ def run_readback(
     for r in range(repetitions):
         say(f"{story.name}: replication {r} ({story.polls} polled writes, 2 x {story.n} probes)")
         got = measure(story, scenario, r)
-        cal = calibrated(scenario, got.lags)
+        cal = calibrated(scenario, got.lags, got.timing)
         predicted = predict(story, cal, r)
         lag_mean = sum(got.lags) / len(got.lags) if got.lags else 0.0
         rep = ReadbackRepetition(r, got.values, predicted, lag_mean, len(got.lags), got.notes)

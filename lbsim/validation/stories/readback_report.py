@@ -88,12 +88,15 @@ def markdown(result: ReadbackResult) -> str:
         f"`lbsim story {story.name}`: scenario `scenarios/stories/{story.file.name}`, "
         f"{len(result.repetitions)} repetitions, each on a fresh stack: {story.polls} "
         f"polled writes on {story.writer} read back on {story.reader} (the visibility "
-        f"lag, calibrated in the same run), then {story.n} write → read pairs without "
-        f"and {story.n} with wsrep_sync_wait (the order alternating). The model runs the "
-        "probe's scenario on the calibrated cluster, the same replication. Calibrated in "
-        "the same run: `visibility_lag` only (commit + each write's lag past the "
-        "writer's OK; the `apply` CPU moved to `receive`); `commit`, "
-        "`replication_delay`, `network.app_db` and the cores are the scenario file's.",
+        f"lag, calibrated in the same run), {story.n} + {story.n} timing pairs without "
+        f"and with wsrep_sync_wait (not judged: they calibrate the round trips), then "
+        f"{story.n} judged write → read pairs without and {story.n} with wsrep_sync_wait "
+        "(the order alternating). The model runs the probe's scenario on the calibrated "
+        "cluster, the same replication. Calibrated in the same run: `visibility_lag` "
+        "(commit + each write's lag past the writer's OK; the `apply` CPU moved to "
+        "`receive`), `replication_delay` (the causal read's extra time: one group "
+        "round), `commit` (the rest of the write's time) and the read's execution; "
+        "`network.app_db` and the cores are the scenario file's.",
         "",
     ]
     if result.machine:
