@@ -311,6 +311,13 @@ def test_empirical(values: list[float], data: st.DataObject, seed: int) -> None:
             lambda w: sum(w) > 0.1
         )
     )
+    if weights is not None and not any(
+        v > 0 and w > 0 for v, w in zip(values, weights, strict=True)
+    ):
+        # all the weight on zeros: a mean of 0 (and no cv) is refused, not divided by
+        with pytest.raises(ValueError, match="no weight on a value above 0"):
+            make({"dist": "empirical", "values": values, "weights": weights})
+        return
     d = make({"dist": "empirical", "values": values, "weights": weights})
     p = np.ones(len(values)) if weights is None else np.asarray(weights)
     p = p / p.sum()
@@ -321,6 +328,14 @@ def test_empirical(values: list[float], data: st.DataObject, seed: int) -> None:
     x = draw(d, seed)
     assert set(np.unique(x)) <= set(v[p > 0])
     assert_sample_matches(d, x)
+
+
+def test_empirical_weighted_to_zero_is_refused() -> None:
+    """Found by test_empirical: values above 0 but all the weight on 0 gave a
+    mean of 0 and a ZeroDivisionError for its cv."""
+    with pytest.raises(ValueError, match="no weight on a value above 0"):
+        make({"dist": "empirical", "values": [0.0, 2.0], "weights": [1.0, 0.0]})
+    assert make({"dist": "empirical", "values": [0.0, 2.0], "weights": [1.0, 1.0]}).mean == 1.0
 
 
 def test_empirical_from_file(tmp_path: Path) -> None:

@@ -268,6 +268,10 @@ class Empirical(_Dist):
                 raise ValueError("weights must not all be 0")
         if sum(values) <= 0:
             raise ValueError("values must not all be 0")
+        if self.weights is not None and not any(
+            v > 0 and w > 0 for v, w in zip(values, self.weights, strict=True)
+        ):
+            raise ValueError("the weights put no weight on a value above 0: the mean would be 0")
         return self
 
     def _probs(self) -> list[float]:
