@@ -129,13 +129,37 @@ def test_the_drift_limit_is_a_quarter_of_the_level_between_005_and_015_core() ->
     assert check_phase(busy)
 
 
-def test_a_speed_factor_outside_ten_percent_makes_a_phase_not_valid() -> None:
+def test_a_speed_that_moves_within_a_phase_or_far_off_the_calibration_is_not_valid() -> None:
+    """A steady offset (the machine 15 % faster for minutes) is absorbed: the
+    phase's model runs at the phase's speed. A speed that moves within the
+    phase, or one far off the calibration, makes it not valid."""
     bg = PhaseBackground("60 % r1", 30.0, 0.5, 0.5, 0.5)
     assert not check_phase(bg, 1.09)
-    assert check_phase(bg, 1.12) == [
-        "a CPU work unit cost ×1.120 its calibrated cost (outside 1 ± 0.1)"
+    assert not check_phase(bg, 0.84, moved=0.03) and bg.speed == 0.84
+    assert check_phase(bg, 1.3) == [
+        "a CPU work unit cost ×1.300 its calibrated cost (outside 1 ± 0.25)"
     ]
-    assert bg.speed == 1.12
+    assert check_phase(bg, 1.0, moved=-0.12) == [
+        "a CPU work unit's cost moved ×0.880 from the first to the last quarter of the "
+        "phase (outside 1 ± 0.1)"
+    ]
+    assert bg.speed == 1.0
+
+
+def test_the_unit_cost_moved_from_the_first_to_the_last_quarter() -> None:
+    from lbsim.validation.loadgen import Record
+    from lbsim.validation.measured import unit_cost_moved
+
+    def rec(i: int, per_unit: float) -> Record:
+        return Record(
+            i, "c", 0, float(i), sent=float(i), status=200, work=per_unit * 100, units=100
+        )
+
+    steady = [rec(i, 1e-5) for i in range(40)]
+    assert unit_cost_moved(steady) == pytest.approx(0.0)
+    slowed = [rec(i, 1e-5 if i < 20 else 1.2e-5) for i in range(40)]
+    assert unit_cost_moved(slowed) == pytest.approx(0.2)
+    assert math.isnan(unit_cost_moved(steady[:7]))
 
 
 def test_the_induced_load_is_taken_from_the_mean_and_cancels_in_the_drift() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -379,10 +380,19 @@ class FakeSide:
     def __init__(self) -> None:
         self.calibrated: list[str] = []
         self.calls: list[tuple[str, int, float, Any]] = []
+        self.costed: list[tuple[tuple[str, float], ...]] = []
 
     def calibrate(self, base: Scenario, options: CampaignOptions, say: Any) -> Calibration:
         self.calibrated.append(base.name)
         return _calibration()
+
+    def node_costs(
+        self, base: Scenario, nodes: Sequence[str], options: CampaignOptions, say: Any
+    ) -> dict[str, float]:
+        """db3 at 0.1 cores spends 1.2 x the calibrated cost per write-set."""
+        self.costed.append(galera.db_cores(base))
+        apply = _calibration().apply_cpu
+        return {n: apply * (1.2 if n == "db3" else 1.0) for n in nodes}
 
     def replay(
         self, file: Path, raw: dict[str, Any], base: Scenario, cal: Calibration,
@@ -414,12 +424,26 @@ def test_the_story_calibrates_once_and_interleaves_the_variants(tmp_path: Path) 
     assert [(f, r) for f, r, _, _ in side.calls] == [
         (f"slow-galera-node-{v}.yaml", r) for r in range(2) for v in ("slow", "fc_limit_16", "even")
     ]
-    assert all(adj is on_applier and 0 < lvl <= 1 for _, _, lvl, adj in side.calls)
+    assert all(0 < lvl <= 1 for _, _, lvl, _ in side.calls)
+    # the even stack is the calibrated one; slow and fc_limit_16 (db3 at 0.1 cores)
+    # share one measurement of the nodes' CPU per write-set on their stack
+    assert side.costed == [(("db1", 0.5), ("db2", 0.5), ("db3", 0.1))]
+    assert result.cost_factors == {
+        "slow": {"db2": 1.0, "db3": 1.2},
+        "fc_limit_16": {"db2": 1.0, "db3": 1.2},
+    }
+    adjusts = {f: adj for f, _, _, adj in side.calls}
+    assert adjusts["slow-galera-node-even.yaml"] is on_applier
+    slow = adjusts["slow-galera-node-slow.yaml"]({"database": {"engine": "galera",
+        "receive": 0.0007, "apply": 0.0, "nodes": [{"name": "db1"}, {"name": "db2"},
+        {"name": "db3", "cores": 0.1}]}})  # fmt: skip
+    assert slow["database"]["apply"] == 0.0007  # on the applier, as for every variant
+    assert [n.get("slowness") for n in slow["database"]["nodes"]] == [None, 1.0, 1.2]
     written = yaml.safe_load((tmp_path / "scenarios" / "slow-galera-node-slow.yaml").read_text())
     assert written["database"]["nodes"][2] == {"name": "db3", "cores": 0.1}
     assert result.rate == 40 and result.horizon == (5.0, 15.0)
-    # 80 write-sets/s: db3 (0.1 cores) 80 x (0.75 ms / 0.1 + 1.9 ms), db2 (0.5) much less
-    assert result.appliers["slow"] == pytest.approx({"db2": 0.272, "db3": 0.752})
+    # 80 write-sets/s: db3 (0.1 cores) 80 x (1.2 x 0.75 ms / 0.1 + 1.9 ms), db2 (0.5) less
+    assert result.appliers["slow"] == pytest.approx({"db2": 0.272, "db3": 0.872})
     assert result.appliers["even"]["db3"] == pytest.approx(0.272)
     assert result.replayed["slow"] and result.replayed["even"] == []
     assert result.mean("slow", "predicted", PAUSED) > 0.1
@@ -436,7 +460,8 @@ def test_the_story_calibrates_once_and_interleaves_the_variants(tmp_path: Path) 
     assert "db3: cores 0.5 x slowness 5 replayed as 0.1 cores" in md
     assert "| slow | galera.nodes.db3.wsrep_flow_control_paused |" in md
     assert "db3 FC_STOP sent" in md and "Verdict:" in md
-    assert "busy share in the calibrated model, about: db2 27%, db3 75%" in md
+    assert "busy share in the calibrated model, about: db2 27%, db3 87%" in md
+    assert "(the model's slowness): db2 x1, db3 x1.2" in md
 
 
 def test_a_subset_of_variants_and_an_unknown_one(tmp_path: Path) -> None:

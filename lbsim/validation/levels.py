@@ -13,7 +13,9 @@ generator over the measured window, less what the replay's own requests
 cause there (their measured throughput × the calibrated ``induced_cpu``);
 the model places it on the host. A replay whose background moved more than
 :func:`lbsim.validation.background.drift_limit` between the first and the
-last quarter of the window, or whose speed factor is more than 10 % off, or
+last quarter of the window, or whose CPU speed moved more than 10 % between
+the first and the last quarter of its requests or is more than 25 % off the
+calibration's (:func:`lbsim.validation.background.check_phase`), or
 whose load generator lagged its schedule (another program took the core it
 sends from: :func:`lbsim.validation.measured.loadgen_verdict`), is replayed
 again (same seed), up to ``phase_repeats`` more times, and otherwise kept as
@@ -168,7 +170,7 @@ def _replay_once(
     # from the end of the window-start status queries: their docker exec CPU is ours
     start = max(window.get("start", 0.0), window.get("collected", 0.0)) or None
     bg = background_of(level, samples, start, window.get("end"), induced * speed)
-    check_phase(bg, speed)
+    check_phase(bg, speed, float(meta.get("unit_moved", math.nan)))
     return run, bg
 
 

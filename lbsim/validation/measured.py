@@ -72,6 +72,23 @@ def unit_seconds(records: Iterable[Record]) -> float:
     return work / units if units else math.nan
 
 
+def unit_cost_moved(records: Iterable[Record]) -> float:
+    """How far the PHP CPU per work unit moved over a run: that of the last quarter
+    of its answered requests (by send time) over that of the first, less 1; NaN
+    with fewer than 8 such requests."""
+    done = sorted(
+        (r for r in records if r.status == 200 and r.units > 0 and math.isfinite(r.work)),
+        key=lambda r: r.sent,
+    )
+    if len(done) < 8:
+        return math.nan
+    q = len(done) // 4
+    first, last = unit_seconds(done[:q]), unit_seconds(done[-q:])
+    if not (math.isfinite(first) and math.isfinite(last) and first > 0):
+        return math.nan
+    return last / first - 1.0
+
+
 def loadgen_verdict(stats: LoadgenStats) -> dict[str, Any]:
     """Lateness and own CPU of the generator, and whether the run is valid."""
     late = np.asarray(stats.lateness or [0.0], dtype=float)

@@ -29,6 +29,7 @@ from lbsim.validation.loadgen import Record, send_closed_loop, send_open_loop
 from lbsim.validation.measured import (
     loadgen_verdict,
     summarise,
+    unit_cost_moved,
     unit_seconds,
     write_requests_csv,
 )
@@ -203,6 +204,8 @@ def replay(
         "costs": costs.to_dict(),
         # the machine's speed during the run (the app's own CPU clock per unit)
         "unit_seconds": unit_seconds(records),
+        # ... and how far it moved from the first to the last quarter of the run
+        "unit_moved": unit_cost_moved(records),
         "loadgen": verdict,
         "collector_errors": window.errors,
         "faults": [e.to_dict() for e in faults.events] if faults is not None else [],

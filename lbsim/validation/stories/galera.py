@@ -12,6 +12,11 @@ then replayed ``repetitions`` times at the scenario's own rate, interleaved
 ``seed + r`` in every variant, and simulated with that replay's seed, CPU
 speed and background (:func:`lbsim.validation.levels.run_replay`).
 
+A variant whose database nodes have other cores than the calibrated one's
+(a node squeezed into a small CFS quota) has its receiving nodes' CPU per
+write-set measured on its own stack (:mod:`lbsim.validation.node_costs`): the
+model gives each such node ``slowness`` = its cost over the calibrated mean.
+
 The calibration places the CPU the other nodes spend per write-set
 (``receive``) beside the write-set's apply, off the receive queue's path.
 In MariaDB's Galera the applier (slave) thread takes the write-set from the
@@ -51,6 +56,7 @@ from lbsim.stats.replications import flatten
 from lbsim.validation.calibration import Calibration
 from lbsim.validation.campaign import CampaignOptions
 from lbsim.validation.levels import Adjust, Replay
+from lbsim.validation.node_costs import cost_factors, with_slowness
 from lbsim.validation.paired import PairedMetric, pair, signed_error
 from lbsim.validation.slow_node import equivalent, replayed_lines
 from lbsim.validation.stories.catalogue import GaleraStory
@@ -83,7 +89,43 @@ def on_applier(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def applier_busy(scenario: Scenario, cal: Calibration, rate: float) -> dict[str, float]:
+def receivers(scenario: Scenario) -> list[str]:
+    """The database nodes that apply the writer's write-sets (all but the writer
+    with a read/write split; every node otherwise)."""
+    db = scenario.database
+    if not isinstance(db, Galera):
+        return []
+    split = db.routing.read_write_split
+    return [
+        n.name for i, n in enumerate(db.resolved_nodes()) if not (split and i == db.routing.writer)
+    ]
+
+
+def db_cores(scenario: Scenario) -> tuple[tuple[str, float], ...]:
+    """Each database node's cores: variants that agree share one cost measurement."""
+    db = scenario.database
+    if not isinstance(db, Galera):
+        return ()
+    return tuple((n.name, n.cores) for n in db.resolved_nodes())
+
+
+def variant_adjust(on: bool, factors: dict[str, float]) -> Adjust | None:
+    """The story's change to a variant's calibrated data: the apply CPU on the
+    applier (``on``) and the measured nodes' cost factors."""
+    if not on and not factors:
+        return None
+    if not factors:
+        return on_applier
+
+    def adjust(data: dict[str, Any]) -> dict[str, Any]:
+        return with_slowness(on_applier(data) if on else data, factors)
+
+    return adjust
+
+
+def applier_busy(
+    scenario: Scenario, cal: Calibration, rate: float, factors: dict[str, float] | None = None
+) -> dict[str, float]:
     """Per node that applies the writer's write-sets: about how busy its appliers are
     in the calibrated model (:func:`on_applier`) at ``rate`` — the write-sets per
     second times one's apply CPU at the node's cores plus its commit, over the
@@ -99,9 +141,13 @@ def applier_busy(scenario: Scenario, cal: Calibration, rate: float) -> dict[str,
     split = db.routing.read_write_split
     # one writer: every other node applies them all; else each the others' share
     applied = rate * writes * (1.0 if split else (len(nodes) - 1) / len(nodes))
+    factors = factors or {}
     return {
         n.name: applied
-        * (cal.apply_cpu * n.slowness / min(n.cores, n.applier_threads) + cal.write_commit)
+        * (
+            cal.apply_cpu * n.slowness * factors.get(n.name, 1.0) / min(n.cores, n.applier_threads)
+            + cal.write_commit
+        )
         / n.applier_threads
         for i, n in enumerate(nodes)
         if not (split and i == db.routing.writer)
@@ -132,6 +178,9 @@ class GaleraResult:
     machine: dict[str, Any] = field(default_factory=dict)
     #: per variant: every receiving node's applier load (:func:`applier_busy`)
     appliers: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: per variant whose nodes' cores differ from the calibrated one's: each
+    #: receiving node's measured cost over the calibrated apply cost (its slowness)
+    cost_factors: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def level(self) -> float:
@@ -216,6 +265,10 @@ class GaleraSide(Protocol):
 
     def calibrate(self, base: Scenario, options: CampaignOptions, say: Say) -> Calibration: ...
 
+    def node_costs(
+        self, base: Scenario, nodes: Sequence[str], options: CampaignOptions, say: Say
+    ) -> dict[str, float]: ...
+
     def replay(
         self,
         file: Path,
@@ -245,6 +298,21 @@ class StackGaleraSide:
         handle = lifecycle.up(base, opts)
         try:
             return measure(handle, base, options, say)
+        finally:
+            lifecycle.down(base, opts)
+
+    def node_costs(
+        self, base: Scenario, nodes: Sequence[str], options: CampaignOptions, say: Say
+    ) -> dict[str, float]:
+        from lbsim.validation import collectors, lifecycle
+        from lbsim.validation.node_costs import measure_node_costs
+        from lbsim.validation.products import stack_balancer
+
+        opts = lifecycle.default_options(stack_balancer(base), options.port)
+        handle = lifecycle.up(base, opts)
+        try:
+            cpu = collectors.ContainerCpu(handle)
+            return measure_node_costs(handle.url, cpu.snapshot, nodes)
         finally:
             lifecycle.down(base, opts)
 
@@ -326,20 +394,38 @@ def run_galera_story(
     )
     if level > HIGH_LEVEL:
         say(f"  {level:.0%} of capacity: the replays run near the knee of this machine")
+    measured: dict[tuple[tuple[str, float], ...], dict[str, float]] = {}
     for v in chosen:
-        busy = applier_busy(bases[v.name], cal, rate) if story.on_applier else {}
+        cores = db_cores(bases[v.name])
+        if cores == db_cores(first):
+            continue
+        if cores not in measured:
+            say(f"  {v.name}: measuring each receiving node's CPU per write-set on its stack")
+            costs = side.node_costs(bases[v.name], receivers(bases[v.name]), options, say)
+            measured[cores] = cost_factors(costs, cal.apply_cpu)
+            said = ", ".join(
+                f"{n} {costs[n] * 1e3:.3f} ms (x{f:g})" for n, f in measured[cores].items()
+            )
+            say(f"    {said} against the calibrated {cal.apply_cpu * 1e3:.3f} ms")
+        result.cost_factors[v.name] = measured[cores]
+    for v in chosen:
+        factors = result.cost_factors.get(v.name, {})
+        busy = applier_busy(bases[v.name], cal, rate, factors) if story.on_applier else {}
         result.appliers[v.name] = busy
         if busy:
             shares = ", ".join(f"{n} {b:.0%}" for n, b in busy.items())
             say(f"  {v.name}: the appliers' busy share in the calibrated model, about {shares}")
-    adjust = on_applier if story.on_applier else None
+    adjusts = {
+        v.name: variant_adjust(story.on_applier, result.cost_factors.get(v.name, {}))
+        for v in chosen
+    }
     result.replays = {v.name: [] for v in chosen}
     for rep in range(options.repetitions):
         for v in chosen:
             (outdir / v.name).mkdir(parents=True, exist_ok=True)
             one = side.replay(
                 files[v.name], datas[v.name], bases[v.name], cal, options, min(level, 1.0),
-                rate, rep, horizon, outdir / v.name, say, adjust,
+                rate, rep, horizon, outdir / v.name, say, adjusts[v.name],
             )  # fmt: skip
             result.replays[v.name].append(one)
             p, m = (flatten(x).get(PAUSED, math.nan) for x in (one.predicted, one.measured))

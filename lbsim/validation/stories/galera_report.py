@@ -75,6 +75,7 @@ def to_dict(result: GaleraResult) -> dict[str, Any]:
             "variants": {v.name: list(v.overrides) for v in story.variants},
             "summary": summary(result),
             "appliers": result.appliers,
+            "cost_factors": result.cost_factors,
             "metrics": {v: [m.to_dict() for m in ms] for v, ms in result.metrics.items()},
             "replays": {
                 v: [
@@ -163,6 +164,13 @@ def markdown(result: GaleraResult) -> str:
         sets = ", ".join(f"`{o}`" for o in v.overrides) or "as shipped"
         lines.append(f"- **{v.name}** ({sets}): {v.about}")
         lines += [f"  - {line}" for line in result.replayed.get(v.name, [])]
+        factors = result.cost_factors.get(v.name, {})
+        if factors:
+            said = ", ".join(f"{n} x{f:g}" for n, f in factors.items())
+            lines.append(
+                "  - CPU per write-set measured on this variant's stack, against the "
+                f"calibrated apply cost (the model's slowness): {said}"
+            )
         busy = result.appliers.get(v.name, {})
         if busy:
             shares = ", ".join(f"{n} {b:.0%}" for n, b in busy.items())

@@ -1,0 +1,107 @@
+"""What a Galera node spends on each write-set it receives, measured at its own CPU.
+
+``lbsim calibrate`` measures the apply cost once, as the mean over the nodes
+that receive the writer's write-sets, on a stack whose nodes have the same
+cores (:func:`lbsim.validation.calibration.measure_writes`). A node squeezed
+into a small CFS quota spends more CPU per write-set than that: measured on
+the slow-galera-node story (db3 at 0.1 cores, 80 write-sets/s), db3 used 0.047
+cores where the even stack's cost gave 0.021, and the model under-predicted
+its receive queue threefold and flow control from 4-10 % to 0. Threads
+throttled in the middle of their work (the applier, the group-communication
+receiver, InnoDB's background threads) wake to cold caches and spin on the
+mutexes the throttled ones hold.
+
+:func:`measure_node_costs` measures it on the stack of the variant replayed:
+each receiving node's CPU over ``n`` sequential single-row writes, less its
+own idle rate (measured just before over ``idle`` s) over the same wall time,
+divided by ``n``, after waiting ``settle`` s for the slowest applier to drain
+its queue. :func:`cost_factors` turns these into each node's ``slowness``
+against the calibrated mean (every CPU cost on the node scaled), which the
+story's model then uses for that variant.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from lbsim.validation.calibration import CalibrationError, Snapshot, _check, _request
+from lbsim.validation.loadgen import send_sequential
+from lbsim.validation.workplan import PlannedQuery
+
+#: the least and the most a node's measured cost may be of the calibrated mean
+#: before the measurement is refused as broken (a stalled node, a lost counter)
+FACTOR_RANGE = (0.25, 20.0)
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], None]
+
+
+def measure_node_costs(
+    url: str,
+    cpu: Snapshot,
+    nodes: Sequence[str],
+    n: int = 60,
+    *,
+    idle: float = 2.0,
+    settle: float = 1.0,
+    clock: Clock = time.monotonic,
+    sleep: Sleep = time.sleep,
+) -> dict[str, float]:
+    """CPU seconds per write-set of each of ``nodes`` (see the module)."""
+    if n < 1 or idle <= 0 or settle < 0:
+        raise ValueError(f"n {n} must be >= 1, idle {idle} > 0 and settle {settle} >= 0")
+    writes = [_request(i, 0, (PlannedQuery("w", (2 + i,), 0, 0.0),)) for i in range(n)]
+    _check(send_sequential(url, writes[:3]), "warm-up writes")
+    sleep(settle)
+    t0, a = clock(), cpu()
+    sleep(idle)
+    t1, b = clock(), cpu()
+    done = send_sequential(url, writes)
+    sleep(settle)
+    t2, c = clock(), cpu()
+    _check(done, "write-set cost measurement")
+    out = {}
+    for node in nodes:
+        if node not in a or node not in b or node not in c:
+            raise CalibrationError(f"no CPU counter for database node {node!r}")
+        rate = (b[node] - a[node]) / (t1 - t0)
+        out[node] = max(c[node] - b[node] - rate * (t2 - t1), 0.0) / n
+    return out
+
+
+def cost_factors(costs: Mapping[str, float], calibrated: float) -> dict[str, float]:
+    """Each node's measured cost over the calibrated mean apply cost, rounded to 3 digits."""
+    if not (math.isfinite(calibrated) and calibrated > 0):
+        raise CalibrationError(f"the calibrated apply cost {calibrated!r} is not above 0")
+    out = {}
+    low, high = FACTOR_RANGE
+    for node, cost in costs.items():
+        factor = cost / calibrated
+        if not low <= factor <= high:
+            raise CalibrationError(
+                f"database node {node!r} spent {cost * 1e3:.3f} ms per write-set, "
+                f"{factor:.2f}x the calibrated {calibrated * 1e3:.3f} ms: outside "
+                f"{low:g}-{high:g}x, not a measurement of it"
+            )
+        out[node] = round(factor, 3)
+    return out
+
+
+def with_slowness(data: dict[str, Any], factors: Mapping[str, float]) -> dict[str, Any]:
+    """A calibrated scenario's data with each named database node's ``slowness``
+    multiplied by its factor (every CPU cost on that node)."""
+    db = data.get("database")
+    if not factors or not isinstance(db, dict):
+        return data
+    nodes = db.get("nodes")
+    if not isinstance(nodes, list):
+        count = int(nodes) if isinstance(nodes, int) else 0
+        nodes = [{"name": f"db{i + 1}"} for i in range(count)]
+        db["nodes"] = nodes
+    for node in nodes:
+        if isinstance(node, dict) and node.get("name") in factors:
+            node["slowness"] = round(float(node.get("slowness", 1.0)) * factors[node["name"]], 6)
+    return data

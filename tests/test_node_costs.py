@@ -1,0 +1,99 @@
+"""A Galera node's CPU per write-set measured at its own cores, without Docker:
+the idle rate taken off, the factors against the calibrated cost, refused
+measurements, and the slowness written into a calibrated scenario."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import pytest
+
+from lbsim.validation import node_costs
+from lbsim.validation.calibration import CalibrationError
+from lbsim.validation.loadgen import Record
+from lbsim.validation.node_costs import cost_factors, measure_node_costs, with_slowness
+
+pytestmark = pytest.mark.unit
+
+
+class FakeNodes:
+    """db2 idles at 0.01 cores and spends 0.3 ms per write-set, db3 0.02 and 0.6 ms;
+    the clock moves with sleep() and with every write (2 ms each)."""
+
+    IDLE: ClassVar[dict[str, float]] = {"db1": 0.0, "db2": 0.01, "db3": 0.02}
+    PER_WRITE: ClassVar[dict[str, float]] = {"db1": 0.0001, "db2": 0.0003, "db3": 0.0006}
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.used = dict.fromkeys(self.IDLE, 0.0)
+        self.sent: list[int] = []
+        self.fail = False
+
+    def _advance(self, seconds: float) -> None:
+        self.now += seconds
+        for n, rate in self.IDLE.items():
+            self.used[n] += rate * seconds
+
+    def sleep(self, seconds: float) -> None:
+        self._advance(seconds)
+
+    def cpu(self) -> dict[str, float]:
+        return dict(self.used)
+
+    def send(self, url: str, plan: Any, **kw: Any) -> list[Record]:
+        out = []
+        for p in plan:
+            self._advance(0.002)
+            for n, c in self.PER_WRITE.items():
+                self.used[n] += c
+            self.sent.append(p.index)
+            out.append(Record(p.index, "w", 0, 0.0, status=500 if self.fail else 200))
+        return out
+
+
+def test_each_nodes_cost_per_write_set_net_of_its_idle_rate(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake = FakeNodes()
+    monkeypatch.setattr(node_costs, "send_sequential", fake.send)
+    got = measure_node_costs(
+        "http://x", fake.cpu, ["db2", "db3"], n=50, clock=lambda: fake.now, sleep=fake.sleep
+    )
+    assert got == pytest.approx({"db2": 0.0003, "db3": 0.0006})
+    assert len(fake.sent) == 3 + 50  # three warm-up writes, then the measured ones
+    assert cost_factors(got, 0.0003) == {"db2": 1.0, "db3": 2.0}
+
+
+def test_failed_writes_a_missing_counter_and_absurd_factors_are_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake = FakeNodes()
+    fake.fail = True
+    monkeypatch.setattr(node_costs, "send_sequential", fake.send)
+    with pytest.raises(CalibrationError, match="warm-up writes"):
+        measure_node_costs("http://x", fake.cpu, ["db2"], clock=lambda: 0.0, sleep=fake.sleep)
+    fake.fail = False
+    with pytest.raises(CalibrationError, match="no CPU counter for database node 'db9'"):
+        measure_node_costs("http://x", fake.cpu, ["db9"], clock=lambda: fake.now, sleep=fake.sleep)
+    with pytest.raises(ValueError, match="n 0"):
+        measure_node_costs("http://x", fake.cpu, ["db2"], n=0)
+    with pytest.raises(CalibrationError, match=r"outside 0\.25-20x"):
+        cost_factors({"db3": 0.0}, 0.0003)
+    with pytest.raises(CalibrationError, match="not above 0"):
+        cost_factors({"db3": 0.0003}, 0.0)
+
+
+def test_the_factors_become_the_nodes_slowness() -> None:
+    data = {"database": {"engine": "galera", "nodes": [{"name": "db1"}, {"name": "db3"}]}}
+    out = with_slowness(data, {"db3": 2.0})
+    assert out["database"]["nodes"] == [{"name": "db1"}, {"name": "db3", "slowness": 2.0}]
+    # a node already slow is slower still; a count of nodes is written out by name
+    twice = with_slowness(out, {"db3": 1.5})
+    assert twice["database"]["nodes"][1]["slowness"] == 3.0
+    counted = with_slowness({"database": {"engine": "galera", "nodes": 3}}, {"db2": 1.25})
+    assert counted["database"]["nodes"] == [
+        {"name": "db1"},
+        {"name": "db2", "slowness": 1.25},
+        {"name": "db3"},
+    ]
+    assert with_slowness({"database": {"engine": "none"}}, {}) == {"database": {"engine": "none"}}
