@@ -11,7 +11,7 @@ import pytest
 from lbsim.validation import node_costs
 from lbsim.validation.calibration import CalibrationError
 from lbsim.validation.loadgen import Record
-from lbsim.validation.node_costs import cost_factors, measure_node_costs, with_slowness
+from lbsim.validation.node_costs import cost_factors, measure_node_costs, with_write_set_costs
 
 pytestmark = pytest.mark.unit
 
@@ -83,17 +83,37 @@ def test_failed_writes_a_missing_counter_and_absurd_factors_are_refused(
         cost_factors({"db3": 0.0003}, 0.0)
 
 
-def test_the_factors_become_the_nodes_slowness() -> None:
+def test_the_factors_become_the_nodes_write_set_cost() -> None:
     data = {"database": {"engine": "galera", "nodes": [{"name": "db1"}, {"name": "db3"}]}}
-    out = with_slowness(data, {"db3": 2.0})
-    assert out["database"]["nodes"] == [{"name": "db1"}, {"name": "db3", "slowness": 2.0}]
+    out = with_write_set_costs(data, {"db3": 2.0})
+    assert out["database"]["nodes"] == [{"name": "db1"}, {"name": "db3", "write_set_cost": 2.0}]
     # a node already slow is slower still; a count of nodes is written out by name
-    twice = with_slowness(out, {"db3": 1.5})
-    assert twice["database"]["nodes"][1]["slowness"] == 3.0
-    counted = with_slowness({"database": {"engine": "galera", "nodes": 3}}, {"db2": 1.25})
+    twice = with_write_set_costs(out, {"db3": 1.5})
+    assert twice["database"]["nodes"][1]["write_set_cost"] == 3.0
+    counted = with_write_set_costs({"database": {"engine": "galera", "nodes": 3}}, {"db2": 1.25})
     assert counted["database"]["nodes"] == [
         {"name": "db1"},
-        {"name": "db2", "slowness": 1.25},
+        {"name": "db2", "write_set_cost": 1.25},
         {"name": "db3"},
     ]
-    assert with_slowness({"database": {"engine": "none"}}, {}) == {"database": {"engine": "none"}}
+    assert with_write_set_costs({"database": {"engine": "none"}}, {}) == {
+        "database": {"engine": "none"}
+    }
+
+
+def test_a_nodes_write_set_cost_scales_only_what_it_spends_on_write_sets() -> None:
+    """db3 applies the writer's write-sets and serves no reads: at write_set_cost 2
+    it spends twice the CPU; db2 (write-sets and app2's reads) is unchanged."""
+    from lbsim.experiment.run import simulate
+    from lbsim.scenario.loader import load_scenario
+    from lbsim.validation.stories import catalogue
+
+    def cpu(db3: str) -> dict[str, float]:
+        nodes = f"database.nodes=[{{name: db1}}, {{name: db2}}, {{name: db3{db3}}}]"
+        sc = load_scenario(catalogue.SLOW_GALERA_NODE.file, ["duration=20", "warmup=2", nodes])
+        db = simulate(sc, replications=1).to_dict()["utilisation"]["db"]
+        return {n: db[n]["cpu"] for n in ("db2", "db3")}
+
+    plain, costly = cpu(""), cpu(", write_set_cost: 2.0")
+    assert costly["db3"] == pytest.approx(2 * plain["db3"], rel=0.02)
+    assert costly["db2"] == pytest.approx(plain["db2"], rel=1e-9)

@@ -438,7 +438,7 @@ def test_the_story_calibrates_once_and_interleaves_the_variants(tmp_path: Path) 
         "receive": 0.0007, "apply": 0.0, "nodes": [{"name": "db1"}, {"name": "db2"},
         {"name": "db3", "cores": 0.1}]}})  # fmt: skip
     assert slow["database"]["apply"] == 0.0007  # on the applier, as for every variant
-    assert [n.get("slowness") for n in slow["database"]["nodes"]] == [None, 1.0, 1.2]
+    assert [n.get("write_set_cost") for n in slow["database"]["nodes"]] == [None, 1.0, 1.2]
     written = yaml.safe_load((tmp_path / "scenarios" / "slow-galera-node-slow.yaml").read_text())
     assert written["database"]["nodes"][2] == {"name": "db3", "cores": 0.1}
     assert result.rate == 40 and result.horizon == (5.0, 15.0)
@@ -461,7 +461,7 @@ def test_the_story_calibrates_once_and_interleaves_the_variants(tmp_path: Path) 
     assert "| slow | galera.nodes.db3.wsrep_flow_control_paused |" in md
     assert "db3 FC_STOP sent" in md and "Verdict:" in md
     assert "busy share in the calibrated model, about: db2 27%, db3 87%" in md
-    assert "(the model's slowness): db2 x1, db3 x1.2" in md
+    assert "(the model's write_set_cost): db2 x1, db3 x1.2" in md
 
 
 def test_a_subset_of_variants_and_an_unknown_one(tmp_path: Path) -> None:

@@ -82,6 +82,11 @@ class GaleraNodeSpec(_Strict):
     applier_threads: PositiveInt | None = None
     #: multiplies every CPU cost on this node (2.0: a node half as fast)
     slowness: PositiveFloat = 1.0
+    #: multiplies, on top of ``slowness``, the CPU this node spends on each
+    #: write-set it receives (``receive`` and ``apply``): a node in a small CFS
+    #: quota spends more per write-set than the calibrated cost (``lbsim story
+    #: slow-galera-node`` measures it, :mod:`lbsim.validation.node_costs`)
+    write_set_cost: PositiveFloat = 1.0
     #: extra one-way network delay to this node (s); group communication waits
     #: for the slowest member
     latency: NonNegFloat = 0.0
@@ -202,6 +207,7 @@ class Galera(ServerSettings):
                 max_connections=s.max_connections or self.max_connections,
                 applier_threads=s.applier_threads or self.applier_threads,
                 slowness=s.slowness,
+                write_set_cost=s.write_set_cost,
                 latency=s.latency,
                 outages=s.outages,
             )
@@ -217,6 +223,7 @@ class ResolvedGaleraNode(_Strict):
     applier_threads: int
     slowness: float
     latency: float
+    write_set_cost: float = 1.0
     outages: tuple[Outage, ...] = ()
 
 

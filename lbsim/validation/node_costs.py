@@ -15,9 +15,10 @@ mutexes the throttled ones hold.
 each receiving node's CPU over ``n`` sequential single-row writes, less its
 own idle rate (measured just before over ``idle`` s) over the same wall time,
 divided by ``n``, after waiting ``settle`` s for the slowest applier to drain
-its queue. :func:`cost_factors` turns these into each node's ``slowness``
-against the calibrated mean (every CPU cost on the node scaled), which the
-story's model then uses for that variant.
+its queue. :func:`cost_factors` turns these into each node's
+``write_set_cost`` against the calibrated mean (the CPU of each write-set it
+receives scaled; its reads keep their cost), which the story's model then uses
+for that variant.
 """
 
 from __future__ import annotations
@@ -90,9 +91,9 @@ def cost_factors(costs: Mapping[str, float], calibrated: float) -> dict[str, flo
     return out
 
 
-def with_slowness(data: dict[str, Any], factors: Mapping[str, float]) -> dict[str, Any]:
-    """A calibrated scenario's data with each named database node's ``slowness``
-    multiplied by its factor (every CPU cost on that node)."""
+def with_write_set_costs(data: dict[str, Any], factors: Mapping[str, float]) -> dict[str, Any]:
+    """A calibrated scenario's data with each named database node's
+    ``write_set_cost`` multiplied by its factor."""
     db = data.get("database")
     if not factors or not isinstance(db, dict):
         return data
@@ -103,5 +104,6 @@ def with_slowness(data: dict[str, Any], factors: Mapping[str, float]) -> dict[st
         db["nodes"] = nodes
     for node in nodes:
         if isinstance(node, dict) and node.get("name") in factors:
-            node["slowness"] = round(float(node.get("slowness", 1.0)) * factors[node["name"]], 6)
+            cost = float(node.get("write_set_cost", 1.0)) * factors[node["name"]]
+            node["write_set_cost"] = round(cost, 6)
     return data

@@ -101,10 +101,17 @@ class GaleraNode:
     """Replication state of one member: in-order commit, receive queue, appliers."""
 
     def __init__(
-        self, env: simpy.Environment, server: DbServer, appliers: int, cluster: GaleraTier
+        self,
+        env: simpy.Environment,
+        server: DbServer,
+        appliers: int,
+        cluster: GaleraTier,
+        write_set_cost: float = 1.0,
     ):
         self.env = env
         self.server = server
+        #: multiplies the CPU of each write-set received (``write_set_cost``)
+        self.ws_cost = write_set_cost
         self.cluster = cluster
         self.appliers = appliers
         self.free_appliers = appliers
@@ -221,7 +228,7 @@ class GaleraNode:
         self.server.locks.acquire(holder, partial(self._apply, ws), brute_force=True)
 
     def _apply(self, ws: WriteSet, holder: Holder) -> None:
-        self.server.execute(ws.apply_work, self._applied, (ws, holder))
+        self.server.execute(ws.apply_work * self.ws_cost, self._applied, (ws, holder))
 
     def _applied(self, arg: tuple[WriteSet, Holder]) -> None:
         ws, _ = arg
@@ -292,7 +299,7 @@ class GaleraTier(DatabaseTierBase):
             else None
         )
         self.members = [
-            GaleraNode(env, s, n.applier_threads, self)
+            GaleraNode(env, s, n.applier_threads, self, n.write_set_cost)
             for s, n in zip(servers, resolved, strict=True)
         ]
         #: the members in the primary view, which receive write-sets (all of
@@ -394,7 +401,7 @@ class GaleraTier(DatabaseTierBase):
                 # group communication work: a thread of its own, off the applier's path
                 work = receive()
                 if work > 0:
-                    m.server.cpu.submit(work * m.server.slowness, _received, None)
+                    m.server.cpu.submit(work * m.server.slowness * m.ws_cost, _received, None)
             if ok:
                 m.receive(ws)
             else:

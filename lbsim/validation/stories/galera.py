@@ -15,7 +15,8 @@ speed and background (:func:`lbsim.validation.levels.run_replay`).
 A variant whose database nodes have other cores than the calibrated one's
 (a node squeezed into a small CFS quota) has its receiving nodes' CPU per
 write-set measured on its own stack (:mod:`lbsim.validation.node_costs`): the
-model gives each such node ``slowness`` = its cost over the calibrated mean.
+model gives each such node ``write_set_cost`` = its cost over the calibrated
+mean.
 
 The calibration places the CPU the other nodes spend per write-set
 (``receive``) beside the write-set's apply, off the receive queue's path.
@@ -56,7 +57,7 @@ from lbsim.stats.replications import flatten
 from lbsim.validation.calibration import Calibration
 from lbsim.validation.campaign import CampaignOptions
 from lbsim.validation.levels import Adjust, Replay
-from lbsim.validation.node_costs import cost_factors, with_slowness
+from lbsim.validation.node_costs import cost_factors, with_write_set_costs
 from lbsim.validation.paired import PairedMetric, pair, signed_error
 from lbsim.validation.slow_node import equivalent, replayed_lines
 from lbsim.validation.stories.catalogue import GaleraStory
@@ -118,7 +119,7 @@ def variant_adjust(on: bool, factors: dict[str, float]) -> Adjust | None:
         return on_applier
 
     def adjust(data: dict[str, Any]) -> dict[str, Any]:
-        return with_slowness(on_applier(data) if on else data, factors)
+        return with_write_set_costs(on_applier(data) if on else data, factors)
 
     return adjust
 
@@ -179,7 +180,7 @@ class GaleraResult:
     #: per variant: every receiving node's applier load (:func:`applier_busy`)
     appliers: dict[str, dict[str, float]] = field(default_factory=dict)
     #: per variant whose nodes' cores differ from the calibrated one's: each
-    #: receiving node's measured cost over the calibrated apply cost (its slowness)
+    #: receiving node's measured cost over the calibrated apply cost (its write_set_cost)
     cost_factors: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property

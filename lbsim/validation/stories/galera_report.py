@@ -169,7 +169,7 @@ def markdown(result: GaleraResult) -> str:
             said = ", ".join(f"{n} x{f:g}" for n, f in factors.items())
             lines.append(
                 "  - CPU per write-set measured on this variant's stack, against the "
-                f"calibrated apply cost (the model's slowness): {said}"
+                f"calibrated apply cost (the model's write_set_cost): {said}"
             )
         busy = result.appliers.get(v.name, {})
         if busy:
