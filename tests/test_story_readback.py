@@ -190,9 +190,9 @@ def test_the_stack_side_polls_then_probes_both_ways_on_a_fresh_stack(
     got = side(STORY, STORY.scenario(), 0)
     assert calls == [
         "up",
-        "poll",
         ("async", rb.TIMING_ASYNC_KEY),
         ("sync", rb.TIMING_SYNC_KEY),
+        "poll",
         ("async", rb.ASYNC_KEY),
         ("sync", rb.SYNC_KEY),
         "down",

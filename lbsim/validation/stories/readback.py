@@ -6,7 +6,8 @@ Galera state carries over) and runs the stale-read probe
 (:mod:`lbsim.validation.probe`: one PHP worker writes a row on ``writer`` and
 at once reads it back on ``reader``, again and again):
 
-1. the poll probe (:func:`lbsim.validation.visibility.poll_visibility`)
+1. the timing probe (2. below) runs first: it warms the fresh stack;
+   then the poll probe (:func:`lbsim.validation.visibility.poll_visibility`)
    measures when each write shows on the reader; this *calibrates the model's
    ``visibility_lag`` in the same run*, as ``lbsim calibrate`` and the live
    probe test do (:func:`calibrated`: the scenario's ``apply`` CPU moves to
@@ -216,11 +217,13 @@ class ProbeStackSide:
         handle = lifecycle.up(scenario, options)
         try:
             url, w, r = handle.url, story.writer, story.reader
-            polled = poll_visibility(url, w, r, story.polls, key=POLL_KEY)
+            # the timing probe first: it also warms the fresh stack (appliers, buffer
+            # pool) before the poll probe calibrates the visibility lag
             timing = Timing.of(
                 probe_stale_reads(url, w, r, story.n, False, TIMING_ASYNC_KEY),
                 probe_stale_reads(url, w, r, story.n, True, TIMING_SYNC_KEY),
             )
+            polled = poll_visibility(url, w, r, story.polls, key=POLL_KEY)
             # alternate the order so a drift of the machine spreads over both
             order = (False, True) if replication % 2 == 0 else (True, False)
             got = {
