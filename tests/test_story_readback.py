@@ -76,6 +76,25 @@ def test_the_round_trips_are_calibrated_from_the_timing_probe() -> None:
     assert fast.read_time == rb.LEAST_TIME and fast.write_time == rb.LEAST_TIME
 
 
+def test_the_share_of_late_writes_comes_from_the_timing_probe() -> None:
+    """The poll probe saw 20 % of its writes late, the plain timing probe 5 %
+    stale: the model keeps the late lags' shape at a 5 % share. (Lags shorter
+    than a probe cycle, as measured: a longer one would hold back the next
+    writes too, visibility being in seqno order.)"""
+    sc = STORY.scenario()
+    lags = [0.0] * 80 + [0.0003] * 10 + [0.0005] * 10
+    model = calibrated(sc, lags, rb.Timing(0.0009, 0.0003, 0.00005, 0.05))
+    lag = model.scenario.database.visibility_lag  # type: ignore[union-attr]
+    commit = model.scenario.database.commit.mean  # type: ignore[union-attr]
+    assert lag is not None and lag.weights == pytest.approx([0.95, 0.025, 0.025])
+    assert lag.values == pytest.approx([commit, commit + 0.0003, commit + 0.0005], abs=1e-5)
+    got = predicted_values(model, "db1", "db2", 0, duration=5.0)
+    assert got["async.stale_fraction"] == pytest.approx(0.05, abs=0.02)
+    # nothing stale in the timing probe: every write on time, the lag is the commit
+    none = calibrated(sc, lags, rb.Timing(0.0009, 0.0003, 0.00005, 0.0))
+    assert none.scenario.database.visibility_lag.mean == pytest.approx(commit, abs=1e-5)  # type: ignore[union-attr]
+
+
 def test_the_measured_values_come_from_the_two_probes() -> None:
     got = measured_values(_probe(False, 30, 0.0002, 0.0004), _probe(True, 0, 0.0005, 0.0009))
     assert got == pytest.approx(
@@ -198,7 +217,7 @@ def test_the_stack_side_polls_then_probes_both_ways_on_a_fresh_stack(
         "down",
     ]
     # the timing probe: write 1 ms, read 0.2 ms, sync_wait's extra 0.3 ms
-    assert got.timing == rb.Timing(0.001, 0.0002, pytest.approx(0.0003))
+    assert got.timing == rb.Timing(0.001, 0.0002, pytest.approx(0.0003), 0.04)
     assert got.values["async.stale_fraction"] == 0.04 and got.values["sync.stale_fraction"] == 0
     assert got.values["cost.mean"] == pytest.approx(0.0003)
     # two of ten writes showed 2 x app_db + 0.2 ms after the OK

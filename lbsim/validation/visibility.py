@@ -132,27 +132,52 @@ def ack_lags(polls: Sequence[VisibilityPoll], app_db: float, max_wait: float) ->
 
 
 def visibility_lag_spec(
-    lags: Sequence[float], commit: float, resolution: float = RESOLUTION
+    lags: Sequence[float],
+    commit: float,
+    resolution: float = RESOLUTION,
+    late_share: float | None = None,
 ) -> dict[str, Any] | float | None:
     """``database.visibility_lag`` of a calibrated scenario: ``commit`` + each lag
     past the acknowledgement, rounded to ``resolution`` and pooled (an
-    empirical distribution with weights); None without measurements."""
+    empirical distribution with weights); None without measurements.
+
+    ``late_share``: the share of writes that show late (lag > 0) is set to it,
+    the late lags keeping their measured shape (each weighs ``late_share`` /
+    their count): the poll probe's own rhythm (the next write right after the
+    reader shows the last) makes more of its writes late than a read-back
+    probe sees (:mod:`lbsim.validation.stories.readback`). Ignored when no
+    measured lag is late (there is no shape to give them)."""
     if not lags:
         return None
     if commit < 0 or any(not (math.isfinite(x) and x >= 0) for x in lags):
         raise ValueError("commit and the lags must be finite and >= 0")
+    if late_share is not None and not 0 <= late_share <= 1:
+        raise ValueError(f"late_share {late_share!r} must be in [0, 1]")
     digits = max(0, round(-math.log10(resolution)))
-    counts = Counter(round(commit + x, digits) for x in lags)
-    if len(counts) == 1:
-        return next(iter(counts))
-    values = sorted(counts)
-    return {"dist": "empirical", "values": values, "weights": [counts[v] for v in values]}
+    late = [x for x in lags if x > 0]
+    weights: Counter[float] = Counter()
+    if late_share is None or not late:
+        weights.update(round(commit + x, digits) for x in lags)
+    else:
+        if late_share < 1:
+            weights[round(commit, digits)] += 1.0 - late_share
+        for x in late:
+            weights[round(commit + x, digits)] += late_share / len(late)
+        weights = Counter({v: w for v, w in weights.items() if w > 0})
+    if len(weights) == 1:
+        return next(iter(weights))
+    values = sorted(weights)
+    if late_share is None or not late:  # counts of writes
+        return {"dist": "empirical", "values": values, "weights": [int(weights[v]) for v in values]}
+    return {"dist": "empirical", "values": values, "weights": [weights[v] for v in values]}
 
 
-def visibility_keys(lags: Sequence[float], commit: float) -> dict[str, Any]:
+def visibility_keys(
+    lags: Sequence[float], commit: float, late_share: float | None = None
+) -> dict[str, Any]:
     """What a calibrated Galera database section gets: ``visibility_lag``, or
     nothing without measurements (visible at the commit, as before)."""
-    spec = visibility_lag_spec(lags, commit)
+    spec = visibility_lag_spec(lags, commit, late_share=late_share)
     return {} if spec is None else {"visibility_lag": spec}
 
 

@@ -12,7 +12,12 @@ at once reads it back on ``reader``, again and again):
    ``visibility_lag`` in the same run*, as ``lbsim calibrate`` and the live
    probe test do (:func:`calibrated`: the scenario's ``apply`` CPU moves to
    ``receive``, off the path to visibility, ``apply`` 0 and ``visibility_lag``
-   = the calibrated ``commit`` + each measured lag past the writer's OK);
+   = the calibrated ``commit`` + each measured lag past the writer's OK), the
+   share of late writes set to the plain timing probe's stale fraction: the
+   poll probe's own rhythm (its next write right after the reader shows the
+   last) made 2-8x more of its first reads stale than the read-back probes
+   saw on 2026-12-06 (7.9/4.6/2.6 % against 1.0/4.2/0.3 %), so it gives the
+   lags' shape and the timing probe how many are late;
 2. the timing probe (:class:`Timing`): ``n`` write → read pairs without and
    ``n`` with ``wsrep_sync_wait`` on rows of their own, *not judged*,
    calibrate the probe's round trips in the same run (a scenario file's
@@ -96,11 +101,14 @@ class Timing:
     write_s: float
     read_s: float
     causal_s: float
+    #: the plain timing probe's stale fraction (None: unknown)
+    stale_fraction: float | None = None
 
     @classmethod
     def of(cls, plain: ProbeResult, causal: ProbeResult) -> Timing:
         write = (plain.mean_write_s + causal.mean_write_s) / 2
-        return cls(write, plain.mean_read_s, max(causal.mean_read_s - plain.mean_read_s, 0.0))
+        extra = max(causal.mean_read_s - plain.mean_read_s, 0.0)
+        return cls(write, plain.mean_read_s, extra, plain.stale_fraction)
 
 
 @dataclass(frozen=True)
@@ -133,7 +141,8 @@ def calibrated(
         write_time = min(WRITE_TIME, max(rest / 2, LEAST_TIME))
         commit = max(rest - write_time, 0.0)
         dbd.update(replication_delay=round(group, 7), commit=round(commit, 7))
-    dbd.update(receive=dbd["apply"], apply=0.0, **visibility_keys(lags, commit))
+    share = timing.stale_fraction if timing is not None else None
+    dbd.update(receive=dbd["apply"], apply=0.0, **visibility_keys(lags, commit, share))
     cal = scenario_from_data(data, f"<{scenario.name}, visibility calibrated>")
     return ProbeModel(cal, write_time, read_time)
 
@@ -249,6 +258,7 @@ class ProbeStackSide:
                 "write_s": timing.write_s,
                 "read_s": timing.read_s,
                 "causal_s": timing.causal_s,
+                "stale_fraction": timing.stale_fraction,
             },
             "probes": {
                 ("sync" if s else "async"): {
