@@ -38,7 +38,6 @@ import math
 import statistics
 import urllib.error
 import urllib.request
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -155,15 +154,18 @@ def visibility_lag_spec(
         raise ValueError(f"late_share {late_share!r} must be in [0, 1]")
     digits = max(0, round(-math.log10(resolution)))
     late = [x for x in lags if x > 0]
-    weights: Counter[float] = Counter()
+    weights: dict[float, float] = {}
     if late_share is None or not late:
-        weights.update(round(commit + x, digits) for x in lags)
+        for x in lags:
+            v = round(commit + x, digits)
+            weights[v] = weights.get(v, 0) + 1
     else:
         if late_share < 1:
-            weights[round(commit, digits)] += 1.0 - late_share
+            weights[round(commit, digits)] = 1.0 - late_share
         for x in late:
-            weights[round(commit + x, digits)] += late_share / len(late)
-        weights = Counter({v: w for v, w in weights.items() if w > 0})
+            v = round(commit + x, digits)
+            weights[v] = weights.get(v, 0.0) + late_share / len(late)
+        weights = {v: w for v, w in weights.items() if w > 0}
     if len(weights) == 1:
         return next(iter(weights))
     values = sorted(weights)
