@@ -450,3 +450,18 @@ def test_calibration_step_polls_the_endpoint_and_reports_a_failure() -> None:
     finally:
         bad.close()
     assert "NOT MEASURED" in said[-1] and "db3" in said[-1]
+
+
+def test_the_late_share_reweights_the_late_lags_and_keeps_their_shape() -> None:
+    lags = [0.0, 0.0, 0.0, 0.0002, 0.0004]
+    spec = visibility_lag_spec(lags, 0.001, late_share=0.1)
+    assert spec == {
+        "dist": "empirical",
+        "values": [0.001, 0.0012, 0.0014],
+        "weights": pytest.approx([0.9, 0.05, 0.05]),
+    }
+    # none late in the poll probe: nothing to give a shape, the counts as measured
+    assert visibility_lag_spec([0.0, 0.0], 0.001, late_share=0.3) == 0.001
+    assert visibility_lag_spec(lags, 0.001, late_share=0.0) == 0.001
+    with pytest.raises(ValueError, match="late_share"):
+        visibility_lag_spec(lags, 0.001, late_share=1.5)
