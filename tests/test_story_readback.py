@@ -76,6 +76,23 @@ def test_the_round_trips_are_calibrated_from_the_timing_probe() -> None:
     assert fast.read_time == rb.LEAST_TIME and fast.write_time == rb.LEAST_TIME
 
 
+def test_the_group_round_is_a_lognormal_with_the_measured_p95() -> None:
+    import math
+
+    assert rb.group_round(0.00005, 0.00004) == 0.00005  # no tail beyond the mean
+    spec = rb.group_round(0.00005, 0.0001)
+    assert isinstance(spec, dict) and spec["dist"] == "lognormal" and spec["mean"] == 0.00005
+    sigma = math.sqrt(math.log1p(spec["cv"] ** 2))
+    mu = math.log(spec["mean"]) - sigma**2 / 2
+    assert math.exp(mu + 1.645 * sigma) == pytest.approx(0.0001, rel=1e-3)
+    capped = rb.group_round(0.00005, 0.01)  # 200x the mean: capped, still a lognormal
+    assert isinstance(capped, dict) and math.isfinite(capped["cv"])
+    sc = STORY.scenario()
+    model = calibrated(sc, [0.0] * 10, rb.Timing(0.0009, 0.0003, 0.00005, 0.0, 0.0001))
+    delay = model.scenario.database.replication_delay  # type: ignore[union-attr]
+    assert delay.mean == pytest.approx(0.00005) and delay.cv > 0.5
+
+
 def test_the_share_of_late_writes_comes_from_the_timing_probe() -> None:
     """The poll probe saw 20 % of its writes late, the plain timing probe 5 %
     stale: the model keeps the late lags' shape at a 5 % share. (Lags shorter
