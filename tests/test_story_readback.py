@@ -226,6 +226,7 @@ def test_the_stack_side_polls_then_probes_both_ways_on_a_fresh_stack(
     got = side(STORY, STORY.scenario(), 0)
     assert calls == [
         "up",
+        ("async", rb.WARMUP_KEY),
         ("async", rb.TIMING_ASYNC_KEY),
         ("sync", rb.TIMING_SYNC_KEY),
         "poll",
@@ -242,7 +243,7 @@ def test_the_stack_side_polls_then_probes_both_ways_on_a_fresh_stack(
     assert got.notes["valid"] and got.notes["probes"]["async"]["stale"] == 40
     calls.clear()
     side(STORY, STORY.scenario(), 1)  # odd repetitions: with sync_wait first
-    assert calls[4][0] == "sync"
+    assert calls[5][0] == "sync"
     calls.clear()
     with pytest.raises(OSError, match="went away"):
         side(ReadbackStory("x", "x", STORY.file, n=13), STORY.scenario(), 0)
