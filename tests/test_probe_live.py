@@ -18,6 +18,7 @@ import lbsim
 from lbsim.scenario.loader import scenario_from_data
 from lbsim.validation.lifecycle import StackHandle
 from lbsim.validation.probe import model_stale_fraction, probe_stale_reads
+from lbsim.validation.stories.readback import WARMUP_PAIRS
 from lbsim.validation.visibility import ack_lags, poll_visibility, visibility_keys
 from tests.stack_support import running_stack
 
@@ -52,6 +53,11 @@ def test_the_polled_visibility_lag_predicts_the_stale_fraction(probe_stack: Stac
     measured fraction's 95 % interval (the bound is missed only when the whole
     interval lies outside it)."""
     sc = lbsim.load_scenario(SCENARIO)
+    # a fresh stack's reads go stale more often for its first thousands of writes
+    # (CI: the poll's first reads 3.9 % stale right after start-up, the plain probe
+    # after it 0.5 %): warm it first, unmeasured, as the read-your-write story does
+    warm = probe_stale_reads(probe_stack.url, "db1", "db2", WARMUP_PAIRS, False, key=15)
+    assert warm.errors == 0, warm
     polled = poll_visibility(probe_stack.url, "db1", "db2", 1000, key=13)
     assert not polled.cut_short and polled.result.errors == 0, polled.result
     lags = ack_lags(polled.polls, sc.network.app_db.mean, polled.max_wait_s)

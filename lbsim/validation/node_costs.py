@@ -13,12 +13,12 @@ mutexes the throttled ones hold.
 
 :func:`measure_node_costs` measures it on the stack of the variant replayed:
 each receiving node's CPU over ``n`` sequential single-row writes, less its
-own idle rate (measured just before over ``idle`` s) over the same wall time,
-divided by ``n``, after waiting ``settle`` s for the slowest applier to drain
-its queue. :func:`cost_factors` turns these into each node's
-``write_set_cost`` against the calibrated mean (the CPU of each write-set it
-receives scaled; its reads keep their cost), which the story's model then uses
-for that variant.
+own idle rate (the lower of two quiet windows of ``idle`` s, before and after
+the writes) over the same wall time, divided by ``n``, after waiting
+``settle`` s for the slowest applier to drain its queue. :func:`cost_factors`
+turns these into each node's ``write_set_cost`` against the calibrated mean
+(the CPU of each write-set it receives scaled; its reads keep their cost),
+which the story's model then uses for that variant.
 """
 
 from __future__ import annotations
@@ -44,18 +44,25 @@ def measure_node_costs(
     url: str,
     cpu: Snapshot,
     nodes: Sequence[str],
-    n: int = 60,
+    n: int = 300,
     *,
+    warmup: int = 20,
     idle: float = 2.0,
     settle: float = 1.0,
     clock: Clock = time.monotonic,
     sleep: Sleep = time.sleep,
 ) -> dict[str, float]:
-    """CPU seconds per write-set of each of ``nodes`` (see the module)."""
-    if n < 1 or idle <= 0 or settle < 0:
-        raise ValueError(f"n {n} must be >= 1, idle {idle} > 0 and settle {settle} >= 0")
+    """CPU seconds per write-set of each of ``nodes`` (see the module). The idle
+    rate is the lower of two quiet windows, before and after the writes: a node
+    just started may still be busy with its own start-up in the first (in CI a
+    node's idle rate measured then swallowed its whole write-set CPU)."""
+    if n < 1 or warmup < 0 or idle <= 0 or settle < 0:
+        raise ValueError(
+            f"n {n} must be >= 1, warmup {warmup} >= 0, idle {idle} > 0 and settle {settle} >= 0"
+        )
     writes = [_request(i, 0, (PlannedQuery("w", (2 + i,), 0, 0.0),)) for i in range(n)]
-    _check(send_sequential(url, writes[:3]), "warm-up writes")
+    if warmup:
+        _check(send_sequential(url, writes[:warmup]), "warm-up writes")
     sleep(settle)
     t0, a = clock(), cpu()
     sleep(idle)
@@ -63,12 +70,14 @@ def measure_node_costs(
     done = send_sequential(url, writes)
     sleep(settle)
     t2, c = clock(), cpu()
+    sleep(idle)
+    t3, d = clock(), cpu()
     _check(done, "write-set cost measurement")
     out = {}
     for node in nodes:
-        if node not in a or node not in b or node not in c:
+        if any(node not in x for x in (a, b, c, d)):
             raise CalibrationError(f"no CPU counter for database node {node!r}")
-        rate = (b[node] - a[node]) / (t1 - t0)
+        rate = min((b[node] - a[node]) / (t1 - t0), (d[node] - c[node]) / (t3 - t2))
         out[node] = max(c[node] - b[node] - rate * (t2 - t1), 0.0) / n
     return out
 
