@@ -50,7 +50,7 @@ class AppNode:
         self.unanswered = False
         self.busy = 0
         self.backlog: deque[tuple[Request, int]] = deque()
-        self.running: dict[Work, int] = {}  # request -> balancer attempt
+        self.running: dict[Work, int] = {}  # try -> balancer attempt
         # idle workers in the order they will accept: php-fpm workers block in
         # accept() and the kernel wakes them first come, first served
         self.idle: deque[int] = deque(range(workers))

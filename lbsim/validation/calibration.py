@@ -319,10 +319,16 @@ def _finite_or_zero(x: float) -> float:
     return x if math.isfinite(x) else 0.0
 
 
+def single_row_requests(kind: str, n: int) -> list[PlannedRequest]:
+    """``n`` requests of one single-row statement each (``kind`` "r" or "w"), on rows
+    2 to ``n`` + 1, no PHP work: the write-path measurements' load."""
+    return [_request(i, 0, (PlannedQuery(kind, (2 + i,), 0, 0.0),)) for i in range(n)]
+
+
 def measure_writes(url: str, cpu: Snapshot, others: Sequence[str], n: int = 40) -> WritePath:
     """The write path of a single-row autocommit UPDATE against a single-row SELECT."""
-    reads = [_request(i, 0, (PlannedQuery("r", (2 + i,), 0, 0.0),)) for i in range(n)]
-    writes = [_request(i, 0, (PlannedQuery("w", (2 + i,), 0, 0.0),)) for i in range(n)]
+    reads = single_row_requests("r", n)
+    writes = single_row_requests("w", n)
     _check(send_sequential(url, reads[:3]), "warm-up reads")
     a = cpu()
     r = send_sequential(url, reads)

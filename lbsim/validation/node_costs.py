@@ -28,9 +28,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from lbsim.validation.calibration import CalibrationError, Snapshot, _check, _request
+from lbsim.validation.calibration import (
+    CalibrationError,
+    Snapshot,
+    _check,
+    single_row_requests,
+)
 from lbsim.validation.loadgen import send_sequential
-from lbsim.validation.workplan import PlannedQuery
 
 #: the least and the most a node's measured cost may be of the calibrated mean
 #: before the measurement is refused as broken (a stalled node, a lost counter)
@@ -60,7 +64,7 @@ def measure_node_costs(
         raise ValueError(
             f"n {n} must be >= 1, warmup {warmup} >= 0, idle {idle} > 0 and settle {settle} >= 0"
         )
-    writes = [_request(i, 0, (PlannedQuery("w", (2 + i,), 0, 0.0),)) for i in range(n)]
+    writes = single_row_requests("w", n)
     if warmup:
         _check(send_sequential(url, writes[:warmup]), "warm-up writes")
     sleep(settle)

@@ -49,7 +49,7 @@ from typing import Any, Protocol
 
 import yaml
 
-from lbsim.scenario.database import Galera
+from lbsim.scenario.database import Galera, ResolvedGaleraNode
 from lbsim.scenario.loader import scenario_from_data
 from lbsim.scenario.overrides import apply_overrides
 from lbsim.scenario.schema import Scenario
@@ -90,16 +90,14 @@ def on_applier(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def receivers(scenario: Scenario) -> list[str]:
+def receivers(scenario: Scenario) -> list[ResolvedGaleraNode]:
     """The database nodes that apply the writer's write-sets (all but the writer
     with a read/write split; every node otherwise)."""
     db = scenario.database
     if not isinstance(db, Galera):
         return []
     split = db.routing.read_write_split
-    return [
-        n.name for i, n in enumerate(db.resolved_nodes()) if not (split and i == db.routing.writer)
-    ]
+    return [n for i, n in enumerate(db.resolved_nodes()) if not (split and i == db.routing.writer)]
 
 
 def db_cores(scenario: Scenario) -> tuple[tuple[str, float], ...]:
@@ -150,8 +148,7 @@ def applier_busy(
             + cal.write_commit
         )
         / n.applier_threads
-        for i, n in enumerate(nodes)
-        if not (split and i == db.routing.writer)
+        for n in receivers(scenario)
     }  # fmt: skip
 
 
@@ -402,7 +399,8 @@ def run_galera_story(
             continue
         if cores not in measured:
             say(f"  {v.name}: measuring each receiving node's CPU per write-set on its stack")
-            costs = side.node_costs(bases[v.name], receivers(bases[v.name]), options, say)
+            names = [n.name for n in receivers(bases[v.name])]
+            costs = side.node_costs(bases[v.name], names, options, say)
             measured[cores] = cost_factors(costs, cal.apply_cpu)
             said = ", ".join(
                 f"{n} {costs[n] * 1e3:.3f} ms (x{f:g})" for n, f in measured[cores].items()
