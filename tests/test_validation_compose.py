@@ -293,12 +293,13 @@ def test_haproxy_least_load_agent(tmp_path: Path) -> None:
     s = scenario(
         "balancer: {product: haproxy, policy: least_load,"
         " policy_options: {interval: 1, metric: cpu, algorithm: leastconn, min_idle: 0.05}}\n"
-        "app: {nodes: 2}"
+        "app: {nodes: 2, weight: 100}"
     )
     compose, files = stack(s, tmp_path, balancer="haproxy")
     cfg = lines(files["balancer/haproxy.cfg"])
     assert "balance leastconn" in cfg
-    # weight 100: an agent reply N% gives weight N (1 * N% would truncate to 0)
+    # the scenario's weight 100: an agent reply N% gives weight N (1 * N% would
+    # truncate to 0, in the model and in HAProxy alike)
     assert (
         "server app1 app1:9000 proto fcgi weight 100 agent-check agent-port 9777 agent-inter 1s"
         in cfg
@@ -312,16 +313,18 @@ def test_haproxy_least_load_agent(tmp_path: Path) -> None:
     )
 
 
-def test_haproxy_agent_weights_fit_the_maximum(tmp_path: Path) -> None:
+def test_haproxy_agent_weights_are_the_scenarios_up_to_the_maximum(tmp_path: Path) -> None:
+    """The stack's HAProxy gets the weights the model routes with (agent_weight on
+    the scenario's weights), capped at HAProxy's 256 as the model caps them."""
     s = scenario(
         "balancer: {product: haproxy, policy: least_load}\n"
-        "app: {nodes: [{weight: 1}, {weight: 2}, {weight: 4}]}"
+        "app: {nodes: [{weight: 1}, {weight: 100}, {weight: 300}]}"
     )
     cfg = generate_stack(s, tmp_path, StackOptions(balancer="haproxy")).files[
         "balancer/haproxy.cfg"
     ]
     weights = [ln.split(" weight ")[1].split()[0] for ln in lines(cfg) if ln.startswith("server")]
-    assert weights == ["64", "128", "256"]
+    assert weights == ["1", "100", "256"]
 
 
 @pytest.mark.parametrize(

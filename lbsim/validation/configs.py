@@ -143,18 +143,18 @@ HAPROXY_MAX_WEIGHT = 256
 
 
 def haproxy_weights(nodes: Sequence[AppNode], agent: bool) -> dict[str, int]:
-    """Configured HAProxy weights.
+    """Configured HAProxy weights: the scenario's, at most HAProxy's 256.
 
     With an agent (least_load) a reply ``N%`` sets the weight to
-    ``weight * N / 100``, truncated: weight 1 would become 0 (server unused),
-    so weights are scaled by 100 (exact, as the model's percent units) when
-    that fits HAProxy's maximum of 256, else to the largest weights that fit.
+    ``weight * N / 100``, truncated (:func:`lbsim.model.policies.least_load.agent_weight`,
+    which the model applies to the same scenario weights): weight 1 drains a node
+    at any reply below 100 % on both sides, so agent-check scenarios give their
+    nodes weights like 100. (The stack used to scale them by 100 on its own; the
+    model did not, and predicted 503s from drained nodes the stack never had.)
     """
     if not agent:
         return {n.name: n.weight for n in nodes}
-    top = max(n.weight for n in nodes)
-    scale = 100.0 if top * 100 <= HAPROXY_MAX_WEIGHT else HAPROXY_MAX_WEIGHT / top
-    return {n.name: max(1, round(n.weight * scale)) for n in nodes}
+    return {n.name: min(n.weight, HAPROXY_MAX_WEIGHT) for n in nodes}
 
 
 # HAProxy needs two file descriptors per connection: 8192 fits the 20000 open
