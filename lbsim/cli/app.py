@@ -55,6 +55,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "every outcome, predicted vs measured, paired over R repetitions.",
     ),
     "stack": ("stack", "Build, start, inspect and stop the scenario's real stack in Docker."),
+    "workload": (
+        "workload",
+        "Build a scenario's workload from an access log: class weights, rate schedule,\n"
+        "clients, heavy users and an exact-replay trace (workload from-log).",
+    ),
 }
 
 
