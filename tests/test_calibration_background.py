@@ -5,7 +5,9 @@ the pairing and Student-t arithmetic, the verdicts."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -470,3 +472,83 @@ def test_the_report_shows_paired_errors_verdicts_and_every_phases_background(
     assert doc["paired"][1]["verdict"] == "within" and doc["knee"]["error"] == 0.125
     csv = (tmp_path / "measurements.csv").read_text()
     assert "workload.open.rate,5,latency.p95,0.3,0" in csv
+
+
+# ---------------------------------------------------------------- the stale-read probe
+PROBE_SCENARIO = Path(__file__).parent / "scenarios" / "live" / "probe.yaml"
+
+
+def _probe_machine(outside: list[list[float]]) -> tuple[Meter, Callable[..., Any], list[bool]]:
+    """A meter on the real clock and a fake probe: its ``i``-th call takes 0.8 s
+    while other programs use ``outside[i][0]`` cores, then ``outside[i][1]``."""
+    import threading
+    import time
+
+    from lbsim.validation.probe import ProbeResult
+
+    m = Machine()
+    last = [time.monotonic()]
+    lock = threading.RLock()  # the sampler's thread and the probe both advance the machine
+
+    def tick() -> float:
+        with lock:
+            now = time.monotonic()
+            m.run(now - last[0])
+            last[0] = now
+            return m.host
+
+    calls: list[bool] = []
+
+    def probe(url: str, writer: str, reader: str, n: int, sync: bool) -> ProbeResult:
+        first, second = outside[len(calls)]
+        calls.append(sync)
+        with lock:
+            tick()
+            m.outside = first
+        time.sleep(0.4)
+        with lock:
+            tick()
+            m.outside = second
+        time.sleep(0.4)
+        return ProbeResult(n, 3, 3 / n, sync, 0.001, 0.002, 0)
+
+    def stack() -> dict[str, float]:  # read on the same clock as the host
+        with lock:
+            tick()
+            return dict(m.cg)
+
+    return Meter(tick, stack, lambda: m.own, time.monotonic), probe, calls
+
+
+def test_a_probe_the_machine_moved_under_is_repeated_then_compared() -> None:
+    from lbsim.validation.probe_phase import probe_phases
+
+    sc = lbsim.load_scenario(PROBE_SCENARIO)
+    # sync_wait=0: a burner starts halfway (0 -> 0.9 core), then a steady run; sync_wait=1 steady
+    meter, probe, calls = _probe_machine([[0.0, 0.9], [0.9, 0.9], [0.5, 0.5]])
+    said: list[str] = []
+    got = probe_phases("u", sc, PROBE_SCENARIO, meter, 100, 2, said.append, probe=probe)
+    assert calls == [False, False, True]
+    assert got.problems == []
+    assert [bg.attempt for bg in got.backgrounds] == [2, 1]
+    assert got.backgrounds[0].cores == pytest.approx(0.9, abs=0.1)
+    assert any("probe sync_wait=0: the machine moved" in s for s in said)
+    assert [e.level for e in got.errors] == ["probe sync_wait=0", "probe sync_wait=1"]
+    assert [e.measured for e in got.errors] == [0.03, 0.03]
+    assert all(e.metric == "galera.stale_read_fraction" for e in got.errors)
+
+
+def test_a_probe_the_machine_always_moved_under_is_not_valid() -> None:
+    from lbsim.validation.campaign import CampaignResult
+    from lbsim.validation.probe_phase import probe_phases
+
+    sc = lbsim.load_scenario(PROBE_SCENARIO)
+    meter, probe, calls = _probe_machine([[0.0, 0.9], [0.9, 0.0], [0.0, 0.9], [0.2, 0.2]])
+    got = probe_phases("u", sc, PROBE_SCENARIO, meter, 100, 2, lambda s: None, probe=probe)
+    assert calls == [False, False, False, True]  # 1 + 2 repeats, then the sync_wait=1 probe
+    assert len(got.problems) == 1
+    assert got.problems[0].startswith("probe sync_wait=0: the CPU used outside the stack moved")
+    result = CampaignResult(sc, Calibration(MachineCosts(), [], 2.0, 0.1, 0.0), 10.0)
+    result.probe, result.probe_problems = got.errors, got.problems
+    assert result.not_valid() == got.problems
+    assert not result.passed

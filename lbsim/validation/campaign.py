@@ -138,6 +138,8 @@ class CampaignResult:
     capacity: float
     levels: list[LevelResult] = field(default_factory=list)
     probe: list[MetricError] = field(default_factory=list)
+    #: why a stale-read probe was not valid (the machine moved under it every time)
+    probe_problems: list[str] = field(default_factory=list)
     machine: dict[str, Any] = field(default_factory=dict)
     outdir: Path = Path(".")
     calibrated_file: Path = Path(".")
@@ -154,7 +156,8 @@ class CampaignResult:
     def not_valid(self) -> list[str]:
         """Why a phase is not a measurement of this stack (empty: every one is)."""
         out = [f"calibration {line}" for line in self.calibration.invalid_phases()]
-        return out + [f"level {lv.level:.0%} {p}" for lv in self.levels for p in lv.problems]
+        out += [f"level {lv.level:.0%} {p}" for lv in self.levels for p in lv.problems]
+        return out + self.probe_problems
 
     @property
     def passed(self) -> bool:
@@ -356,44 +359,17 @@ def _campaign(
     result.knee = campaign_knee(file, raw, base, cal, result.levels, capacity, horizon, outdir)
     say(knee_line(result.knee))
     if isinstance(base.database, Galera) and len(base.database.resolved_nodes()) > 1:
-        result.probe = probe_stale_reads(handle, base, cal_file, options, say)
+        from lbsim.validation.probe_phase import probe_phases
+
+        phases = probe_phases(
+            handle.url, base, cal_file, meter, options.probe_reads, options.phase_repeats, say
+        )
+        result.probe, result.probe_problems = phases.errors, phases.problems
     from lbsim.validation.report import write_report
 
     for path in write_report(result):
         say(f"wrote {path}")
     return result
-
-
-def probe_stale_reads(
-    handle: StackHandle, base: Scenario, calibrated: Path, options: CampaignOptions, say: Say
-) -> list[MetricError]:
-    """Measured against predicted stale-read fraction, without and with sync_wait."""
-    from lbsim.validation.accuracy import BOUNDS, MetricError, error
-    from lbsim.validation.probe import model_stale_fraction
-    from lbsim.validation.probe import probe_stale_reads as probe
-
-    assert isinstance(base.database, Galera)
-    names = [n.name for n in base.database.resolved_nodes()]
-    bound = next(b for b in BOUNDS if b.metric == "galera.stale_read_fraction")
-    model = load_scenario(calibrated)
-    out = []
-    for sync in (False, True):
-        say(f"stale-read probe: {options.probe_reads} write→read pairs, sync_wait={int(sync)}")
-        got = probe(handle.url, names[0], names[1], options.probe_reads, sync)
-        predicted = model_stale_fraction(model, sync)
-        out.append(
-            MetricError(
-                base.name,
-                f"probe sync_wait={int(sync)}",
-                "galera.stale_read_fraction",
-                predicted,
-                got.stale_fraction,
-                error(predicted, got.stale_fraction, "absolute"),
-                "absolute",
-                bound.limit,
-            )
-        )
-    return out
 
 
 def flat(results: dict[str, Any]) -> dict[str, Any]:
