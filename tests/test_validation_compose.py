@@ -553,3 +553,23 @@ def test_my_cnf_for_single_server(tmp_path: Path) -> None:
     assert "wsrep_on = OFF" in cnf
     assert not any(ln.startswith("wsrep_provider") for ln in cnf)
     assert not any(ln.startswith("thread_handling") for ln in cnf)
+
+
+@pytest.mark.parametrize("product", ["nginx", "haproxy"])
+def test_the_balancer_logs_every_request_on_its_stdout(tmp_path: Path, product: str) -> None:
+    """The access log ``lbsim replay --access-log`` saves and ``lbsim workload
+    from-log`` reads: nginx's ``log_format lbsim``, HAProxy's httplog, on stdout."""
+    from lbsim.validation.configs import NGINX_LOG_FORMAT
+
+    s = scenario(f"balancer: {{product: {product}}}\napp: {{nodes: 2}}")
+    _, files = stack(s, tmp_path, balancer=product)
+    if product == "nginx":
+        cfg = lines(files["balancer/nginx.conf"])
+        assert f"log_format lbsim '{NGINX_LOG_FORMAT}';" in cfg
+        assert "access_log /dev/stdout lbsim;" in cfg
+        assert "access_log off;" not in cfg
+    else:
+        cfg = lines(files["balancer/haproxy.cfg"])
+        web = cfg[cfg.index("frontend web") :]
+        assert web[web.index("no log") + 1] == "log stdout format raw local0 info"
+        assert "option httplog" in web[: web.index("backend php")]

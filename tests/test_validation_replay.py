@@ -703,6 +703,20 @@ def test_replay_refuses_an_unreadable_costs_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.cli
+def test_replay_never_overwrites_an_access_log(tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    log.write_text("a log of the user's\n")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        app, ["replay", str(MIXED), "--access-log", str(log), "--out", str(out)]
+    )
+    assert result.exit_code == 2
+    assert "--access-log" in result.output and "exists" in result.output
+    assert "Traceback" not in result.output
+    assert log.read_text() == "a log of the user's\n" and not out.exists()
+
+
+@pytest.mark.cli
 def test_calibrate_refuses_a_closed_loop_scenario(tmp_path: Path) -> None:
     sc = tmp_path / "closed.yaml"
     sc.write_text(

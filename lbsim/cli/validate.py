@@ -10,6 +10,7 @@ compares prediction and measurement at several loads (see
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,6 +40,7 @@ from lbsim.cli.stack import (
 from lbsim.validation import lifecycle
 from lbsim.validation.calibration import CalibrationError, calibrated_path, measure_costs
 from lbsim.validation.campaign import CampaignOptions, run_campaign
+from lbsim.validation.compose import BALANCER_SERVICE
 from lbsim.validation.docker import StackError
 from lbsim.validation.replay import replay as replay_run
 from lbsim.validation.workplan import MachineCosts
@@ -89,6 +91,13 @@ def replay(
     ] = None,
     balancer: BalancerOption = None,
     port: PortOption = 8080,
+    access_log: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write the balancer's access log of this replay to this new file (nginx: "
+            "log_format lbsim, see `lbsim workload from-log`; HAProxy: httplog)."
+        ),
+    ] = None,
 ) -> None:
     """Send FILE's arrival trace (same seed: same times, classes, clients, demands) to
     its stack, open loop — or run its closed-loop users (think, send, wait) — and
@@ -96,7 +105,9 @@ def replay(
     scenario = load_for_stack(file, balancer, set_, duration)
     known = _costs(costs)
     outdir = out or Path("validation/results") / scenario.name / "replay"
-    guard_outputs([file, costs], [outdir], [outdir])
+    guard_outputs([file, costs], [outdir, access_log], [outdir])
+    if access_log is not None and (access_log.exists() or access_log.is_symlink()):
+        fail(f"--access-log {access_log}: the file exists (lbsim does not overwrite it)")
     with _calibration_errors():
         options = lifecycle.default_options(_balancer(balancer), port)
         try:
@@ -112,10 +123,14 @@ def replay(
             f"replaying {scenario.name}: {scenario.horizon:g} s "
             f"({scenario.warmup:g} s warm-up) to {handle.url}"
         )
+        since = time.time()
         try:
             run = replay_run(scenario, handle, known)
         except ValueError as exc:
             fail(f"{file}: {exc}")
+        if access_log is not None:
+            handle.compose.save_stdout(BALANCER_SERVICE, since, access_log)
+            console.print(f"wrote {access_log} (the balancer's access log of the replay)")
     for path in run.write(outdir):
         console.print(f"wrote {path}")
     _print_replay(run.results)

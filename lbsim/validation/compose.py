@@ -44,6 +44,10 @@ class _NoAliasDumper(yaml.SafeDumper):
         return True
 
 
+#: the compose service of the app balancer (nginx or HAProxy)
+BALANCER_SERVICE = "lb"
+
+
 @dataclass(frozen=True)
 class StackOptions:
     #: the app balancer; None: the scenario's ``balancer.product`` (default nginx).
@@ -338,10 +342,10 @@ def generate_stack(
         lb = _service(opts, outdir, "haproxy")
         lb["volumes"] = ["./balancer/haproxy.cfg:/etc/haproxy/haproxy.cfg:ro"]
         lb["ports"] = [f"127.0.0.1:{opts.port + 1}:{configs.HAPROXY_STATS_PORT}"]
-    lb["hostname"] = "lb"
+    lb["hostname"] = BALANCER_SERVICE
     lb["ports"] = [f"127.0.0.1:{opts.port}:80", *lb.get("ports", [])]
     lb["depends_on"] = [n.name for n in nodes]
-    services = {"lb": lb, **services}
+    services = {BALANCER_SERVICE: lb, **services}
 
     if scenario.hosts:
         notes.append(

@@ -84,6 +84,15 @@ def php_fpm_pool(node: AppNode, scenario_name: str) -> str:
     )
 
 
+#: the stack's nginx access log (``log_format lbsim``): combined, then the end
+#: time in ms, the request time and the upstream tries' times, which
+#: ``lbsim workload from-log --format`` reads given this string
+NGINX_LOG_FORMAT = (
+    '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
+    '"$http_referer" "$http_user_agent" $msec $request_time "$upstream_response_time"'
+)
+
+
 def nginx_conf(balancer: Balancer, nodes: Sequence[AppNode], scenario_name: str) -> str:
     """nginx as the app balancer: FastCGI straight to the php-fpm nodes.
 
@@ -101,7 +110,9 @@ def nginx_conf(balancer: Balancer, nodes: Sequence[AppNode], scenario_name: str)
         "pid /run/nginx.pid;",
         "events { worker_connections 8192; }",
         "http {",
-        "    access_log off;",
+        f"    log_format lbsim '{NGINX_LOG_FORMAT}';",
+        "    # the access log on the container's stdout (lbsim replay --access-log)",
+        "    access_log /dev/stdout lbsim;",
         "    # the replayed client's address, for ip_hash and hash $remote_addr",
         "    set_real_ip_from 0.0.0.0/0;",
         "    real_ip_header X-Forwarded-For;",
@@ -205,6 +216,11 @@ def haproxy_app_cfg(
         "    no option keep-conn",
         "frontend web",
         "    bind :80",
+        "    # the access log (HAProxy's httplog) on the container's stdout, apart from",
+        "    # the warnings on stderr (lbsim replay --access-log)",
+        "    no log",
+        "    log stdout format raw local0 info",
+        "    option httplog",
         "    # the replayed client's address, for balance source",
         "    http-request set-src hdr(x-forwarded-for) if { req.hdr(x-forwarded-for) -m found }",
         "    default_backend php",

@@ -113,6 +113,39 @@ def communicate(
     return subprocess.CompletedProcess(proc.args, proc.returncode, out or "", err or "")
 
 
+def save_output(argv: Sequence[str], dest: Path, timeout: float) -> None:
+    """``argv``'s stdout into the file ``dest`` (written whole or not at all: a
+    temporary file renamed), for at most ``timeout`` s; a failure raises
+    :class:`StackError` with the command's stderr, expiry :class:`DockerTimeout`."""
+    part = dest.with_name(f".{dest.name}.part")
+    try:
+        with part.open("w", encoding="utf-8") as out:
+            proc = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.PIPE,
+                text=True,
+                start_new_session=True,
+            )
+            with proc:
+                try:
+                    _, err = proc.communicate(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    _kill_group(proc)
+                    raise DockerTimeout(
+                        f"`{' '.join(argv)}` did not finish within {timeout:g} s (killed)"
+                    ) from None
+                except BaseException:
+                    _kill_group(proc)
+                    raise
+        if proc.returncode != 0:
+            raise StackError(f"`{' '.join(argv)}` failed: {_first_line(err or '')}")
+        part.replace(dest)
+    finally:
+        part.unlink(missing_ok=True)
+
+
 def _first_line(text: str) -> str:
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     return lines[-1] if lines else ""
@@ -245,6 +278,12 @@ class Compose:
                 "(is the stack up?)"
             )
         return ids[0]
+
+    def save_stdout(self, service: str, since: float, dest: Path, timeout: float = 300.0) -> None:
+        """What ``service``'s container wrote on its stdout since the Unix time
+        ``since`` (its stderr left out) into ``dest``: the balancers' access log."""
+        argv = [self.docker.docker, "logs", "--since", f"{since:.3f}"]
+        save_output([*argv, self.container_id(service)], dest, timeout)
 
     def logs_tail(self, service: str, n: int = 30) -> str:
         """The last ``n`` lines of a service's log (stdout and stderr interleaved).
