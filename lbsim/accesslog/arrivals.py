@@ -18,6 +18,9 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
+#: the default reorder window is at least this (s): the longest response time
+#: is not known at the start of a log
+MIN_DEFAULT_WINDOW = 2.0
 #: the default reorder window never exceeds this (s): memory is rate x window
 MAX_DEFAULT_WINDOW = 60.0
 #: a one-second group larger than this is spread as it stands (memory bound)
@@ -57,9 +60,9 @@ class ReorderBuffer(Generic[T]):
     non-decreasing arrival order. An arrival is let go once it is older than
     the newest end seen minus the window: ``window`` seconds when given, else
     the largest response time seen so far plus ``resolution`` (the timestamps'
-    own), at most :data:`MAX_DEFAULT_WINDOW`. An arrival earlier than one already
-    let go (it came later than the window allowed) is clamped to that time and
-    counted in ``late``.
+    own), at least :data:`MIN_DEFAULT_WINDOW` and at most :data:`MAX_DEFAULT_WINDOW`.
+    An arrival earlier than one already let go (it came later than the window
+    allowed) is clamped to that time and counted in ``late``.
     """
 
     def __init__(
@@ -84,7 +87,7 @@ class ReorderBuffer(Generic[T]):
     def window(self) -> float:
         if self._fixed is not None:
             return self._fixed
-        return min(self.longest + self.resolution, MAX_DEFAULT_WINDOW)
+        return min(max(self.longest + self.resolution, MIN_DEFAULT_WINDOW), MAX_DEFAULT_WINDOW)
 
     def push(self, arrival: float, end: float, item: T) -> None:
         if end - arrival > self.longest:

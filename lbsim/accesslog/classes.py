@@ -73,7 +73,7 @@ def parse_class(option: str) -> ClassPattern:
         raise bad("the pattern has no path (e.g. '/', '/?p=*', '/wp-admin/*')")
     if not path.startswith(("/", "*")):
         raise bad(f"path {path!r} must start with '/' or '*' (a request URI starts with '/')")
-    if " " in path:
+    if any(ch.isspace() for ch in path):
         raise bad(f"path {path!r} has a space (a URI in a log has none)")
     exact = path.endswith("$")
     if exact:

@@ -80,7 +80,7 @@ class Record:
 
 LineParser = Callable[[str], Record]
 
-_REQUEST = re.compile(r"([A-Z][A-Z0-9_-]*) +(\S+)(?: +HTTP/[0-9.]+)?")
+_REQUEST = re.compile(r"([A-Z][A-Z0-9_-]*) +(\S.*?)(?: +HTTP/[0-9.]+)?")
 _ABSOLUTE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*")
 _HEX = re.compile(r"\\x([0-9A-Fa-f]{2})")
 _TIME_LOCAL = re.compile(
@@ -292,7 +292,8 @@ def nginx_parser(text: str, *, optional_tail: str = "") -> LineParser:
             client = g.get("remote_addr") or "-"
         request = g.get("request")
         if request is not None:
-            method, uri = split_request(unescape(request))
+            method, uri = split_request(request)
+            uri = unescape(uri)
         else:
             method = g.get("request_method") or ""
             method = "" if method == "-" else method

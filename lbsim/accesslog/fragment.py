@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 import time
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from lbsim.report.jsonout import write_json
 OUTPUT_NAMES = ("workload.yaml", "trace.csv", "summary.json")
 #: the most subnets a scenario accepts (lbsim.scenario.numbers.Subnets)
 MAX_SUBNETS = 1_000_000
+#: comment lines are wrapped to this width
+WIDTH = 88
 
 
 def num(x: float) -> str:
@@ -62,17 +65,28 @@ def fragment_text(w: LogWorkload) -> str:
     lines = w.lines
     t = w.timing
     mean_rate = w.arrivals / w.duration if w.duration > 0 else 0.0
+    notes = [
+        f"Workload measured by `lbsim workload from-log` from {w.source} (format: {w.format}).",
+        "Each class's cpu and queries are not in a log: give them yourself, or let "
+        "`lbsim calibrate` measure them; merge this section into a scenario.",
+        f"lines: {lines['read']} read, {lines['used']} used, {lines['malformed']} malformed, "
+        f"{lines['blank']} blank; {lines['unmatched']} matched no pattern (class other).",
+        f"arrivals: {w.arrivals} from {_when(w.first_arrival)} over {num(w.duration)} s "
+        f"(mean {num(mean_rate)}/s); timestamps in {t['timestamps']}; reorder window "
+        f"{num(t['reorder_window'])} s, {t['late_clamped']} arrivals later than it clamped.",
+    ]
+    heavy = w.heavy
+    if heavy is not None:
+        verdict = "reported" if heavy.reported else "not reported"
+        notes.append(
+            f"heavy users: {heavy.fraction:.1%} of the clients send {heavy.share:.1%} of the "
+            f"requests of {', '.join(heavy.classes)}; Hoover index {heavy.hoover:.3f}, uniform "
+            f"clients {heavy.noise:.3f}: {verdict}."
+        )
     head = [
-        f"# Workload measured by `lbsim workload from-log` from {w.source}",
-        f"# (format: {w.format}).",
-        "# Each class's cpu and queries are not in a log: give them yourself, or let",
-        "# `lbsim calibrate` measure them; merge this section into a scenario.",
-        f"# lines: {lines['read']} read, {lines['used']} used, {lines['malformed']} malformed, "
-        f"{lines['blank']} blank; {lines['unmatched']} matched no pattern (class other)",
-        f"# arrivals: {w.arrivals} from {_when(w.first_arrival)} over {num(w.duration)} s "
-        f"(mean {num(mean_rate)}/s); timestamps in {t['timestamps']};",
-        f"#   reorder window {num(t['reorder_window'])} s, "
-        f"{t['late_clamped']} arrivals later than it clamped",
+        line
+        for note in notes
+        for line in textwrap.wrap(note, WIDTH, initial_indent="# ", subsequent_indent="#   ")
     ]
     head += _stats_table(
         w, "response_time", "response time (s) from $request_time or HAProxy's Ta:"
@@ -82,14 +96,6 @@ def fragment_text(w: LogWorkload) -> str:
     )
     if any(c.response_time or c.upstream_time for c in w.classes):
         head.append(f"#   (percentiles within {PERCENTILE_ERROR:.1%} relative error)")
-    heavy = w.heavy
-    if heavy is not None:
-        verdict = "reported" if heavy.reported else "not reported"
-        head.append(
-            f"# heavy users: {heavy.fraction:.1%} of the clients send {heavy.share:.1%} of the "
-            f"{', '.join(heavy.classes)} requests; Hoover index {heavy.hoover:.3f}, uniform "
-            f"clients {heavy.noise:.3f}: {verdict}"
-        )
     body = [
         "workload:",
         "  open:",
@@ -99,7 +105,7 @@ def fragment_text(w: LogWorkload) -> str:
     body += [f"      - [{num(at)}, {num(rate)}]" for at, rate in w.schedule]
     body.append("  classes:")
     for c in w.listed_classes():
-        shown = f"{c.count} requests" + (f", {c.pattern}" if c.pattern else ", no pattern")
+        shown = f"requests: {c.count}, " + (c.pattern or "no pattern")
         body.append(f"    - {{name: {_quoted(c.name)}, weight: {num(c.weight)}}}  # {shown}")
     body += ["  clients:", f"    count: {w.clients}  # distinct client addresses"]
     if w.subnets <= MAX_SUBNETS:

@@ -36,6 +36,8 @@ from lbsim.stats.histogram import LogHistogram
 PERCENTILE_ERROR = 0.005
 #: ``heavy`` needs a Hoover index this much above uniform clients' Poisson noise
 HEAVY_MIN_EXCESS = 0.05
+#: response times go to a histogram this many at a time
+BATCH = 4096
 
 
 class ResponseTimes:
@@ -45,7 +47,9 @@ class ResponseTimes:
         self.count = 0
         self.total = 0.0
         self.max = 0.0
-        self._pending: list[float] = []
+        # values wait in a fixed array and go to the histogram in batches (numpy)
+        self._pending = np.empty(BATCH)
+        self._waiting = 0
         self._histogram = LogHistogram(PERCENTILE_ERROR)
 
     def add(self, value: float) -> None:
@@ -53,14 +57,15 @@ class ResponseTimes:
         self.total += value
         if value > self.max:
             self.max = value
-        self._pending.append(value)
-        if len(self._pending) >= 8192:
+        self._pending[self._waiting] = value
+        self._waiting += 1
+        if self._waiting == BATCH:
             self._settle()
 
     def _settle(self) -> None:
-        if self._pending:
-            self._histogram.add_many(np.asarray(self._pending, dtype=float))
-            self._pending = []
+        if self._waiting:
+            self._histogram.add_many(self._pending[: self._waiting])
+            self._waiting = 0
 
     def summary(self) -> dict[str, float] | None:
         if self.count == 0:
