@@ -170,3 +170,16 @@ def test_real_process() -> None:
         [sys.executable, "-m", "lbsim", "workload", "from-log", "--help"], cwd=ROOT, timeout=120
     )
     assert proc.returncode == 0 and "--classes" in proc.stdout
+
+
+def test_readme_example_is_the_real_output(tmp_path: Path) -> None:
+    """The README's "From your access logs" shows this command's workload.yaml."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## From your access logs", 1)[1]
+    shown = section.split("```yaml\n", 1)[1].split("```", 1)[0].splitlines()
+    out = tmp_path / "wl"
+    result = invoke(DATA / "combined.log", "--out", out, "--max-malformed", "0.2", *CLASSES)
+    assert result.exit_code == 0, result.output
+    written = (out / "workload.yaml").read_text().splitlines()
+    assert shown[1:] == written[written.index("workload:") :]
+    assert shown[0] in written
