@@ -13,9 +13,13 @@ user thinks, sends, waits for the answer (or gives up at the client timeout)
 and thinks again, so the stack's speed sets the arrival rate. Lateness is
 then how far a send lags the end of its think time.
 
-HTTP/1.1 is spoken directly over asyncio streams: one ``GET`` per
+HTTP/1.1 is spoken directly over asyncio streams: one request per
 connection, ``Connection: close``, the response read to EOF. That is all the
-app needs and keeps the generator's CPU per request small.
+app needs and keeps the generator's CPU per request small. A
+:class:`~lbsim.target.http.TargetRequest` (the user's stack) carries its own
+method, headers, body and expected statuses: an answer its class expects is
+recorded as completed (``status`` 200), any other as a failure of its status
+(``http_status`` keeps the answer's own).
 
 Every loop here is bounded in count and in time, whatever the stack does: a
 request (connect, send, read) is given up at the client timeout, which must
@@ -37,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from lbsim.validation.workplan import ClosedLoopPlan, PlannedRequest
+from lbsim.target.http import ClosedPlan, HttpRequest, Planned, TargetRequest, request_bytes
 
 #: status of a request the client gave up on (the model's ``timeout``)
 TIMEOUT = -1
@@ -45,6 +49,9 @@ TIMEOUT = -1
 CONNECT_ERROR = -2
 #: status of a request the generator did not send (its own in-flight limit)
 NOT_SENT = -3
+#: status of a target request answered 200 where its class expects another status
+#: (``requests.failed.http_200``; the answer's status is in ``Record.http_status``)
+UNEXPECTED_200 = -4
 
 #: the app's server-side timing headers (lower-cased: HAProxy lowercases them)
 TIMING_HEADERS = ("cpu", "work", "db", "connect", "wall", "queue")
@@ -76,10 +83,16 @@ class Record:
     retries: int = 0
     db_error: int = 0
     units: int = 0  # PHP work units asked for (the plan's)
+    #: the answer's own HTTP status (0: no answer); ``status`` is the outcome
+    http_status: int = 0
 
     @property
     def lateness(self) -> float:
         return self.sent - self.scheduled
+
+
+def _record(item: Planned, scheduled: float) -> Record:
+    return Record(item.index, item.cls_name, item.client, scheduled, units=item.units)
 
 
 @dataclass
@@ -125,7 +138,12 @@ def _parse_response(raw: bytes) -> tuple[int, dict[str, str]]:
     return status, headers
 
 
-def _fill(record: Record, status: int, headers: dict[str, str]) -> None:
+def _fill(
+    record: Record, status: int, headers: dict[str, str], expect: tuple[int, ...] | None = None
+) -> None:
+    record.http_status = status
+    if expect is not None:  # a target request: its class says what success is
+        status = 200 if status in expect else UNEXPECTED_200 if status == 200 else status
     record.status = status
     record.node = headers.get("x-lbsim-node", "")
     for name in TIMING_HEADERS:
@@ -136,16 +154,20 @@ def _fill(record: Record, status: int, headers: dict[str, str]) -> None:
     record.db_error = int(headers.get("x-lbsim-db-error", "0") or 0)
 
 
-async def fetch(target: Target, path: str, headers: dict[str, str]) -> tuple[int, dict[str, str]]:
-    """One GET on a fresh connection; (status, lower-cased headers).
+async def fetch(
+    target: Target,
+    path: str,
+    headers: dict[str, str],
+    method: str = "GET",
+    body: bytes = b"",
+) -> tuple[int, dict[str, str]]:
+    """One request on a fresh connection; (status, lower-cased headers).
 
     Not bounded in time itself: callers wrap it in ``asyncio.wait_for``.
     """
     reader, writer = await asyncio.open_connection(target.host, target.port)
     try:
-        lines = [f"GET {path} HTTP/1.1", f"Host: {target.host}", "Connection: close"]
-        lines += [f"{k}: {v}" for k, v in headers.items()]
-        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        writer.write(request_bytes(target.host, path, headers, method, body))
         raw = await read_bounded(reader)
     finally:
         writer.close()
@@ -181,15 +203,19 @@ def _check_bounds(timeout: float, max_requests: int, at: list[tuple[float, Any]]
             raise ValueError(f"a hook's time must be finite, not {when!r}")
 
 
-async def _one(
-    target: Target, item: PlannedRequest, record: Record, t0: float, timeout: float
-) -> None:
+async def _one(target: Target, item: Planned, record: Record, t0: float, timeout: float) -> None:
     loop = asyncio.get_running_loop()
     start = loop.time()
     record.sent = start - t0
     headers = {"X-Forwarded-For": item.address, "X-Lbsim-Client": str(item.client)}
+    http: HttpRequest | None = item.http if isinstance(item, TargetRequest) else None
+    if http is None:
+        call = fetch(target, item.path(), headers)
+    else:
+        headers.update(http.headers)
+        call = fetch(target, http.path, headers, http.method, http.body)
     try:
-        status, got = await asyncio.wait_for(fetch(target, item.path(), headers), timeout)
+        status, got = await asyncio.wait_for(call, timeout)
     except TimeoutError:
         record.status = TIMEOUT
         record.latency = timeout
@@ -199,18 +225,18 @@ async def _one(
         record.latency = loop.time() - start
         return
     record.latency = loop.time() - start
-    _fill(record, status, got)
+    _fill(record, status, got, http.expect if http is not None else None)
 
 
 async def _open_loop(
     target: Target,
-    plan: list[PlannedRequest],
+    plan: list[Planned],
     timeout: float,
     max_in_flight: int,
     at: list[tuple[float, Callable[[], None]]],
 ) -> tuple[list[Record], LoadgenStats]:
     loop = asyncio.get_running_loop()
-    records = [Record(p.index, p.cls_name, p.client, p.time, units=p.units) for p in plan]
+    records = [_record(p, p.time) for p in plan]
     tasks: set[asyncio.Task[None]] = set()
     peak = 0
     not_sent = 0
@@ -254,7 +280,7 @@ def _own_cpu() -> float:
 
 def send_open_loop(
     url: str,
-    plan: Iterable[PlannedRequest],
+    plan: Iterable[Planned],
     timeout: float,
     max_in_flight: int = 4096,
     at: Iterable[tuple[float, Callable[[], None]]] = (),
@@ -278,7 +304,7 @@ def send_open_loop(
 
 async def _closed_loop(
     target: Target,
-    plan: ClosedLoopPlan,
+    plan: ClosedPlan,
     timeout: float,
     max_requests: int,
     at: list[tuple[float, Callable[[], None]]],
@@ -303,7 +329,7 @@ async def _closed_loop(
                 stopped = f"stopped at the request limit ({max_requests}) before the horizon"
                 return
             item = plan.request(u, due)
-            record = Record(item.index, item.cls_name, item.client, due, units=item.units)
+            record = _record(item, due)
             records.append(record)
             in_flight += 1
             peak = max(peak, in_flight)
@@ -331,7 +357,7 @@ async def _closed_loop(
 
 def send_closed_loop(
     url: str,
-    plan: ClosedLoopPlan,
+    plan: ClosedPlan,
     timeout: float,
     max_requests: int = 200_000,
     at: Iterable[tuple[float, Callable[[], None]]] = (),
@@ -350,7 +376,7 @@ def send_closed_loop(
 
 def send_sequential(
     url: str,
-    plan: Iterable[PlannedRequest],
+    plan: Iterable[Planned],
     timeout: float = 60.0,
     *,
     max_requests: int = 100_000,
@@ -376,7 +402,7 @@ def send_sequential(
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         for item in items:
-            record = Record(item.index, item.cls_name, item.client, item.time, units=item.units)
+            record = _record(item, item.time)
             if loop.time() - t0 < budget:
                 await _one(target, item, record, t0, timeout)
             out.append(record)

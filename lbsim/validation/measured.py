@@ -22,7 +22,14 @@ from lbsim.model.observer import BASE_REASONS
 from lbsim.report import atomic
 from lbsim.scenario.database import Galera, MySQL, NoDatabase
 from lbsim.scenario.schema import Scenario
-from lbsim.validation.loadgen import CONNECT_ERROR, NOT_SENT, TIMEOUT, LoadgenStats, Record
+from lbsim.validation.loadgen import (
+    CONNECT_ERROR,
+    NOT_SENT,
+    TIMEOUT,
+    UNEXPECTED_200,
+    LoadgenStats,
+    Record,
+)
 
 #: the run is not a measurement of the stack when sends lag their schedule by more
 LATENESS_P99_LIMIT = 0.010  # s
@@ -36,6 +43,8 @@ def failure_reason(record: Record) -> str:
         return "timeout"
     if record.status == CONNECT_ERROR:
         return "connect_error"
+    if record.status == UNEXPECTED_200:  # a target request whose class expects another status
+        return "http_200"
     if record.db_error:
         return f"db_{record.db_error}"
     return f"http_{record.status}"
