@@ -1,0 +1,14 @@
+"""Your own stack: a target file, its requests, and the user's running containers.
+
+- :mod:`lbsim.target.schema` / :mod:`lbsim.target.loader`: the target file
+  (which compose project, which services, the entry point, one HTTP request
+  per scenario class), loaded with the scenario's strict, located errors.
+- :mod:`lbsim.target.requests`: a scenario's arrival trace turned into the
+  target's HTTP requests (same times, classes, clients; placeholders drawn
+  from seeded streams).
+- :mod:`lbsim.target.containers`: attaching to the running project
+  (:func:`~lbsim.target.containers.attach` → ``TargetHandle``), with a clear
+  :class:`~lbsim.target.containers.TargetError` for whatever is missing.
+
+Nothing is imported here: each module is imported where it is used.
+"""
