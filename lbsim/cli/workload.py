@@ -87,10 +87,14 @@ def _show(w: LogWorkload, written: list[Path]) -> None:
             "malformed (skipped); the first:",
             markup=False,
             highlight=False,
+            soft_wrap=True,
         )
         for e in w.malformed_examples:
             err_console.print(
-                f"  {w.source}:{e['line']}: {e['reason']}", markup=False, highlight=False
+                f"  {w.source}:{e['line']}: {e['reason']}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,  # a FILE:LINE is never broken (copied, clicked)
             )
     table = Table(title=f"{w.arrivals} requests over {w.duration:.6g} s", title_justify="left")
     for col in ("class", "requests", "weight", "p50 (s)", "p95 (s)"):
