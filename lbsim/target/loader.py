@@ -31,6 +31,7 @@ __all__ = [
     "is_target_document",
     "load_target",
     "loads_target",
+    "locate_in",
     "target_from_data",
 ]
 
@@ -76,7 +77,8 @@ def _hint_unknown_keys(problems: list[Problem]) -> None:
                 )
 
 
-def _locate(problems: list[Problem], positions: Mapping[KeyPath, tuple[int, int]]) -> None:
+def locate(problems: list[Problem], positions: Mapping[KeyPath, tuple[int, int]]) -> None:
+    """Give each problem the line and column of its key (or of the nearest key above it)."""
     for p in problems:
         path = p.path
         while path and path not in positions:
@@ -104,7 +106,7 @@ def target_from_data(
     except ValidationError as exc:
         problems = problems_from_validation(exc, TargetSpec)
         _hint_unknown_keys(problems)
-        _locate(problems, positions or {})
+        locate(problems, positions or {})
         raise TargetFileError(file, problems) from None
 
 
@@ -130,3 +132,13 @@ def loads_target(text: str, file: str = "<string>", base_dir: Path | None = None
     """Validate a target file given as YAML text."""
     data, positions = _parse(text, file)
     return target_from_data(data, file, base_dir=base_dir, positions=positions)
+
+
+def locate_in(path: Path | str, problems: list[Problem]) -> None:
+    """:func:`locate` in the target file at ``path`` (problems left as they are
+    when the file cannot be read again)."""
+    try:
+        _, positions = _parse(read_text_file(path, "target file"), str(path))
+    except ScenarioError:
+        return
+    locate(problems, positions)
