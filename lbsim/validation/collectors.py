@@ -3,6 +3,12 @@
 Each source has a pure parser (text in, numbers out; unit-tested on captured
 real output) and a thin collector that fetches the text from the stack.
 Units follow the simulator: seconds, counts, fractions of time.
+
+A collector takes any :class:`Handle`: the built-in stack
+(:class:`lbsim.validation.lifecycle.StackHandle`) or the user's
+(:class:`lbsim.target.containers.TargetHandle`), which runs SQL with the
+target's credentials (its ``mysql`` method) and reads php-fpm's status where
+the target says (its ``fpm_status_argv``).
 """
 
 from __future__ import annotations
@@ -16,14 +22,24 @@ import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from lbsim.validation.docker import StackError
-
-if TYPE_CHECKING:
-    from lbsim.validation.lifecycle import StackHandle
+from lbsim.validation.docker import QUICK, StackError
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+class Handle(Protocol):
+    """What the collectors use of a running stack."""
+
+    @property
+    def project(self) -> str: ...
+    @property
+    def meta(self) -> dict[str, Any]: ...
+    @property
+    def services(self) -> list[str]: ...
+    def container_id(self, service: str) -> str: ...
+    def exec(self, service: str, argv: list[str], timeout: float = QUICK) -> str: ...
 
 
 # ---------------------------------------------------------------- CPU
@@ -78,7 +94,7 @@ class ContainerCpu:
     rootless or remote daemon), it falls back to ``docker exec ... cat``.
     """
 
-    def __init__(self, handle: StackHandle, services: Iterable[str] | None = None):
+    def __init__(self, handle: Handle, services: Iterable[str] | None = None):
         self.handle = handle
         self.paths: dict[str, Path | None] = {}
         for service in services if services is not None else handle.services:
@@ -162,13 +178,22 @@ def parse_fpm_status(cgi_response: str) -> FpmStatus:
     return FpmStatus(**{f: int(data[f.replace("_", " ")]) for f in FpmStatus.__dataclass_fields__})
 
 
-def fpm_status(handle: StackHandle, node: str) -> FpmStatus:
-    """The pool status of one app node."""
-    return parse_fpm_status(handle.exec(node, ["sh", "-c", FPM_STATUS]))
+def fpm_status(handle: Handle, node: str) -> FpmStatus:
+    """The pool status of one app node (where the handle says it is, else the
+    built-in stack's ``/status`` on 127.0.0.1:9000)."""
+    own = getattr(handle, "fpm_status_argv", None)
+    argv = own(node) if callable(own) else ["sh", "-c", FPM_STATUS]
+    return parse_fpm_status(handle.exec(node, list(argv)))
 
 
 # ---------------------------------------------------------------- MariaDB / Galera
-def _mysql(handle: StackHandle, node: str, sql: str) -> str:
+def _mysql(handle: Handle, node: str, sql: str) -> str:
+    """``sql``'s rows (``-N -B``: tab-separated, no header). A handle with its
+    own ``mysql(node, sql)`` (credentials, another client) runs it; the
+    built-in stack's servers take the client without credentials."""
+    own = getattr(handle, "mysql", None)
+    if callable(own):
+        return str(own(node, sql))
     return handle.exec(node, ["mariadb", "-N", "-B", "-e", sql])
 
 
@@ -182,9 +207,7 @@ def parse_global_status(text: str) -> dict[str, str]:
     return out
 
 
-def global_status(
-    handle: StackHandle, node: str, like: Iterable[str] | None = None
-) -> dict[str, str]:
+def global_status(handle: Handle, node: str, like: Iterable[str] | None = None) -> dict[str, str]:
     """The node's ``SHOW GLOBAL STATUS`` (only the ``like`` names when given), names lowercased."""
     sql = "SHOW GLOBAL STATUS"
     if like is not None:
@@ -193,7 +216,7 @@ def global_status(
     return parse_global_status(_mysql(handle, node, sql))
 
 
-def flush_status(handle: StackHandle, node: str) -> None:
+def flush_status(handle: Handle, node: str) -> None:
     """``FLUSH STATUS``: resets session counters and Galera's averages (queue, paused fraction)."""
     _mysql(handle, node, "FLUSH STATUS")
 
@@ -317,7 +340,7 @@ def haproxy_servers(rows: Iterable[HaproxyRow], proxy: str = "php") -> dict[str,
     return {r.server: r for r in rows if r.proxy == proxy and r.is_server}
 
 
-def haproxy_stats(handle: StackHandle, timeout: float = 5.0) -> list[HaproxyRow]:
+def haproxy_stats(handle: Handle, timeout: float = 5.0) -> list[HaproxyRow]:
     """The app balancer's stats (the stack must use ``--balancer haproxy``)."""
     url = handle.meta.get("haproxy_stats")
     if not url:
