@@ -322,3 +322,23 @@ def test_a_closed_loop_plan_draws_what_the_model_s_users_draw() -> None:
             b.address,
         )
         assert a.http.path.startswith("/")
+
+
+def test_every_numeric_and_boolean_key_of_the_target_file_is_strict() -> None:
+    from pydantic import Strict
+
+    from tests.test_strict_numbers import _models, _numeric_leaves
+
+    models = list(_models(TargetSpec, set()))
+    assert {"TargetSpec", "ComposeSpec", "Services", "RequestSpec", "IdRange"} <= {
+        m.__name__ for m in models
+    }
+    loose = []
+    for model in models:
+        for name, field in model.model_fields.items():
+            strict = any(isinstance(m, Strict) for m in field.metadata)
+            where = f"{model.__name__}.{name}"
+            loose += [w for w, ok in _numeric_leaves(field.annotation, strict, where) if not ok]
+            if field.annotation is bool:
+                assert strict, where  # StrictBool: 1 or "yes" is not true
+    assert loose == []

@@ -101,6 +101,11 @@ def target_from_data(
         raise TargetFileError(
             file, [Problem((), f"a target file is a mapping of keys, not a {type(data).__name__}")]
         )
+    if "target" not in data and "workload" in data:
+        raise TargetFileError(
+            file,
+            [Problem((), "this is a scenario, not a target file (which starts with target: NAME)")],
+        )
     try:
         return TargetSpec.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as exc:

@@ -19,10 +19,12 @@ blank lines and lines starting with ``#`` are skipped.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -59,7 +61,17 @@ METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 #: a range bound: numpy draws 64-bit integers
 RangeInt = Annotated[int, Strict(), Field(ge=-(2**62), le=2**62)]
 StatusCode = Annotated[int, Strict(), Field(ge=100, le=599)]
-HeaderName = Annotated[str, Field(min_length=1, max_length=200, pattern=HEADER_NAME)]
+
+
+def _header_name(value: str) -> str:
+    if not re.fullmatch(HEADER_NAME, value):
+        raise ValueError(
+            f"a header name is letters, digits and !#$%&'*+.^_`|~- only (got {value!r})"
+        )
+    return value
+
+
+HeaderName = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_header_name)]
 Word = Annotated[str, Field(min_length=1, max_length=1000)]
 
 

@@ -33,11 +33,13 @@ Validation happens here, once; a :class:`TargetSpec` is frozen afterwards.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BeforeValidator,
     Field,
     PrivateAttr,
@@ -64,11 +66,51 @@ from lbsim.validation.loadgen import Target
 
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=NAME_PATTERN)]
 #: a compose service name
+
+
+def _matching(pattern: str, what: str) -> AfterValidator:
+    """A string check whose message says what is allowed (not the regular expression)."""
+    rx = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not rx.fullmatch(value):
+            raise ValueError(f"{what} (got {value!r})")
+        return value
+
+    return AfterValidator(check)
+
+
 ServiceName = Annotated[
-    str, Field(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    str,
+    Field(max_length=63),
+    _matching(
+        r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+        "a compose service name: letters, digits, '_', '.' and '-', starting with a letter "
+        "or digit",
+    ),
 ]
 #: a compose project name (compose lower-cases nothing: it must already be valid)
-ProjectName = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+ProjectName = Annotated[
+    str,
+    Field(max_length=63),
+    _matching(
+        r"[a-z0-9][a-z0-9_-]*",
+        "a compose project name: lower-case letters, digits, '_' and '-', starting with a "
+        "letter or digit",
+    ),
+]
+FpmPath = Annotated[
+    str,
+    Field(max_length=200),
+    _matching(r"/[^\s?#]*", "a path starting with '/', without spaces, '?' or '#'"),
+]
+FpmListen = Annotated[
+    str,
+    _matching(
+        r"/\S+|[A-Za-z0-9_.:\[\]-]+:[0-9]{1,5}",
+        "where php-fpm listens in its container: HOST:PORT or a socket's absolute path",
+    ),
+]
 PositiveFloat = Annotated[float, Strict(), Field(gt=0, le=86400, allow_inf_nan=False)]
 
 
@@ -185,10 +227,8 @@ class TargetSpec(Frozen):
     headers: dict[HeaderName, str] = Field(default_factory=dict)
     requests: dict[Name, RequestSpec] = Field(min_length=1)
     database: DatabaseAccess | None = None
-    fpm_status: str | None = Field(default=None, pattern=r"^/[^\s?#]*$", max_length=200)
-    fpm_listen: str = Field(
-        default="127.0.0.1:9000", pattern=r"^(/\S+|[A-Za-z0-9_.:\[\]-]+:[0-9]{1,5})$"
-    )
+    fpm_status: FpmPath | None = None
+    fpm_listen: FpmListen = "127.0.0.1:9000"
 
     _headers: tuple[tuple[str, Template], ...] = PrivateAttr(default=())
     _files: dict[str, str] = PrivateAttr(default_factory=dict)
@@ -231,9 +271,9 @@ class TargetSpec(Frozen):
         self._base_dir = base_dir(info)
         if self.services.database and self.database is None:
             raise AtKey(
-                "database",
-                "services.database names nodes: give database.engine (mysql or galera) "
-                "and how to log in",
+                ("services", "database"),
+                "names database nodes: add a database: section to reach them "
+                "(engine: mysql or galera, and how to log in)",
             )
         if self.database is not None and not self.services.database:
             raise AtKey("database", "there is no services.database to reach")
