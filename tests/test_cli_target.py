@@ -133,3 +133,21 @@ def test_a_missing_target_file_is_named(tmp_path: Path) -> None:
     result = invoke("check", MIXED, "--target", tmp_path / "nope.yaml")
     assert result.exit_code == 2
     assert f"{tmp_path / 'nope.yaml'}: (top level): no such file" in result.stderr
+
+
+def test_the_readme_s_target_file_and_its_check_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README "The target file": the example file, checked, prints what the README shows."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("### The target file\n", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    shown = section.split("```text\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "wordpress.yaml").write_text(example)
+    (tmp_path / "cookie.txt").write_text("wordpress_logged_in=...\n")
+    (tmp_path / "db-password.txt").write_text("secret\n")
+    (tmp_path / "docker-compose.yml").write_text("services: {}\n")
+    monkeypatch.chdir(tmp_path)
+    result = invoke("check", "wordpress.yaml")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == shown
