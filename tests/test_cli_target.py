@@ -151,3 +151,11 @@ def test_the_readme_s_target_file_and_its_check_output(
     result = invoke("check", "wordpress.yaml")
     assert result.exit_code == 0, result.output
     assert result.stdout == shown
+
+
+def test_checking_a_target_imports_no_plotting_or_dataframes(target: Path) -> None:
+    from tests.test_imports import _loaded
+
+    loaded = _loaded("", ["check", str(target)])
+    assert loaded["heavy"] == []
+    assert "lbsim.target.schema" in loaded["modules"]  # it did check
