@@ -6,9 +6,12 @@
 - :mod:`lbsim.target.requests`: a scenario's arrival trace turned into the
   target's HTTP requests (same times, classes, clients; placeholders drawn
   from seeded streams).
+- :mod:`lbsim.target.http`: the rendered request and the planned request the
+  load generator sends (:mod:`lbsim.validation.loadgen`).
 - :mod:`lbsim.target.containers`: attaching to the running project
-  (:func:`~lbsim.target.containers.attach` → ``TargetHandle``), with a clear
-  :class:`~lbsim.target.containers.TargetError` for whatever is missing.
+  (:func:`~lbsim.target.containers.attach` → :class:`~lbsim.target.handle.TargetHandle`),
+  with a clear :class:`~lbsim.target.containers.TargetError` for whatever is
+  missing; :mod:`lbsim.target.inspection` reads the containers' shape.
 
 Nothing is imported here: each module is imported where it is used.
 """
