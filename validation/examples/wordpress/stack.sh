@@ -35,7 +35,7 @@ LB_IMAGE=lbsim-example/wordpress-lb:latest
 DB_IMAGE=lbsim-example/wordpress-db:latest
 
 usage() {
-    sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"
     exit 2
 }
 
