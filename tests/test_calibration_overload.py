@@ -320,7 +320,9 @@ def test_an_overload_replay_counts_failures_on_both_sides_with_one_timeout(
     rate = round(1.1 * cal.capacity(base), 3)
     seen: dict[str, Any] = {}
 
-    def fake_once(replayed: Any, handle: Any, c: Any, meter: Any, level: str) -> Any:
+    def fake_once(
+        replayed: Any, handle: Any, c: Any, meter: Any, level: str, send: Any = None
+    ) -> Any:
         seen["timeout"], seen["horizon"] = replayed.workload.timeout, replayed.horizon
         n = round(rate * replayed.horizon)
         recs = [
@@ -389,7 +391,9 @@ def test_a_replay_whose_load_generator_lagged_is_replayed_again(
     def replay(lagging: int, repeats: int) -> tuple[Any, list[int]]:
         seeds: list[int] = []
 
-        def fake_once(replayed: Any, handle: Any, c: Any, meter: Any, level: str) -> Any:
+        def fake_once(
+            replayed: Any, handle: Any, c: Any, meter: Any, level: str, send: Any = None
+        ) -> Any:
             seeds.append(replayed.seed)
             n = round(rate * replayed.horizon)
             recs = [_rec(i, i / rate, 200, 0.1) for i in range(n)]

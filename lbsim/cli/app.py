@@ -42,12 +42,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "validate",
         "Send FILE's arrival trace (same seed: same times, classes, clients, demands) to\n"
         "its stack, open loop — or run its closed-loop users (think, send, wait) — and\n"
-        "measure latency, throughput, utilisation, Galera counters.",
+        "measure latency, throughput, utilisation, Galera counters. With --target: to\n"
+        "your own running stack, each class as the target file's HTTP request.",
     ),
     "calibrate": (
         "validate",
         "Measure FILE's real stack at low load, write FILE's calibrated scenario, then\n"
-        "replay and simulate it at several loads and report the error of every metric.",
+        "replay and simulate it at several loads and report the error of every metric.\n"
+        "With --target: your own running stack (the target file says where and how).",
     ),
     "story": (
         "story",

@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -28,6 +29,7 @@ from lbsim.cli.common import (
     err_console,
     fail,
     guard_outputs,
+    load_or_exit,
 )
 from lbsim.cli.stack import (
     EXIT_DOCKER,
@@ -42,11 +44,21 @@ from lbsim.validation.calibration import CalibrationError, calibrated_path, meas
 from lbsim.validation.campaign import CampaignOptions, run_campaign
 from lbsim.validation.compose import BALANCER_SERVICE
 from lbsim.validation.docker import StackError
+from lbsim.validation.replay import ReplayRun
 from lbsim.validation.replay import replay as replay_run
 from lbsim.validation.workplan import MachineCosts
 
 #: exit status of a replay whose load generator could not keep the schedule
 EXIT_INVALID = 4
+
+TargetOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--target",
+        help="A target file: calibrate/replay against your own running compose stack "
+        "(its services, entry URL, one HTTP request per class; see `lbsim check TARGET`).",
+    ),
+]
 
 
 @contextmanager
@@ -98,10 +110,15 @@ def replay(
             "log_format lbsim, see `lbsim workload from-log`; HAProxy: httplog)."
         ),
     ] = None,
+    target: TargetOption = None,
 ) -> None:
     """Send FILE's arrival trace (same seed: same times, classes, clients, demands) to
     its stack, open loop — or run its closed-loop users (think, send, wait) — and
-    measure latency, throughput, utilisation, Galera counters."""
+    measure latency, throughput, utilisation, Galera counters. With --target: to
+    your own running stack, each class as the target file's HTTP request."""
+    if target is not None:
+        _replay_target(file, target, set_, duration, out, costs, balancer, access_log)
+        return
     scenario = load_for_stack(file, balancer, set_, duration)
     known = _costs(costs)
     outdir = out or Path("validation/results") / scenario.name / "replay"
@@ -131,6 +148,35 @@ def replay(
         if access_log is not None:
             handle.compose.save_stdout(BALANCER_SERVICE, since, access_log)
             console.print(f"wrote {access_log} (the balancer's access log of the replay)")
+    _finish_replay(run, outdir)
+
+
+def _replay_target(
+    file: Path,
+    target: Path,
+    set_: list[str] | None,
+    duration: float | None,
+    out: Path | None,
+    costs: Path | None,
+    balancer: str | None,
+    access_log: Path | None,
+) -> None:
+    from lbsim.cli.target import default_report_dir, replay_on_target
+
+    for name, given in (("--costs", costs), ("--balancer", balancer), ("--access-log", access_log)):
+        if given is not None:
+            fail(
+                f"{name} is for lbsim's own stack; with --target the stack, its balancer "
+                "and its logs are yours"
+            )
+    scenario = load_or_exit(file, set_, duration=duration)
+    outdir = out or default_report_dir(scenario, target) / "replay"
+    guard_outputs([file, target], [outdir], [outdir])
+    _, run = replay_on_target(file, target, set_, duration)
+    _finish_replay(run, outdir)
+
+
+def _finish_replay(run: ReplayRun, outdir: Path) -> None:
     for path in run.write(outdir):
         console.print(f"wrote {path}")
     _print_replay(run.results)
@@ -207,12 +253,25 @@ def calibrate(
     balancer: BalancerOption = None,
     port: PortOption = 8080,
     down: Annotated[bool, typer.Option("--down", help="Stop the stack at the end.")] = False,
+    target: TargetOption = None,
 ) -> None:
     """Measure FILE's real stack at low load, write FILE's calibrated scenario, then
-    replay and simulate it at several loads and report the error of every metric."""
-    scenario = load_for_stack(file, balancer)  # a bad scenario fails here, before Docker
-    report_dir = out or Path("validation/results") / scenario.name
-    guard_outputs([file], [calibrated_path(file), report_dir], [report_dir])
+    replay and simulate it at several loads and report the error of every metric.
+    With --target: your own running stack (the target file says where and how)."""
+    if target is not None:
+        if balancer is not None or down:
+            fail("--balancer and --down are for lbsim's own stack, not a --target")
+        scenario = load_or_exit(file)
+    else:
+        scenario = load_for_stack(file, balancer)  # a bad scenario fails here, before Docker
+    if target is not None:
+        from lbsim.cli.target import default_report_dir
+
+        report_dir = out or default_report_dir(scenario, target)
+        guard_outputs([file, target], [calibrated_path(file), report_dir], [report_dir])
+    else:
+        report_dir = out or Path("validation/results") / scenario.name
+        guard_outputs([file], [calibrated_path(file), report_dir], [report_dir])
     if scenario.workload.open is None:
         fail(
             f"{file}: lbsim calibrate drives the stack at chosen arrival rates and needs an "
@@ -234,8 +293,13 @@ def calibrate(
         repetitions=repetitions,
         min_requests=min_requests,
     )
-    with _calibration_errors():
-        result = run_campaign(file, options, say=lambda s: console.print(s, highlight=False))
+    if target is not None:
+        from lbsim.cli.target import calibrate_on_target
+
+        result = calibrate_on_target(file, target, replace(options, out=report_dir))
+    else:
+        with _calibration_errors():
+            result = run_campaign(file, options, say=lambda s: console.print(s, highlight=False))
     t = Table(title=f"prediction error of {result.scenario.name}", title_justify="left")
     for col in ("level", "metric", "R", "mean paired error ± 95 % CI", "bound", "verdict"):
         t.add_column(col)

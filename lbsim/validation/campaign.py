@@ -145,6 +145,9 @@ class CampaignResult:
     calibrated_file: Path = Path(".")
     #: predicted against measured knee (:func:`lbsim.validation.knee.campaign_knee`)
     knee: dict[str, Any] = field(default_factory=dict)
+    #: the user's stack, where it was calibrated against one
+    #: (:func:`lbsim.target.campaign.target_section`); empty: the built-in stack
+    target: dict[str, Any] = field(default_factory=dict)
 
     def all_errors(self) -> list[MetricError]:
         """Every replay's errors, one by one, and the stale-read probe's."""

@@ -92,11 +92,13 @@ def campaign_knee(
     capacity: float,
     horizon: Callable[[float], tuple[float, float]],
     outdir: Path,
+    adjust: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Predicted (a sweep of the calibrated model from the lowest level to 120 %
     of capacity, at the replays' mean speed and background, each rate with the
     warm-up and window ``horizon(rate)`` a replay at that rate gets) against
-    measured (the levels' mean p95) knee, and their relative error."""
+    measured (the levels' mean p95) knee, and their relative error (``adjust``:
+    the replays' change to the calibrated data, :func:`level_model`)."""
     from lbsim.experiment.run import simulate
     from lbsim.validation.levels import level_model
 
@@ -112,7 +114,9 @@ def campaign_knee(
     path = outdir / "knee-sweep.calibrated.yaml"
 
     def p95_at(rate: float) -> float:
-        model = level_model(file, raw, base, fast, rate, background, base.seed, horizon(rate), path)
+        model = level_model(
+            file, raw, base, fast, rate, background, base.seed, horizon(rate), path, None, adjust
+        )
         return float(simulate(model, replications=1).to_dict()["latency"]["p95"])
 
     low = min(lv.rate for lv in levels)

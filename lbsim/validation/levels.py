@@ -52,7 +52,7 @@ from lbsim.validation.background import phase_background as background_of
 from lbsim.validation.calibration import Calibration, calibrate_scenario, header
 from lbsim.validation.failures import answered_by_horizon, predicted_counts, with_failures
 from lbsim.validation.lifecycle import StackHandle
-from lbsim.validation.replay import replay
+from lbsim.validation.replay import ReplayRun, replay
 
 if TYPE_CHECKING:
     from lbsim.validation.campaign import CampaignOptions
@@ -60,6 +60,9 @@ if TYPE_CHECKING:
 Say = Callable[[str], None]
 #: a change to the calibrated scenario's data (a story's model assumption)
 Adjust = Callable[[dict[str, Any]], dict[str, Any]]
+#: sends a replay's scenario to a stack other than the built-in one (the
+#: user's: :func:`lbsim.target.replay.replay_target`), with the calibration
+Send = Callable[[Scenario, Calibration], ReplayRun]
 
 #: a level above this fraction of capacity is an overload level
 OVERLOAD = 1.0
@@ -156,11 +159,20 @@ def level_model(
 
 
 def _replay_once(
-    replayed: Scenario, handle: StackHandle, cal: Calibration, meter: Meter, level: str
+    replayed: Scenario,
+    handle: StackHandle | None,
+    cal: Calibration,
+    meter: Meter,
+    level: str,
+    send: Send | None = None,
 ) -> tuple[Any, PhaseBackground]:
     sampler = Sampler(meter, interval=0.5).start()
     try:
-        run = replay(replayed, handle, cal.costs)
+        if send is not None:
+            run = send(replayed, cal)
+        else:
+            assert handle is not None
+            run = replay(replayed, handle, cal.costs)
     finally:
         samples = sampler.stop()
     meta = run.results["meta"]
@@ -178,7 +190,7 @@ def run_replay(
     file: Path,
     raw: dict[str, Any],
     base: Scenario,
-    handle: StackHandle,
+    handle: StackHandle | None,
     cal: Calibration,
     meter: Meter,
     options: CampaignOptions,
@@ -189,9 +201,11 @@ def run_replay(
     outdir: Path,
     say: Say,
     adjust: Adjust | None = None,
+    send: Send | None = None,
 ) -> Replay:
     """One level's repetition: replay (again while the machine moved), then simulate
-    (``adjust``: see :func:`level_model`)."""
+    (``adjust``: see :func:`level_model`; ``send``: replay on another stack than
+    ``handle``, the built-in one)."""
     seed = base.seed + repetition
     tag = f"level-{round(level * 100):02d}-r{repetition + 1}"
     warmup, duration = horizon
@@ -199,7 +213,7 @@ def run_replay(
     replayed = load_scenario(file, [*top, *level_overrides(base, level), f"seed={seed}"])
     for attempt in range(1, options.phase_repeats + 2):
         say(f"{tag}: replaying {rate:g} requests/s for {warmup + duration:g} s (seed {seed})")
-        run, bg = _replay_once(replayed, handle, cal, meter, f"{level:.0%} r{repetition + 1}")
+        run, bg = _replay_once(replayed, handle, cal, meter, f"{level:.0%} r{repetition + 1}", send)
         bg.attempt = attempt
         lagged = run.results["meta"]["loadgen"]["problems"]
         if bg.valid and not lagged:

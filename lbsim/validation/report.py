@@ -116,6 +116,8 @@ def write_report(result: CampaignResult) -> list[Path]:
     cal["machine"] = result.machine
     cal["capacity"] = result.capacity
     cal["calibrated_scenario"] = str(result.calibrated_file)
+    if result.target:
+        cal["target"] = result.target
     atomic.write_text(out / "calibration.json", json.dumps(cal, indent=2) + "\n")
     written.append(out / "calibration.json")
     written.append(_measurements_csv(result, out / "measurements.csv"))
@@ -270,6 +272,50 @@ def _db_nodes(result: CampaignResult) -> list[str]:
     return sorted(result.levels[0].measured.get("utilisation", {}).get("db", {}))
 
 
+def _unit_lines(cal: Any) -> list[str]:
+    return [
+        f"- PHP work unit: {cal.costs.unit_seconds * 1e6:.3f} µs; BENCHMARK() iteration: "
+        f"{cal.costs.db_iteration_seconds * 1e9:.2f} ns",
+    ]
+
+
+def _target_lines(target: dict[str, Any]) -> list[str]:
+    """The user's stack (``lbsim calibrate --target``): where, which containers,
+    what the model took from them; the speed is the app's CPU per request."""
+    topo = target.get("topology", {})
+
+    def shape(s: dict[str, Any]) -> str:
+        bits = [f"{s['cores']:g} cores" if s.get("cores") else "no CPU limit"]
+        if s.get("workers"):
+            bits.append(f"{s['workers']} workers")
+        if s.get("max_connections"):
+            bits.append(f"max_connections {s['max_connections']}")
+        return f"{s['name']} ({', '.join(bits)})"
+
+    out = [
+        f"- target `{target.get('name')}` ({target.get('file')}) at {target.get('url')}: app "
+        + ", ".join(shape(s) for s in topo.get("app", []))
+        + "; database "
+        + (", ".join(shape(s) for s in topo.get("db", [])) or "none"),
+        "- the application reports no work units: a replay's speed is its app containers' "
+        "CPU per request of each class over the CPU measured here",
+    ]
+    out += [f"- {line}" for line in target.get("notes", [])]
+    stmts = target.get("statements", [])
+    if stmts:
+        out += [
+            "",
+            "| class | reads per request | writes per request | connections per request |",
+            "|---|---|---|---|",
+        ]
+        out += [
+            f"| {s['name']} | {s['reads']:.1f} | {s['writes']:.2f} | {s['connections']:.2f} |"
+            for s in stmts
+        ]
+        out.append("")
+    return out
+
+
 def _markdown(result: CampaignResult, path: Path) -> Path:
     m, cal = result.machine, result.calibration
     lines = [
@@ -292,8 +338,7 @@ def _markdown(result: CampaignResult, path: Path) -> Path:
         "",
         "## What was measured at low load",
         "",
-        f"- PHP work unit: {cal.costs.unit_seconds * 1e6:.3f} µs; BENCHMARK() iteration: "
-        f"{cal.costs.db_iteration_seconds * 1e9:.2f} ns",
+        *(_target_lines(result.target) if result.target else _unit_lines(cal)),
         f"- idle stack: {cal.idle_cores:.3f} cores busy in its containers; other programs: "
         f"{cal.background:.3f} cores while the classes were measured; balancer + network latency "
         f"{cal.balancer_latency * 1e3:.2f} ms; database round trip (one way) "

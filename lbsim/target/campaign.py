@@ -1,0 +1,246 @@
+"""``lbsim calibrate SCENARIO --target TARGET``: the calibration on the user's stack.
+
+The same campaign as on the built-in stack (:mod:`lbsim.validation.campaign`)
+with the user's containers in place of lbsim's:
+
+1. Attach to the running compose project the target names
+   (:func:`lbsim.target.containers.attach`: every service, the URL and the
+   database credentials checked; started only where the target allows).
+2. Write the scenario with the user's topology
+   (``<report>/<name>.topology.yaml``: one app node per app container with its
+   cores and PHP workers, the database nodes likewise —
+   :mod:`lbsim.target.topology`); it is the scenario every later step reads,
+   so replay, model and report name the nodes as the containers are named.
+3. Measure at low load (:mod:`lbsim.target.costs`): idle, each class's
+   requests one at a time (cgroup CPU of every container, the statements
+   they ran), the background in every phase; write the calibrated scenario
+   next to the original.
+4. Replay every level R times, interleaved, and simulate each replay with
+   its seed, the speed the app's CPU showed and the background measured
+   while it ran (:mod:`lbsim.validation.levels`, with
+   :func:`lbsim.target.replay.replay_target` as the sender); paired errors,
+   95 % intervals and verdicts; the knee.
+5. The same report (:mod:`lbsim.validation.report`) with the target's
+   section (services, topology, statements per class, what was not read).
+
+The stale-read probe of the built-in stack needs lbsim's own app (a write
+and an immediate read of the same row on two nodes) and is not run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lbsim.scenario.loader import load_scenario
+from lbsim.scenario.schema import Scenario
+from lbsim.target.costs import measure_target
+from lbsim.target.http import TargetRequest
+from lbsim.target.loader import load_target
+from lbsim.target.replay import replay_target
+from lbsim.target.requests import MissingRequests, target_plan
+from lbsim.target.schema import TargetSpec
+from lbsim.target.topology import (
+    ClassStatements,
+    Topology,
+    apply_topology,
+    place_queries,
+    target_capacity,
+)
+from lbsim.validation import collectors
+from lbsim.validation.background import Meter
+from lbsim.validation.calibration import (
+    Calibration,
+    CalibrationError,
+    calibrate_scenario,
+    calibrated_path,
+)
+from lbsim.validation.campaign import CampaignOptions, CampaignResult, LevelResult
+from lbsim.validation.knee import campaign_knee, knee_line
+from lbsim.validation.levels import Replay, cost_minutes, is_overload, replay_duration, run_replay
+from lbsim.validation.machine import machine
+from lbsim.validation.workplan import MachineCosts, PlannedQuery, work_plan
+
+Say = Callable[[str], None]
+
+
+class MeasuredRequest(TargetRequest):
+    """A target request with the scenario's planned demands of the same
+    request (what the low-load costs are compared with)."""
+
+    cpu: float
+    queries: tuple[PlannedQuery, ...]
+
+    def __init__(
+        self, request: TargetRequest, cpu: float, queries: tuple[PlannedQuery, ...]
+    ) -> None:
+        super().__init__(**{f: getattr(request, f) for f in request.__dataclass_fields__})
+        object.__setattr__(self, "cpu", cpu)
+        object.__setattr__(self, "queries", queries)
+
+
+def measured_items(scenario: Scenario, target: TargetSpec) -> Iterator[MeasuredRequest]:
+    """The target's requests for the scenario's trace, each with the demands
+    the model draws for the same request (the same seed and streams)."""
+    # the built-in app's costs only turn demands into work units, unused here
+    planned = work_plan(scenario, MachineCosts(), 1)
+    for req, plan in zip(target_plan(scenario, target), planned, strict=False):
+        yield MeasuredRequest(req, plan.cpu, plan.queries)
+
+
+def header(scenario_file: Path, target_file: Path, cal: Calibration) -> str:
+    lines = [
+        f"# Calibrated by `lbsim calibrate {scenario_file} --target {target_file}` on this",
+        f"# machine ({cal.host_cores:g} cores; the idle containers used {cal.idle_cores:.3f} of",
+        f"# them and other programs {cal.background:.3f}: both are the host's background).",
+        "# App and database nodes are the target's containers (cores: their CPU limits;",
+        "# workers: php-fpm's pm.max_children); class CPU and query demands are the",
+        "# scenario's distributions rescaled to what the requests cost in the containers.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _absolute_trace(raw: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """A trace file named relative to the scenario, made absolute (the
+    topology scenario is written elsewhere)."""
+    wl = raw.get("workload")
+    if isinstance(wl, dict) and isinstance(wl.get("trace"), str):
+        wl["trace"] = str((folder / wl["trace"]).resolve())
+    return raw
+
+
+def target_section(
+    target: TargetSpec,
+    target_file: Path,
+    stack: Any,
+    topology: Topology,
+    statements: list[ClassStatements],
+    notes: list[str],
+) -> dict[str, Any]:
+    return {
+        "statements": [s.to_dict() for s in statements],
+        "name": target.target,
+        "file": str(target_file),
+        "url": stack.url,
+        "app": list(stack.app_nodes),
+        "database": list(stack.db_nodes),
+        "topology": topology.to_dict(),
+        "notes": [*topology.notes, *notes],
+    }
+
+
+def run_target_campaign(
+    file: Path, target_file: Path, options: CampaignOptions, say: Say = print
+) -> CampaignResult:
+    from lbsim.target.containers import attach
+
+    base = load_scenario(file)
+    if base.workload.open is None:
+        raise CalibrationError(
+            f"{file}: lbsim calibrate drives the stack at chosen arrival rates and needs an "
+            "open-loop workload (workload.open)"
+        )
+    target = load_target(target_file)
+    try:
+        list(target_plan(base.model_copy(update={"duration": 0.0, "warmup": 0.0}), target))
+    except MissingRequests as exc:
+        raise CalibrationError(f"{target_file}: {exc}") from None
+    outdir = options.out or Path("validation/results") / f"{base.name}-{target.target}"
+    outdir.mkdir(parents=True, exist_ok=True)
+    say(f"attaching to the target {target.target!r} ({target_file})")
+    stack = attach(target, target_file)
+    topology = stack.topology()
+    say(
+        "  app: "
+        + ", ".join(
+            f"{s.name} ({s.cores or '?'} cores, {s.workers or '?'} workers)" for s in topology.app
+        )
+        + "; database: "
+        + (", ".join(s.name for s in topology.db) or "none")
+    )
+    for line in topology.notes:
+        say(f"  {line}")
+    m = measure_target(
+        stack, base, measured_items(base, target), options.per_class, options.phase_repeats, say
+    )
+    cal = m.calibration
+    raw0 = _absolute_trace(yaml.safe_load(file.read_text(encoding="utf-8")), file.parent)
+    raw, notes = place_queries(apply_topology(raw0, topology), cal, m.statements)
+    for line in notes:
+        say(f"  {line}")
+    topo_file = outdir / f"{base.name}.topology.yaml"
+    topo_file.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    topo = load_scenario(topo_file)
+    cal_file = calibrated_path(file)
+    data = calibrate_scenario(raw, topo, cal)
+    cal_file.write_text(
+        header(file, target_file, cal) + yaml.safe_dump(data, sort_keys=False), "utf-8"
+    )
+    say(f"wrote {cal_file}")
+    capacity = target_capacity(cal, topo, topology)
+    result = CampaignResult(
+        topo, cal, capacity, machine=machine(), outdir=outdir, calibrated_file=cal_file
+    )
+    result.target = target_section(target, target_file, stack, topology, m.statements, notes)
+    say(f"capacity of the target on this machine: {capacity:.1f} requests/s")
+    for line in cal.invalid_phases():
+        say(f"calibration NOT VALID: {line}")
+    _levels(result, topo_file, raw, topo, stack, target, options, say)
+    from lbsim.validation.report import write_report
+
+    for path in write_report(result):
+        say(f"wrote {path}")
+    return result
+
+
+def _levels(
+    result: CampaignResult,
+    file: Path,
+    raw: dict[str, Any],
+    base: Scenario,
+    stack: Any,
+    target: TargetSpec,
+    options: CampaignOptions,
+    say: Say,
+) -> None:
+    cal, capacity, outdir = result.calibration, result.capacity, result.outdir
+    rates = {level: round(level * capacity, 3) for level in options.levels}
+
+    def horizon(rate: float) -> tuple[float, float]:
+        return options.warmup, replay_duration(rate, options.duration, options.min_requests)
+
+    def send(scenario: Scenario, c: Calibration) -> Any:
+        return replay_target(scenario, stack, target, c)
+
+    durations = {level: horizon(rate)[1] for level, rate in rates.items()}
+    r = options.repetitions
+    say(
+        f"{len(rates)} levels × {r} repetitions, interleaved; each replay {options.warmup:g} s "
+        "warm-up + "
+        + ", ".join(
+            f"{d:g} s at {lv:.0%}" + (" (overload)" if is_overload(lv) else "")
+            for lv, d in durations.items()
+        )
+        + f" measured: about {cost_minutes(list(durations.values()), r, options.warmup):.0f} min"
+    )
+    cpu = collectors.ContainerCpu(stack)
+    meter = Meter(collectors.host_cpu_seconds, cpu.snapshot, collectors.own_cpu_seconds)
+    replays: dict[float, list[Replay]] = {level: [] for level in rates}
+    for rep in range(r):
+        for level, rate in rates.items():
+            one = run_replay(
+                file, raw, base, None, cal, meter, options, level, rate, rep,
+                horizon(rate), outdir, say, send=send,
+            )  # fmt: skip
+            replays[level].append(one)
+            say(
+                f"  {sum(e.ok for e in one.errors)}/{len(one.errors)} metrics within bounds"
+                + ("" if one.valid else f"; NOT VALID: {'; '.join(one.problems)}")
+            )
+    result.levels = [LevelResult.of(level, rates[level], replays[level]) for level in rates]
+    say("sweeping the calibrated model for its knee (p95 above 3× its lowest-load value)")
+    result.knee = campaign_knee(file, raw, base, cal, result.levels, capacity, horizon, outdir)
+    say(knee_line(result.knee))
