@@ -552,3 +552,16 @@ def test_a_probe_the_machine_always_moved_under_is_not_valid() -> None:
     result.probe, result.probe_problems = got.errors, got.problems
     assert result.not_valid() == got.problems
     assert not result.passed
+
+
+def test_a_targets_app_cpu_per_request_is_recorded_not_judged() -> None:
+    """On the user's stack the speed is the app's CPU per request, which moves
+    with the requests drawn (WordPress: a post with 40 comments costs 5× one
+    with 8; replays of one calibration measured ×1.15 to ×1.47 on a quiet
+    machine): it is applied to the model and shown, but only the background
+    invalidates the phase."""
+    bg = PhaseBackground("30 % r2", 30.0, 0.02, 0.05, 0.04)
+    assert check_phase(bg, 1.417, judge_speed=False) == [] and bg.speed == 1.417
+    assert check_phase(bg, 1.417) != []
+    moving = PhaseBackground("30 % r2", 30.0, 0.6, 0.1, 0.6)
+    assert check_phase(moving, 1.0, judge_speed=False)  # the background still counts

@@ -531,3 +531,15 @@ def test_the_url_probe_names_a_refused_port() -> None:
         port = s.getsockname()[1]  # bound, not listening: connections are refused
         why = probe_url(f"http://127.0.0.1:{port}/", 5)
     assert why is not None and "connection refused" in why
+
+
+def test_a_cpu_limit_under_one_core_is_noted() -> None:
+    """Docker's --cpus under 1 is a CFS quota: a lone request runs at full speed
+    until the period's quota is spent, the model runs it at the fraction's speed
+    (measured on the WordPress example: 30 % load, 0.5 cpus, mean latency
+    predicted 222 ms vs measured 127 ms) — the target's report says so."""
+    app = [AppReading("app1", 0.5, "NanoCpus", 4, "php-fpm -tt")]
+    notes = shape_notes(None, app, [], 2.0)
+    assert len(notes) == 1 and notes[0].startswith("app1: a CPU limit under one core (0.5)")
+    whole = [AppReading("app1", 1.0, "NanoCpus", 4, "php-fpm -tt")]
+    assert shape_notes(None, whole, [], 2.0) == []

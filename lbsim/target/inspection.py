@@ -222,6 +222,15 @@ def fpm_reading_from(
     )
 
 
+def _under_one_core(service: str, cores: float) -> str:
+    return (
+        f"{service}: a CPU limit under one core ({cores:g}): the model runs its requests "
+        f"at {cores:g}× a core's speed, the kernel (CFS quota) at full speed until the "
+        "100 ms period's quota is spent: the model over-predicts latency at low load "
+        "(give the container at least one core to calibrate)"
+    )
+
+
 def shape_notes(
     engine: str | None, app: Sequence[AppReading], db: Sequence[DbReading], host_cores: float
 ) -> list[str]:
@@ -230,11 +239,15 @@ def shape_notes(
     for a in app:
         if a.cores is None:
             notes.append(f"{a.service}: no CPU limit (it may use all {host_cores:g} cores)")
+        elif a.cores < 1.0:
+            notes.append(_under_one_core(a.service, a.cores))
         if a.workers is None:
             notes.append(f"{a.service}: {a.workers_source}")
     for d in db:
         if d.cores is None:
             notes.append(f"{d.service}: no CPU limit (it may use all {host_cores:g} cores)")
+        elif d.cores < 1.0:
+            notes.append(_under_one_core(d.service, d.cores))
         if d.max_connections is None:
             notes.append(f"{d.service}: max_connections not read")
         if engine == "galera" and not d.wsrep_on:

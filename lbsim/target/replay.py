@@ -12,7 +12,11 @@ sends no server-side timings, so the results have no per-node request counts
 or worker occupancy (the balancer picks the node). The machine's speed
 during the replay is the app containers' CPU per request of each class over
 the calibration's (:func:`lbsim.target.costs.app_speed`), stored as
-``meta.unit_seconds`` in units of the calibration's speed.
+``meta.unit_seconds`` in units of the calibration's speed. It mixes the
+machine's speed with the requests the replay drew (an application's requests
+of one class differ: a post with 40 comments costs 5× one with 8), so it is
+applied to the model but does not invalidate a phase (``speed_source``);
+the background, measured in every phase, does.
 """
 
 from __future__ import annotations
@@ -105,6 +109,9 @@ def replay_target(
         "url": stack.url,
         # the app's CPU per request over the calibration's (1: as calibrated)
         "unit_seconds": speed,
+        # which mixes the machine's speed with the requests drawn (a heavier post,
+        # a longer search): applied to the model, never a reason to repeat the phase
+        "speed_source": "app_cpu",
         # its drift within the window is not measured (cgroups give the whole window)
         "unit_moved": math.nan,
         "loadgen": loadgen_verdict(stats),

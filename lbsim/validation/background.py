@@ -224,9 +224,14 @@ def drift_limit(level: float) -> float:
     return max(DRIFT_FLOOR, min(DRIFT_CORES, DRIFT_FRACTION * level))
 
 
-def check_phase(bg: PhaseBackground, speed: float = 1.0, moved: float = math.nan) -> list[str]:
+def check_phase(
+    bg: PhaseBackground, speed: float = 1.0, moved: float = math.nan, judge_speed: bool = True
+) -> list[str]:
     """Why ``bg``'s phase did not measure a machine that held still (empty: valid);
-    ``moved``: the unit cost's last quarter over its first, less 1 (NaN: unknown).
+    ``moved``: the unit cost's last quarter over its first, less 1 (NaN: unknown);
+    ``judge_speed``: whether ``speed`` measures the machine alone (a work unit's
+    cost) and may invalidate the phase, or also what the requests did (a target's
+    app CPU per request: recorded, not judged).
 
     Sets ``bg.speed`` and ``bg.problems``."""
     bg.speed = speed
@@ -239,7 +244,7 @@ def check_phase(bg: PhaseBackground, speed: float = 1.0, moved: float = math.nan
                 f"the CPU used outside the stack moved from {bg.start:.2f} to {bg.end:.2f} "
                 f"cores during the phase (more than {limit:.2f})"
             )
-    if math.isfinite(speed) and abs(speed - 1.0) > SPEED_OFFSET:
+    if judge_speed and math.isfinite(speed) and abs(speed - 1.0) > SPEED_OFFSET:
         problems.append(
             f"a CPU work unit cost ×{speed:.3f} its calibrated cost (outside 1 ± {SPEED_OFFSET:g})"
         )

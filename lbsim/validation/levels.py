@@ -182,7 +182,9 @@ def _replay_once(
     # from the end of the window-start status queries: their docker exec CPU is ours
     start = max(window.get("start", 0.0), window.get("collected", 0.0)) or None
     bg = background_of(level, samples, start, window.get("end"), induced * speed)
-    check_phase(bg, speed, float(meta.get("unit_moved", math.nan)))
+    # a target's speed is its app CPU per request: the machine and the requests drawn
+    judged = meta.get("speed_source", "work_unit") == "work_unit"
+    check_phase(bg, speed, float(meta.get("unit_moved", math.nan)), judge_speed=judged)
     return run, bg
 
 
