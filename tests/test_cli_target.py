@@ -159,3 +159,21 @@ def test_checking_a_target_imports_no_plotting_or_dataframes(target: Path) -> No
     loaded = _loaded("", ["check", str(target)])
     assert loaded["heavy"] == []
     assert "lbsim.target.schema" in loaded["modules"]  # it did check
+
+
+def test_a_what_if_needs_a_target_and_a_real_calibration(target: Path, tmp_path: Path) -> None:
+    """``lbsim calibrate --costs/--set`` are a what-if on your own stack: without
+    --target they are refused; a costs file that is not a calibration (or lacks
+    a class of the scenario) is refused with its name before Docker is asked."""
+    result = invoke("calibrate", MIXED, "--costs", tmp_path / "c.json")
+    assert result.exit_code == 2 and "--costs and --set go with --target" in result.output
+    result = invoke("calibrate", MIXED, "--set", "app.nodes=3")
+    assert result.exit_code == 2 and "--costs and --set go with --target" in result.output
+    (tmp_path / "r.json").write_text('{"throughput": 3}')
+    out = tmp_path / "report"
+    args = ["calibrate", MIXED, "--target", target, "--out", out, "--set", "app.nodes=3"]
+    result = invoke(*args, "--costs", tmp_path / "r.json")
+    assert result.exit_code == 2, result.output
+    assert "r.json: not a calibration.json" in " ".join(result.output.split())
+    result = invoke(*args, "--set", "app.nodes=-1", "--costs", tmp_path / "r.json")
+    assert result.exit_code == 2 and "app.nodes" in result.output

@@ -203,3 +203,48 @@ def test_measured_requests_carry_the_models_demands_of_the_same_request() -> Non
 def test_a_relative_trace_is_made_absolute_for_the_topology_scenario(tmp_path: Path) -> None:
     raw = {"workload": {"trace": "t.csv"}}
     assert _absolute_trace(raw, tmp_path)["workload"]["trace"] == str(tmp_path / "t.csv")
+
+
+def _calibration_json(path: Path, cal: Calibration, **extra: object) -> Path:
+    import json
+
+    path.write_text(json.dumps({**cal.to_dict(), "capacity": 12.0, **extra}))
+    return path
+
+
+def test_a_what_if_reads_the_class_costs_and_statements_of_an_earlier_calibration(
+    tmp_path: Path,
+) -> None:
+    from lbsim.target.campaign import earlier_calibration
+
+    cal = _cal(_cost("front", 0.05, 0.004, 0.06), _cost("comment", 0.02, 0.003, 0.03))
+    stmts = [{"name": "comment", "n": 10, "reads": 18.0, "writes": 2.0, "connections": 1.0}]
+    path = _calibration_json(
+        tmp_path / "calibration.json", cal, target={"name": "wp-single", "statements": stmts}
+    )
+    got, statements, source = earlier_calibration(path, loads_scenario(SCENARIO))
+    assert got.by_name()["front"].app_cpu == 0.05 and got.costs == cal.costs
+    assert statements == [ClassStatements("comment", 10, 18.0, 2.0, 1.0)]
+    assert source == "wp-single"
+    built_in = _calibration_json(tmp_path / "built-in.json", cal)  # lbsim's own stack
+    assert earlier_calibration(built_in, loads_scenario(SCENARIO))[1:] == ([], "lbsim's stack")
+
+
+def test_a_what_if_refuses_costs_without_every_class_or_not_a_calibration(
+    tmp_path: Path,
+) -> None:
+    from lbsim.target.campaign import earlier_calibration
+    from lbsim.validation.calibration import CalibrationError
+
+    scenario = loads_scenario(SCENARIO)
+    only_front = _calibration_json(tmp_path / "a.json", _cal(_cost("front", 0.05, 0.0, 0.06)))
+    with pytest.raises(CalibrationError, match=r"a\.json: no costs for class\(es\) comment"):
+        earlier_calibration(only_front, scenario)
+    results = tmp_path / "results.json"
+    results.write_text('{"throughput": 3.0}')
+    with pytest.raises(CalibrationError, match="results.json: not a calibration.json"):
+        earlier_calibration(results, scenario)
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    with pytest.raises(CalibrationError, match="broken.json: not a calibration.json"):
+        earlier_calibration(broken, scenario)

@@ -89,15 +89,27 @@ def replay_on_target(
     return scenario, run
 
 
-def calibrate_on_target(file: Path, target_file: Path, options: CampaignOptions) -> CampaignResult:
-    """The calibration campaign on the target's containers."""
+def calibrate_on_target(
+    file: Path,
+    target_file: Path,
+    options: CampaignOptions,
+    costs: Path | None = None,
+    overrides: list[str] | None = None,
+) -> CampaignResult:
+    """The calibration campaign on the target's containers (``costs``: a
+    what-if with an earlier calibration's class costs)."""
     from lbsim.target.campaign import run_target_campaign
 
-    scenario = load_or_exit(file)
+    scenario = load_or_exit(file, overrides)
     load_target_or_exit(target_file, scenario)
     with target_errors():
         return run_target_campaign(
-            file, target_file, options, say=lambda s: console.print(s, highlight=False)
+            file,
+            target_file,
+            options,
+            say=lambda s: console.print(s, highlight=False),
+            costs=costs,
+            overrides=overrides or [],
         )
 
 

@@ -254,21 +254,34 @@ def calibrate(
     port: PortOption = 8080,
     down: Annotated[bool, typer.Option("--down", help="Stop the stack at the end.")] = False,
     target: TargetOption = None,
+    costs: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --target, a what-if: the class costs of an earlier calibration.json "
+            "(another target's, say one app node) instead of measuring this target at low "
+            "load; the levels run on this target's topology."
+        ),
+    ] = None,
+    set_: SetOption = None,
 ) -> None:
     """Measure FILE's real stack at low load, write FILE's calibrated scenario, then
     replay and simulate it at several loads and report the error of every metric.
     With --target: your own running stack (the target file says where and how)."""
+    if target is None and (costs is not None or set_):
+        fail("--costs and --set go with --target (a what-if on your own stack)")
     if target is not None:
         if balancer is not None or down:
             fail("--balancer and --down are for lbsim's own stack, not a --target")
-        scenario = load_or_exit(file)
+        scenario = load_or_exit(file, set_)
     else:
         scenario = load_for_stack(file, balancer)  # a bad scenario fails here, before Docker
     if target is not None:
         from lbsim.cli.target import default_report_dir
 
         report_dir = out or default_report_dir(scenario, target)
-        guard_outputs([file, target], [calibrated_path(file), report_dir], [report_dir])
+        # a what-if writes its calibrated scenario into the report, not over FILE's
+        written = [report_dir] if costs is not None else [calibrated_path(file), report_dir]
+        guard_outputs([f for f in (file, target, costs) if f is not None], written, [report_dir])
     else:
         report_dir = out or Path("validation/results") / scenario.name
         guard_outputs([file], [calibrated_path(file), report_dir], [report_dir])
@@ -296,7 +309,9 @@ def calibrate(
     if target is not None:
         from lbsim.cli.target import calibrate_on_target
 
-        result = calibrate_on_target(file, target, replace(options, out=report_dir))
+        result = calibrate_on_target(
+            file, target, replace(options, out=report_dir), costs, list(set_ or [])
+        )
     else:
         with _calibration_errors():
             result = run_campaign(file, options, say=lambda s: console.print(s, highlight=False))

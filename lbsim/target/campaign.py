@@ -23,19 +23,26 @@ with the user's containers in place of lbsim's:
 5. The same report (:mod:`lbsim.validation.report`) with the target's
    section (services, topology, statements per class, what was not read).
 
+A what-if (``--costs CAL``): the class costs of an earlier calibration —
+of another target, say one app node — replace step 3, and the levels run on
+this target's topology (three app nodes, another balancer policy given with
+``--set``): the model's answer for a configuration, then its measurement.
+
 The stale-read probe of the built-in stack needs lbsim's own app (a write
 and an immediate read of the same row on two nodes) and is not run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import json
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from lbsim.scenario.loader import load_scenario
+from lbsim.scenario.overrides import apply_overrides
 from lbsim.scenario.schema import Scenario
 from lbsim.target.costs import measure_target
 from lbsim.target.http import TargetRequest
@@ -65,6 +72,8 @@ from lbsim.validation.machine import machine
 from lbsim.validation.workplan import MachineCosts, PlannedQuery, work_plan
 
 Say = Callable[[str], None]
+#: the keys of a calibration.json that are :class:`Calibration`'s own
+_CAL_FIELDS = frozenset(Calibration.__dataclass_fields__)
 
 
 class MeasuredRequest(TargetRequest):
@@ -91,7 +100,43 @@ def measured_items(scenario: Scenario, target: TargetSpec) -> Iterator[MeasuredR
         yield MeasuredRequest(req, plan.cpu, plan.queries)
 
 
-def header(scenario_file: Path, target_file: Path, cal: Calibration) -> str:
+def earlier_calibration(
+    path: Path, scenario: Scenario
+) -> tuple[Calibration, list[ClassStatements], str]:
+    """The class costs (and the statements per class) of an earlier
+    ``calibration.json``, for a what-if: every class of ``scenario`` must have
+    its costs there. Returns them with the name of the target they were
+    measured on ("lbsim's stack" for the built-in one)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        cal = Calibration.from_dict({k: v for k, v in data.items() if k in _CAL_FIELDS})
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise CalibrationError(
+            f"{path}: not a calibration.json of `lbsim calibrate` ({type(exc).__name__}: {exc})"
+        ) from None
+    have = {c.name for c in cal.classes}
+    missing = [c.name for c in scenario.workload.classes if c.name not in have]
+    if missing:
+        raise CalibrationError(
+            f"{path}: no costs for class(es) {', '.join(missing)} of the scenario "
+            f"{scenario.name!r} (it has {', '.join(sorted(have)) or 'none'})"
+        )
+    section = data.get("target") if isinstance(data.get("target"), dict) else {}
+    try:
+        statements = [ClassStatements(**s) for s in section.get("statements", [])]
+    except TypeError as exc:
+        raise CalibrationError(f"{path}: target.statements: {exc}") from None
+    return cal, statements, str(section.get("name", "lbsim's stack"))
+
+
+def header(
+    scenario_file: Path, target_file: Path, cal: Calibration, costs: Path | None = None
+) -> str:
+    if costs is not None:
+        return (
+            f"# A what-if: the class costs of {costs} on the topology of {target_file}\n"
+            f"# (`lbsim calibrate {scenario_file} --target {target_file} --costs {costs}`).\n"
+        )
     lines = [
         f"# Calibrated by `lbsim calibrate {scenario_file} --target {target_file}` on this",
         f"# machine ({cal.host_cores:g} cores; the idle containers used {cal.idle_cores:.3f} of",
@@ -133,11 +178,21 @@ def target_section(
 
 
 def run_target_campaign(
-    file: Path, target_file: Path, options: CampaignOptions, say: Say = print
+    file: Path,
+    target_file: Path,
+    options: CampaignOptions,
+    say: Say = print,
+    costs: Path | None = None,
+    overrides: Sequence[str] = (),
 ) -> CampaignResult:
+    """The campaign on the target. ``costs``: a what-if: the class costs of an
+    earlier calibration.json instead of measuring this target at low load (the
+    calibrated scenario then goes into the report directory, never over the
+    one that calibration wrote); ``overrides``: ``--set`` on the scenario."""
     from lbsim.target.containers import attach
 
-    base = load_scenario(file)
+    base = load_scenario(file, overrides)
+    earlier = None if costs is None else earlier_calibration(costs, base)
     if base.workload.open is None:
         raise CalibrationError(
             f"{file}: lbsim calibrate drives the stack at chosen arrival rates and needs an "
@@ -163,28 +218,39 @@ def run_target_campaign(
     )
     for line in topology.notes:
         say(f"  {line}")
-    m = measure_target(
-        stack, base, measured_items(base, target), options.per_class, options.phase_repeats, say
-    )
-    cal = m.calibration
+    if earlier is None:
+        m = measure_target(
+            stack, base, measured_items(base, target), options.per_class, options.phase_repeats, say
+        )
+        cal, statements = m.calibration, m.statements
+    else:
+        cal, statements, source = earlier
+        say(
+            f"a what-if: the class costs of {costs} (measured on {source}); this target is "
+            "not measured at low load"
+        )
     raw0 = _absolute_trace(yaml.safe_load(file.read_text(encoding="utf-8")), file.parent)
-    raw, notes = place_queries(apply_topology(raw0, topology), cal, m.statements)
+    raw0 = apply_overrides(raw0, overrides, str(file))
+    raw, notes = place_queries(apply_topology(raw0, topology), cal, statements)
     for line in notes:
         say(f"  {line}")
     topo_file = outdir / f"{base.name}.topology.yaml"
     topo_file.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
     topo = load_scenario(topo_file)
-    cal_file = calibrated_path(file)
+    cal_file = calibrated_path(file) if costs is None else outdir / calibrated_path(file).name
     data = calibrate_scenario(raw, topo, cal)
     cal_file.write_text(
-        header(file, target_file, cal) + yaml.safe_dump(data, sort_keys=False), "utf-8"
+        header(file, target_file, cal, costs) + yaml.safe_dump(data, sort_keys=False), "utf-8"
     )
     say(f"wrote {cal_file}")
     capacity = target_capacity(cal, topo, topology)
     result = CampaignResult(
         topo, cal, capacity, machine=machine(), outdir=outdir, calibrated_file=cal_file
     )
-    result.target = target_section(target, target_file, stack, topology, m.statements, notes)
+    result.target = target_section(target, target_file, stack, topology, statements, notes)
+    if costs is not None:
+        result.target["costs_from"] = str(costs)
+        result.target["overrides"] = list(overrides)
     say(f"capacity of the target on this machine: {capacity:.1f} requests/s")
     for line in cal.invalid_phases():
         say(f"calibration NOT VALID: {line}")

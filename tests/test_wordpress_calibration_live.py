@@ -1,0 +1,139 @@
+"""Live: calibrate and replay the WordPress example as a user's own stack.
+
+What a user does with their own application, on the example
+(validation/examples/wordpress): start and seed it (``stack.sh up single``,
+``stack.sh seed single``, here as compose project ``lbsim-wp-caltest`` on
+port 18220), write a target file naming its services and one HTTP request
+per class, then
+
+* ``lbsim calibrate wordpress.yaml --target T`` (in-process, short: two load
+  levels, two repetitions, 15 s each): the topology is read from the
+  containers (app1: 1 core, 4 php-fpm workers; one MariaDB), every class is
+  measured at low load through its own request (the comment class writes, the
+  others only read), the calibrated scenario is written, each level is
+  replayed on WordPress and simulated with its seed, and the report names the
+  target. The model is judged as ``lbsim calibrate`` judges it: a metric
+  fails only when its mean paired error misses the bound *beyond* its 95 %
+  interval (model error, not noise), and the throughput of every replay
+  matches the model's within its bound;
+* ``lbsim replay wordpress.yaml --target T`` (the CLI): every request of the
+  trace answered with a status its class expects, the results file naming
+  the target.
+
+The stack is removed in a ``finally``, also when a step fails.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lbsim.target.campaign import run_target_campaign
+from lbsim.validation.campaign import CampaignOptions
+from tests.stack_support import require_docker
+from tests.support import run_program
+
+pytestmark = [pytest.mark.stack, pytest.mark.slow]
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "validation" / "examples" / "wordpress"
+PORT = 18220
+PROJECT = "lbsim-wp-caltest"
+
+
+def _stack(*args: str, timeout: float) -> str:
+    env = {**os.environ, "PORT": str(PORT), "PROJECT": PROJECT}
+    proc = run_program([str(EXAMPLE / "stack.sh"), *args], timeout=timeout, env=env)
+    assert proc.returncode == 0, f"stack.sh {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+def _target(seed: Path) -> dict[str, object]:
+    """The example's target-single.yaml, pointed at this test's project, port and seed."""
+    doc = yaml.safe_load((EXAMPLE / "target-single.yaml").read_text())
+    doc["compose"] = {"project": PROJECT}
+    doc["url"] = f"http://127.0.0.1:{PORT}"
+    req = doc["requests"]
+    req["post"]["ids_file"] = req["comment"]["ids_file"] = str(seed / "post-ids.txt")
+    req["search"]["words_file"] = str(seed / "words.txt")
+    req["account"]["headers"] = {"Cookie": f"{{file:{seed / 'cookie.txt'}}}"}
+    return doc
+
+
+def test_wordpress_calibrates_and_replays_as_a_target(tmp_path: Path) -> None:
+    require_docker()
+    _stack("build", timeout=1800)
+    _stack("down", "single", timeout=120)  # what an interrupted earlier run left
+    try:
+        _stack("up", "single", timeout=400)
+        _stack("seed", "single", str(tmp_path / "seed"), timeout=600)
+        target = tmp_path / "target.yaml"
+        target.write_text(yaml.safe_dump(_target(tmp_path / "seed")))
+        scenario = tmp_path / "wordpress.yaml"
+        shutil.copy(EXAMPLE / "wordpress.yaml", scenario)
+        _calibrate(scenario, target, tmp_path / "report")
+        _replay(scenario, target, tmp_path / "replay")
+    finally:
+        _stack("down", "single", timeout=120)
+
+
+def _calibrate(scenario: Path, target: Path, out: Path) -> None:
+    options = CampaignOptions(
+        levels=(0.3, 0.6),
+        duration=15.0,
+        warmup=5.0,
+        per_class=15,
+        out=out,
+        repetitions=2,
+        min_requests=0,
+        phase_repeats=1,
+    )
+    result = run_target_campaign(scenario, target, options, say=print)
+    rows = [
+        f"{p.level:>4} {p.metric:<28} predicted {p.to_dict()['predicted_mean']:.4g} "
+        f"measured {p.to_dict()['measured_mean']:.4g} error {p.mean:+.3f} ± {p.half:.3f} "
+        f"bound {p.bound:g} {p.verdict}"
+        for p in result.paired()
+    ]
+    print("paired errors over the replays:", *rows, sep="\n  ")
+    # the topology as the containers have it, in the scenario every later step reads
+    topo = yaml.safe_load((out / "wordpress.topology.yaml").read_text())
+    assert topo["app"]["nodes"] == [{"name": "app1", "cores": 1.0, "workers": 4}]
+    assert topo["database"]["cores"] == 1.0
+    assert result.calibrated_file.is_file()
+    # the classes as WordPress runs them: the comment writes, the front page only reads
+    section = json.loads((out / "calibration.json").read_text())["target"]
+    stmts = {s["name"]: s for s in section["statements"]}
+    assert set(stmts) == {"front", "post", "search", "comment", "account"}
+    assert stmts["comment"]["writes"] >= 1.0 and stmts["front"]["writes"] == 0.0
+    assert all(s["reads"] > 5 for s in stmts.values())
+    costs = {c.name: c for c in result.calibration.classes}
+    assert all(c.app_cpu > 0.005 for c in costs.values())
+    assert costs["post"].app_cpu > costs["comment"].app_cpu  # rendering a thread vs a redirect
+    # the model as lbsim calibrate judges it
+    assert not result.not_valid(), result.not_valid()
+    assert not [r for r in rows if r.endswith(" miss")], "model error beyond the interval"
+    for lv in result.levels:
+        assert len(lv.replays) == 2
+        for p in lv.paired:
+            if p.metric == "throughput":
+                assert all(abs(e) <= p.bound for e in p.errors), (lv.level, p.errors)
+    assert "wordpress-single" in (out / "report.md").read_text()
+
+
+def _replay(scenario: Path, target: Path, out: Path) -> None:
+    argv = [sys.executable, "-m", "lbsim", "replay", str(scenario), "--target", str(target)]
+    proc = run_program([*argv, "--duration", "10", "--out", str(out)], timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads((out / "replay.json").read_text())
+    assert doc["meta"]["target"] == "wordpress-single"
+    requests = doc["requests"]
+    assert requests["completed"] >= 20  # 4 requests/s for 10 s measured
+    assert requests["failed"]["total"] == 0, requests["failed"]
+    assert math.isfinite(doc["latency"]["mean"]) and doc["latency"]["mean"] > 0.01
