@@ -242,9 +242,9 @@ def test_a_what_if_refuses_costs_without_every_class_or_not_a_calibration(
         earlier_calibration(only_front, scenario)
     results = tmp_path / "results.json"
     results.write_text('{"throughput": 3.0}')
-    with pytest.raises(CalibrationError, match="results.json: not a calibration.json"):
+    with pytest.raises(CalibrationError, match=r"results\.json: not a calibration\.json"):
         earlier_calibration(results, scenario)
     broken = tmp_path / "broken.json"
     broken.write_text("{")
-    with pytest.raises(CalibrationError, match="broken.json: not a calibration.json"):
+    with pytest.raises(CalibrationError, match=r"broken\.json: not a calibration\.json"):
         earlier_calibration(broken, scenario)
