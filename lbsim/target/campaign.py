@@ -44,7 +44,7 @@ import yaml
 from lbsim.scenario.loader import load_scenario
 from lbsim.scenario.overrides import apply_overrides
 from lbsim.scenario.schema import Scenario
-from lbsim.target.costs import measure_target
+from lbsim.target.costs import measure_target, own_meter
 from lbsim.target.http import TargetRequest
 from lbsim.target.loader import load_target
 from lbsim.target.replay import replay_target
@@ -58,7 +58,6 @@ from lbsim.target.topology import (
     target_capacity,
 )
 from lbsim.validation import collectors
-from lbsim.validation.background import Meter
 from lbsim.validation.calibration import (
     Calibration,
     CalibrationError,
@@ -69,6 +68,7 @@ from lbsim.validation.campaign import CampaignOptions, CampaignResult, LevelResu
 from lbsim.validation.knee import campaign_knee, knee_line
 from lbsim.validation.levels import Replay, cost_minutes, is_overload, replay_duration, run_replay
 from lbsim.validation.machine import machine
+from lbsim.validation.speedprobe import SpeedProbe
 from lbsim.validation.workplan import MachineCosts, PlannedQuery, work_plan
 
 Say = Callable[[str], None]
@@ -218,17 +218,52 @@ def run_target_campaign(
     )
     for line in topology.notes:
         say(f"  {line}")
-    if earlier is None:
-        m = measure_target(
-            stack, base, measured_items(base, target), options.per_class, options.phase_repeats, say
-        )
-        cal, statements = m.calibration, m.statements
-    else:
-        cal, statements, source = earlier
-        say(
-            f"a what-if: the class costs of {costs} (measured on {source}); this target is "
-            "not measured at low load"
-        )
+    with SpeedProbe() as probe:
+        if earlier is None:
+            m = measure_target(
+                stack,
+                base,
+                measured_items(base, target),
+                options.per_class,
+                options.phase_repeats,
+                say,
+                probe=probe,
+            )
+            cal, statements = m.calibration, m.statements
+        else:
+            cal, statements, source = earlier
+            say(
+                f"a what-if: the class costs of {costs} (measured on {source}); this target "
+                "is not measured at low load"
+            )
+        result, topo_file, raw, topo = _calibrated(
+            file, target_file, costs, overrides, base, target, stack, topology, cal, statements,
+            outdir, say,
+        )  # fmt: skip
+        _levels(result, topo_file, raw, topo, stack, target, options, say, probe)
+    from lbsim.validation.report import write_report
+
+    for path in write_report(result):
+        say(f"wrote {path}")
+    return result
+
+
+def _calibrated(
+    file: Path,
+    target_file: Path,
+    costs: Path | None,
+    overrides: Sequence[str],
+    base: Scenario,
+    target: TargetSpec,
+    stack: Any,
+    topology: Topology,
+    cal: Calibration,
+    statements: list[ClassStatements],
+    outdir: Path,
+    say: Say,
+) -> tuple[CampaignResult, Path, dict[str, Any], Scenario]:
+    """The scenario with the target's topology and the calibrated one, written;
+    the campaign's result with its capacity and target section."""
     raw0 = _absolute_trace(yaml.safe_load(file.read_text(encoding="utf-8")), file.parent)
     raw0 = apply_overrides(raw0, overrides, str(file))
     raw, notes = place_queries(apply_topology(raw0, topology), cal, statements)
@@ -254,12 +289,7 @@ def run_target_campaign(
     say(f"capacity of the target on this machine: {capacity:.1f} requests/s")
     for line in cal.invalid_phases():
         say(f"calibration NOT VALID: {line}")
-    _levels(result, topo_file, raw, topo, stack, target, options, say)
-    from lbsim.validation.report import write_report
-
-    for path in write_report(result):
-        say(f"wrote {path}")
-    return result
+    return result, topo_file, raw, topo
 
 
 def _levels(
@@ -271,6 +301,7 @@ def _levels(
     target: TargetSpec,
     options: CampaignOptions,
     say: Say,
+    probe: SpeedProbe | None = None,
 ) -> None:
     cal, capacity, outdir = result.calibration, result.capacity, result.outdir
     rates = {level: round(level * capacity, 3) for level in options.levels}
@@ -279,7 +310,7 @@ def _levels(
         return options.warmup, replay_duration(rate, options.duration, options.min_requests)
 
     def send(scenario: Scenario, c: Calibration) -> Any:
-        return replay_target(scenario, stack, target, c)
+        return replay_target(scenario, stack, target, c, probe=probe)
 
     durations = {level: horizon(rate)[1] for level, rate in rates.items()}
     r = options.repetitions
@@ -292,8 +323,7 @@ def _levels(
         )
         + f" measured: about {cost_minutes(list(durations.values()), r, options.warmup):.0f} min"
     )
-    cpu = collectors.ContainerCpu(stack)
-    meter = Meter(collectors.host_cpu_seconds, cpu.snapshot, collectors.own_cpu_seconds)
+    meter = own_meter(collectors.ContainerCpu(stack), probe)
     replays: dict[float, list[Replay]] = {level: [] for level in rates}
     for rep in range(r):
         for level, rate in rates.items():

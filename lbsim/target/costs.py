@@ -13,19 +13,23 @@ on the containers the target file names:
   counters give the statements one request runs
   (:func:`lbsim.target.topology.statements_from_status`).
 
-The user's application reports no work units, so the *speed* of the
-machine is followed through the application itself: during a replay, the
-app containers' CPU per request of each class over the CPU measured here
-(:func:`app_speed`). The stack's balancer latency is what a request's
-latency holds beyond its app and database CPU at low load (the balancer,
-the network, the round trips to the database): the weighted mean over the
-classes.
+The user's application reports no work units, so the CPU its requests
+cost is followed through the application itself: during a replay, the app
+containers' CPU per request of each class over the CPU measured here
+(:func:`app_speed`), which the model applies. The machine's own speed is the
+speed probe's (:mod:`lbsim.validation.speedprobe`), whose median cost over
+this measurement is the reference every replay is judged against.
+
+The stack's balancer latency is what a request's latency holds beyond its
+app and database CPU at low load (the balancer, the network, the round
+trips to the database): the weighted mean over the classes.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +45,7 @@ from lbsim.validation import collectors
 from lbsim.validation.background import Meter
 from lbsim.validation.calibration import Calibration, ClassCost, ContainerGroups, host_cores
 from lbsim.validation.lowload import measure_class_phase, measure_idle_phase
+from lbsim.validation.speedprobe import SpeedProbe, median_cost
 from lbsim.validation.workplan import MachineCosts
 
 Say = Callable[[str], None]
@@ -98,15 +103,18 @@ def measure_target(
     phase_repeats: int,
     say: Say,
     gap: float = 2.5,
+    probe: SpeedProbe | None = None,
 ) -> TargetMeasurement:
     """Every low-load measurement of the user's stack ``stack`` (a
     :class:`lbsim.target.containers.TargetHandle`), ``items`` the scenario's
-    trace as the target's requests."""
+    trace as the target's requests; ``probe``: the running speed probe (its
+    median cost over the whole measurement is the calibration's reference)."""
+    started = time.monotonic()
     cpu = collectors.ContainerCpu(stack)
     app, db = tuple(stack.app_nodes), tuple(stack.db_nodes)
     other = tuple(s for s in stack.services if s not in app and s not in db)
     groups = ContainerGroups(app, db, other)
-    meter = Meter(collectors.host_cpu_seconds, cpu.snapshot, collectors.own_cpu_seconds)
+    meter = own_meter(cpu, probe)
     say("measuring the idle stack and the machine's background (6 s)")
     idle = measure_idle_phase(meter, 6.0, phase_repeats)
     say(
@@ -158,7 +166,26 @@ def measure_target(
         phases=[bg.to_dict() for bg in [idle, *phases]],
     )
     cal.balancer_latency = balancer_residual(classes, weights)
+    if probe is not None:
+        samples = probe.between(started, time.monotonic())
+        if samples:
+            cal.probe_seconds = median_cost(samples)
+            say(
+                f"  the machine's speed probe: {cal.probe_seconds * 1e3:.2f} ms of CPU per "
+                f"piece of fixed work (median of {len(samples)})"
+            )
     return TargetMeasurement(cal, statements)
+
+
+def own_meter(cpu: collectors.ContainerCpu, probe: SpeedProbe | None) -> Meter:
+    """The background meter with the speed probe's CPU counted as lbsim's own."""
+    if probe is None:
+        return Meter(collectors.host_cpu_seconds, cpu.snapshot, collectors.own_cpu_seconds)
+    return Meter(
+        collectors.host_cpu_seconds,
+        cpu.snapshot,
+        lambda: collectors.own_cpu_seconds() + probe.cpu_seconds(),
+    )
 
 
 def app_speed(cal: Calibration, completed: Mapping[str, int], app_cpu_seconds: float) -> float:

@@ -15,8 +15,11 @@ the calibration's (:func:`lbsim.target.costs.app_speed`), stored as
 ``meta.unit_seconds`` in units of the calibration's speed. It mixes the
 machine's speed with the requests the replay drew (an application's requests
 of one class differ: a post with 40 comments costs 5× one with 8), so it is
-applied to the model but does not invalidate a phase (``speed_source``);
-the background, measured in every phase, does.
+applied to the model but does not invalidate a phase (``speed_source``).
+The machine's own speed comes from the speed probe
+(:mod:`lbsim.validation.speedprobe`): ``meta.machine_speed`` and
+``meta.unit_moved`` judge the phase like a work unit on lbsim's stack, and
+the background, measured in every phase, does too.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from lbsim.validation.calibration import Calibration
 from lbsim.validation.loadgen import send_closed_loop, send_open_loop
 from lbsim.validation.measured import loadgen_verdict, summarise
 from lbsim.validation.replay import MAX_USERS, ReplayRun, Window
+from lbsim.validation.speedprobe import SpeedProbe, speed_of
 
 
 def _speed(
@@ -63,11 +67,14 @@ def replay_target(
     cal: Calibration | None = None,
     replication: int = 0,
     max_requests: int = 200_000,
+    probe: SpeedProbe | None = None,
 ) -> Any:
     """Send ``scenario``'s trace (replication ``replication``) to the user's
     ``stack`` (a :class:`lbsim.target.containers.TargetHandle`) with the
     target's requests; at most ``max_requests`` requests. ``cal``: the
-    calibration the machine's speed is measured against."""
+    calibration the machine's speed is measured against; ``probe``: the speed
+    probe running since the calibration (the machine's own speed and its drift
+    within the window, against ``cal.probe_seconds``)."""
     closed = scenario.workload.closed
     if closed is not None and closed.users > MAX_USERS:
         raise ValueError(
@@ -97,6 +104,9 @@ def replay_target(
     cpu = window.cpu_seconds()
     results = summarise(scenario, records, cpu, window.galera_block())
     speed = _speed(cal, scenario, records, cpu, list(stack.app_nodes))
+    machine, moved = math.nan, math.nan
+    if probe is not None and cal is not None and cal.probe_seconds > 0:
+        machine, moved = speed_of(probe.between(window.t_start, window.t_end), cal.probe_seconds)
     results["replications"] = 1
     results["meta"] = {
         "source": "replay",
@@ -112,8 +122,10 @@ def replay_target(
         # which mixes the machine's speed with the requests drawn (a heavier post,
         # a longer search): applied to the model, never a reason to repeat the phase
         "speed_source": "app_cpu",
-        # its drift within the window is not measured (cgroups give the whole window)
-        "unit_moved": math.nan,
+        # the machine's own speed (the speed probe's cost over the calibration's) and
+        # its drift within the window (last quarter over first); NaN: not probed
+        "machine_speed": machine,
+        "unit_moved": moved,
         "loadgen": loadgen_verdict(stats),
         "collector_errors": window.errors,
         "faults": [],

@@ -112,6 +112,9 @@ class Calibration:
     phases: list[dict[str, Any]] = field(default_factory=list)
     #: Galera: polled writes' lags past the writer's OK (s; validation.visibility)
     visibility_lags: list[float] = field(default_factory=list)
+    #: a user's stack: the speed probe's median CPU cost while the classes were
+    #: measured (s; :mod:`lbsim.validation.speedprobe`); 0: not measured
+    probe_seconds: float = 0.0
 
     def at_speed(self, factor: float) -> Calibration:
         """This calibration on a machine whose CPU work costs ``factor`` times

@@ -184,7 +184,9 @@ def _replay_once(
     bg = background_of(level, samples, start, window.get("end"), induced * speed)
     # a target's speed is its app CPU per request: the machine and the requests drawn
     judged = meta.get("speed_source", "work_unit") == "work_unit"
-    check_phase(bg, speed, float(meta.get("unit_moved", math.nan)), judge_speed=judged)
+    machine = float(meta.get("machine_speed", math.nan))
+    moved = float(meta.get("unit_moved", math.nan))
+    check_phase(bg, speed, moved, judge_speed=judged, machine=machine)
     return run, bg
 
 
