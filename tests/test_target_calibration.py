@@ -177,7 +177,11 @@ def test_balancer_latency_is_what_latency_holds_beyond_the_cpu() -> None:
     assert balancer_residual([_cost("x", 0.05, 0, 0.04)], {"x": 1}) == 0.0
 
 
-def test_measured_requests_carry_the_models_demands_of_the_same_request() -> None:
+def test_measured_requests_carry_their_classes_mean_demands() -> None:
+    """A real request costs what the application does for it, not the model's
+    draw: the measured mean of a class is set against its distribution's mean
+    (with the draws, a sample of 15 posts above the mean made the calibrated
+    WordPress post class 10 % cheaper than measured)."""
     scenario = loads_scenario(SCENARIO)
     target = loads_target(TARGET)
     items = list(measured_items(scenario, target))
@@ -192,7 +196,9 @@ def test_measured_requests_carry_the_models_demands_of_the_same_request() -> Non
             plan.cls_name,
             plan.client,
         )
-        assert item.cpu == plan.cpu and item.queries == plan.queries
+        assert item.cpu == {"front": 0.05, "comment": 0.02}[item.cls_name]
+        assert [q.demand for q in item.queries] == ([0.001] if item.cls_name == "comment" else [])
+        assert [q.kind for q in item.queries] == [q.kind for q in plan.queries]
         assert item.http.method == req.http.method and item.http.expect == req.http.expect
     batches = first_per_class(items, ["front", "comment"], 5)
     assert {k: len(v) for k, v in batches.items()} == {"front": 5, "comment": 5}

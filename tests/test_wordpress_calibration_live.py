@@ -92,7 +92,7 @@ def _calibrate(scenario: Path, target: Path, out: Path) -> None:
         out=out,
         repetitions=2,
         min_requests=0,
-        phase_repeats=1,
+        phase_repeats=2,
     )
     result = run_target_campaign(scenario, target, options, say=print)
     rows = [

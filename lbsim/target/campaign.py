@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -92,12 +93,21 @@ class MeasuredRequest(TargetRequest):
 
 
 def measured_items(scenario: Scenario, target: TargetSpec) -> Iterator[MeasuredRequest]:
-    """The target's requests for the scenario's trace, each with the demands
-    the model draws for the same request (the same seed and streams)."""
+    """The target's requests for the scenario's trace, each carrying its
+    class's *mean* demands (CPU and each query's time): a real request costs
+    what its application does for it, not what the model drew for it, so a
+    class's measured mean is set against the distribution's mean (the
+    calibrated scenario's class mean is then the measured one)."""
+    spec = {c.name: c for c in scenario.workload.classes}
     # the built-in app's costs only turn demands into work units, unused here
     planned = work_plan(scenario, MachineCosts(), 1)
     for req, plan in zip(target_plan(scenario, target), planned, strict=False):
-        yield MeasuredRequest(req, plan.cpu, plan.queries)
+        c = spec[req.cls_name]
+        means = tuple(
+            replace(q, demand=c.queries[i].time.mean) if i < len(c.queries) else q
+            for i, q in enumerate(plan.queries)
+        )
+        yield MeasuredRequest(req, c.cpu.mean, means)
 
 
 def earlier_calibration(

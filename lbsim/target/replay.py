@@ -18,8 +18,8 @@ of one class differ: a post with 40 comments costs 5× one with 8), so it is
 applied to the model but does not invalidate a phase (``speed_source``).
 The machine's own speed comes from the speed probe
 (:mod:`lbsim.validation.speedprobe`): ``meta.machine_speed`` and
-``meta.unit_moved`` judge the phase like a work unit on lbsim's stack, and
-the background, measured in every phase, does too.
+``meta.unit_moved`` are recorded beside the background (which alone judges
+the phase): they tell a slower machine from heavier requests.
 """
 
 from __future__ import annotations

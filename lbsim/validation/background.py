@@ -159,6 +159,10 @@ class PhaseBackground:
     speed: float = 1.0
     attempt: int = 1
     problems: list[str] = field(default_factory=list)
+    #: a user's stack: the speed probe's cost in the phase over the calibration's,
+    #: and its last quarter over its first less 1 (NaN: not probed); recorded
+    machine: float = math.nan
+    machine_moved: float = math.nan
 
     @property
     def valid(self) -> bool:
@@ -225,19 +229,13 @@ def drift_limit(level: float) -> float:
 
 
 def check_phase(
-    bg: PhaseBackground,
-    speed: float = 1.0,
-    moved: float = math.nan,
-    judge_speed: bool = True,
-    machine: float = math.nan,
+    bg: PhaseBackground, speed: float = 1.0, moved: float = math.nan, judge_speed: bool = True
 ) -> list[str]:
     """Why ``bg``'s phase did not measure a machine that held still (empty: valid);
     ``moved``: the unit cost's last quarter over its first, less 1 (NaN: unknown);
     ``judge_speed``: whether ``speed`` measures the machine alone (a work unit's
     cost) and may invalidate the phase, or also what the requests did (a target's
-    app CPU per request: recorded, not judged); ``machine``: the speed probe's
-    cost over its cost at calibration (a target's machine speed, judged like a
-    work unit's; NaN: not probed).
+    app CPU per request: recorded, not judged).
 
     Sets ``bg.speed`` and ``bg.problems``."""
     bg.speed = speed
@@ -253,11 +251,6 @@ def check_phase(
     if judge_speed and math.isfinite(speed) and abs(speed - 1.0) > SPEED_OFFSET:
         problems.append(
             f"a CPU work unit cost ×{speed:.3f} its calibrated cost (outside 1 ± {SPEED_OFFSET:g})"
-        )
-    if math.isfinite(machine) and abs(machine - 1.0) > SPEED_OFFSET:
-        problems.append(
-            f"the machine's speed probe cost ×{machine:.3f} its cost while the classes were "
-            f"measured (outside 1 ± {SPEED_OFFSET:g})"
         )
     if math.isfinite(moved) and abs(moved) > SPEED_TOLERANCE:
         problems.append(

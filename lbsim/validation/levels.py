@@ -182,11 +182,16 @@ def _replay_once(
     # from the end of the window-start status queries: their docker exec CPU is ours
     start = max(window.get("start", 0.0), window.get("collected", 0.0)) or None
     bg = background_of(level, samples, start, window.get("end"), induced * speed)
-    # a target's speed is its app CPU per request: the machine and the requests drawn
-    judged = meta.get("speed_source", "work_unit") == "work_unit"
-    machine = float(meta.get("machine_speed", math.nan))
+    # a target's speed is its app CPU per request: the machine and the requests drawn;
+    # its speed probe moves with the stack's own load on a shared core (WordPress on
+    # this 2-core machine: ×0.74 to ×1.49 from the first to the last quarter of 20 s
+    # phases), too noisy to reject a phase, so it is shown beside the background
     moved = float(meta.get("unit_moved", math.nan))
-    check_phase(bg, speed, moved, judge_speed=judged, machine=machine)
+    if meta.get("speed_source", "work_unit") == "work_unit":
+        check_phase(bg, speed, moved)
+    else:  # a target: its app CPU per request and the speed probe recorded, not judged
+        check_phase(bg, speed, judge_speed=False)
+        bg.machine, bg.machine_moved = float(meta.get("machine_speed", math.nan)), moved
     return run, bg
 
 

@@ -162,24 +162,49 @@ def _pm(mean: float, half: float, kind: str) -> str:
 
 
 def _phase_table(result: CampaignResult) -> list[str]:
+    rows = phases(result)
+    probed = any(math.isfinite(p.get("machine", math.nan)) for p in rows)
     lines = [
         "",
         "## Background and CPU speed per phase",
         "",
         "Background: cores busy outside the stack's containers and the load generator "
         "(other programs), less what the phase's own requests caused there; start and end: "
-        "its first and last part. Speed: a PHP work unit's cost over the calibration's.",
+        "its first and last part. Speed: a PHP work unit's cost over the calibration's"
+        + (
+            " (a target: its app CPU per request over the calibration's); machine: the speed "
+            "probe's cost over the calibration's, and how far it moved from the phase's "
+            "first quarter to its last"
+            if probed
+            else ""
+        )
+        + ".",
         "",
-        "| phase | attempt | background | start → end | speed | valid |",
-        "|---|---|---|---|---|---|",
+        "| phase | attempt | background | start → end | speed |"
+        + (" machine | moved |" if probed else "")
+        + " valid |",
+        "|---|---|---|---|---|" + ("---|---|" if probed else "") + "---|",
     ]
-    for p in phases(result):
+    for p in rows:
         ok = "✓" if p["valid"] else "✗ " + "; ".join(p["problems"])
+        machine = (
+            f" {_times(p.get('machine', math.nan))} | {_signed(p.get('machine_moved', math.nan))} |"
+            if probed
+            else ""
+        )
         lines.append(
             f"| {p['phase']} | {p['attempt']} | {p['cores']:.3f} | {p['start']:.3f} → "
-            f"{p['end']:.3f} | ×{p['speed']:.3f} | {ok} |"
+            f"{p['end']:.3f} | ×{p['speed']:.3f} |{machine} {ok} |"
         )
     return lines
+
+
+def _times(x: float) -> str:
+    return f"×{x:.3f}" if math.isfinite(x) else "–"
+
+
+def _signed(x: float) -> str:
+    return f"{x:+.1%}" if math.isfinite(x) else "–"
 
 
 def _measurements_csv(result: CampaignResult, path: Path) -> Path:
