@@ -170,6 +170,11 @@ def spawn(
 
     On leaving the block, normally or by an exception, the process and all it
     started are killed (:func:`stop_group`), so nothing survives the test.
+    It gets SIGINT as a terminal's foreground command has it (the default
+    action): a test run started in the background by a non-interactive shell
+    (``cmd &``, as a busy-machine loop is) ignores SIGINT in everything it
+    starts, and a Python started with SIGINT ignored ignores Ctrl-C for good —
+    the Ctrl-C test then saw its sweep finish with exit 0.
     """
     proc = subprocess.Popen(
         [str(a) for a in argv],
@@ -180,11 +185,16 @@ def spawn(
         env=dict(env) if env is not None else None,
         cwd=cwd,
         start_new_session=True,
+        preexec_fn=_default_sigint,
     )
     try:
         yield proc
     finally:
         stop_group(proc)
+
+
+def _default_sigint() -> None:  # in the child, between fork and exec
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def finish(proc: subprocess.Popen[str], timeout: float) -> tuple[str, str]:
