@@ -130,4 +130,8 @@ def main_options(
 
 
 def main() -> None:
+    """The ``lbsim`` program (the console script and ``python -m lbsim``)."""
+    import lbsim.cli
+
+    lbsim.cli.STANDALONE = True  # this process is lbsim: it may end itself (Ctrl-C)
     app()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -167,13 +169,32 @@ def execute(
             highlight=False,
             soft_wrap=True,
         )
-        raise typer.Exit(code=INTERRUPTED) from None
+        executor.close(interrupted=True)
+        _exit_interrupted()
+        raise typer.Exit(code=INTERRUPTED) from None  # only where exiting is not ours
     except ScenarioError as exc:
         raise scenario_error(exc) from None
     except (ExperimentInputError, StoreError, DaskError) as exc:
         fail(str(exc))
     finally:
         executor.close(interrupted=interrupted)
+
+
+def _exit_interrupted() -> None:
+    """Exit 130 now, past the interpreter's exit handlers: everything kept is
+    written (atomically, point by point) and the workers are stopped, but
+    concurrent.futures joins its pool's manager thread at exit, which could
+    wait for ever on a worker stopped mid-task (a busy machine: the sweep of
+    the Ctrl-C test printed its message and hung past 300 s). Not under a
+    caller that runs the command inside its own process (typer's CliRunner, a
+    notebook): only when this process is the ``lbsim`` program."""
+    import lbsim.cli
+
+    if not lbsim.cli.STANDALONE:
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(INTERRUPTED)
 
 
 def finish(obj: Comparison | Sweep | Plan, out: Path, quiet: bool) -> None:
