@@ -15,9 +15,12 @@ A test fails when
 
 * a metric's mean paired error misses its bound *significantly* (its whole
   95 % interval lies beyond the bound: model error, not noise), or
-* a phase was not a measurement of the stack: the machine's background moved
-  more than it can absorb, or its CPU speed was more than 10 % off, even
-  after the phase was repeated (the message names the phase and what moved).
+* the low-load calibration or the stale-read probe was not a measurement of
+  the stack (the machine's background moved more than it can absorb, or its
+  CPU speed more than 10 %, even after the phase was repeated), or a level
+  kept fewer than two valid replays. A replay the machine moved under is
+  reported (the message names the phase and what moved) and left out of the
+  paired statistics, as ``lbsim calibrate`` does: noise, not model error.
 
 A miss whose interval straddles the bound is noise at R = 3: printed with the
 repetitions that would decide it, not a failure. There is no retrying of
@@ -122,7 +125,14 @@ def _check(result: CampaignResult) -> None:
     print("paired errors over the replays:", *rows, sep="\n  ")
     not_valid = result.not_valid()
     moved = "the machine moved during these phases; they are not measurements of the stack:"
-    assert not not_valid, "\n".join([moved, *not_valid])
+    # A replay the machine moved under even after its repeats is reported and left
+    # out of the paired statistics, as lbsim calibrate does: noise, not model error
+    # (this VM's speed drifts; a CI run saw a work unit's cost move ×1.31 within a
+    # 20 s phase with nothing else running). The low-load calibration and the probe
+    # must be valid, and every level needs two valid replays for an interval.
+    assert not [p for p in not_valid if not p.startswith("level ")], "\n".join([moved, *not_valid])
+    if not_valid:
+        print(moved, *not_valid, sep="\n  ")
     misses = [_row(p) for p in result.paired() if p.verdict == "miss"]
     probe = [f"{e.level} {e.metric} {e.error:.3f} > {e.bound:g}" for e in result.probe if not e.ok]
     assert not misses and not probe, "\n".join(
@@ -132,7 +142,9 @@ def _check(result: CampaignResult) -> None:
         assert len(lv.replays) == 3 and {r.seed for r in lv.replays} == {
             result.scenario.seed + r for r in range(3)
         }
-        assert all(p.n == 3 for p in lv.paired)
+        valid = sum(r.valid for r in lv.replays)
+        assert valid >= 2, "\n".join([f"level {lv.level:.0%}: {valid} valid of 3", *not_valid])
+        assert all(p.n == valid for p in lv.paired)
     metrics = {p.metric for p in result.paired()}
     assert {"throughput", "latency.mean", "latency.p95"} <= metrics
     assert any(m.startswith("utilisation.app.") for m in metrics)

