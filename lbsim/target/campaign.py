@@ -65,9 +65,7 @@ from lbsim.validation.calibration import (
     calibrate_scenario,
     calibrated_path,
 )
-from lbsim.validation.campaign import CampaignOptions, CampaignResult, LevelResult
-from lbsim.validation.knee import campaign_knee, knee_line
-from lbsim.validation.levels import Replay, cost_minutes, is_overload, replay_duration, run_replay
+from lbsim.validation.campaign import CampaignOptions, CampaignResult, run_levels
 from lbsim.validation.machine import machine
 from lbsim.validation.speedprobe import SpeedProbe
 from lbsim.validation.workplan import MachineCosts, PlannedQuery, work_plan
@@ -313,40 +311,8 @@ def _levels(
     say: Say,
     probe: SpeedProbe | None = None,
 ) -> None:
-    cal, capacity, outdir = result.calibration, result.capacity, result.outdir
-    rates = {level: round(level * capacity, 3) for level in options.levels}
-
-    def horizon(rate: float) -> tuple[float, float]:
-        return options.warmup, replay_duration(rate, options.duration, options.min_requests)
-
     def send(scenario: Scenario, c: Calibration) -> Any:
         return replay_target(scenario, stack, target, c, probe=probe)
 
-    durations = {level: horizon(rate)[1] for level, rate in rates.items()}
-    r = options.repetitions
-    say(
-        f"{len(rates)} levels × {r} repetitions, interleaved; each replay {options.warmup:g} s "
-        "warm-up + "
-        + ", ".join(
-            f"{d:g} s at {lv:.0%}" + (" (overload)" if is_overload(lv) else "")
-            for lv, d in durations.items()
-        )
-        + f" measured: about {cost_minutes(list(durations.values()), r, options.warmup):.0f} min"
-    )
     meter = own_meter(collectors.ContainerCpu(stack), probe)
-    replays: dict[float, list[Replay]] = {level: [] for level in rates}
-    for rep in range(r):
-        for level, rate in rates.items():
-            one = run_replay(
-                file, raw, base, None, cal, meter, options, level, rate, rep,
-                horizon(rate), outdir, say, send=send,
-            )  # fmt: skip
-            replays[level].append(one)
-            say(
-                f"  {sum(e.ok for e in one.errors)}/{len(one.errors)} metrics within bounds"
-                + ("" if one.valid else f"; NOT VALID: {'; '.join(one.problems)}")
-            )
-    result.levels = [LevelResult.of(level, rates[level], replays[level]) for level in rates]
-    say("sweeping the calibrated model for its knee (p95 above 3× its lowest-load value)")
-    result.knee = campaign_knee(file, raw, base, cal, result.levels, capacity, horizon, outdir)
-    say(knee_line(result.knee))
+    run_levels(result, file, raw, base, None, meter, options, say, send=send)

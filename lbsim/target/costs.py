@@ -44,6 +44,7 @@ from lbsim.target.topology import (
 from lbsim.validation import collectors
 from lbsim.validation.background import Meter
 from lbsim.validation.calibration import Calibration, ClassCost, ContainerGroups, host_cores
+from lbsim.validation.campaign import stack_meter
 from lbsim.validation.lowload import measure_class_phase, measure_idle_phase
 from lbsim.validation.speedprobe import SpeedProbe, median_cost
 from lbsim.validation.workplan import MachineCosts
@@ -180,7 +181,7 @@ def measure_target(
 def own_meter(cpu: collectors.ContainerCpu, probe: SpeedProbe | None) -> Meter:
     """The background meter with the speed probe's CPU counted as lbsim's own."""
     if probe is None:
-        return Meter(collectors.host_cpu_seconds, cpu.snapshot, collectors.own_cpu_seconds)
+        return stack_meter(cpu)
     return Meter(
         collectors.host_cpu_seconds,
         cpu.snapshot,

@@ -37,7 +37,7 @@ from lbsim.target.schema import TargetSpec
 from lbsim.validation.calibration import Calibration
 from lbsim.validation.loadgen import send_closed_loop, send_open_loop
 from lbsim.validation.measured import loadgen_verdict, summarise
-from lbsim.validation.replay import MAX_USERS, ReplayRun, Window
+from lbsim.validation.replay import MAX_USERS, ReplayRun, Window, bounded
 from lbsim.validation.speedprobe import SpeedProbe, speed_of
 
 
@@ -91,14 +91,7 @@ def replay_target(
         users = TargetClosedLoopPlan(scenario, target, replication, unique)
         records, stats = send_closed_loop(stack.url, users, timeout, max_requests, at=hooks)
     else:
-        plan = []
-        for item in target_plan(scenario, target, replication, unique):
-            plan.append(item)
-            if len(plan) > max_requests:
-                raise ValueError(
-                    f"the replay would send more than {max_requests} requests; "
-                    "shorten duration or lower the rate"
-                )
+        plan = bounded(target_plan(scenario, target, replication, unique), max_requests)
         records, stats = send_open_loop(stack.url, plan, timeout, at=hooks)
     window.finish()
     cpu = window.cpu_seconds()

@@ -55,6 +55,7 @@ from lbsim.validation.calibration import (
 from lbsim.validation.knee import campaign_knee, knee_line
 from lbsim.validation.levels import (
     Replay,
+    Send,
     cost_minutes,
     is_overload,
     mean_results,
@@ -320,6 +321,37 @@ def _campaign(
     )
     for line in cal.invalid_phases():
         say(f"calibration NOT VALID: {line}")
+    meter = stack_meter(collectors.ContainerCpu(handle))
+    run_levels(result, file, raw, base, handle, meter, options, say)
+    if isinstance(base.database, Galera) and len(base.database.resolved_nodes()) > 1:
+        from lbsim.validation.probe_phase import probe_phases
+
+        phases = probe_phases(
+            handle.url, base, cal_file, meter, options.probe_reads, options.phase_repeats, say
+        )
+        result.probe, result.probe_problems = phases.errors, phases.problems
+    from lbsim.validation.report import write_report
+
+    for path in write_report(result):
+        say(f"wrote {path}")
+    return result
+
+
+def run_levels(
+    result: CampaignResult,
+    file: Path,
+    raw: dict[str, Any],
+    base: Scenario,
+    handle: StackHandle | None,
+    meter: Meter,
+    options: CampaignOptions,
+    say: Say,
+    send: Send | None = None,
+) -> None:
+    """Every level replayed R times, interleaved, each simulated paired
+    (:func:`lbsim.validation.levels.run_replay`: on ``handle``, or through
+    ``send`` on another stack); ``result.levels`` and its knee."""
+    cal, capacity, outdir = result.calibration, result.capacity, result.outdir
     rates = {level: round(level * capacity, 3) for level in options.levels}
 
     def horizon(rate: float) -> tuple[float, float]:
@@ -336,14 +368,14 @@ def _campaign(
         )
         + f" measured: about {cost_minutes(list(durations.values()), r, options.warmup):.0f} min"
     )
-    meter = stack_meter(collectors.ContainerCpu(handle))
     replays: dict[float, list[Replay]] = {level: [] for level in rates}
     for rep in range(r):
         for level, rate in rates.items():
             h = horizon(rate)
             one = run_replay(
-                file, raw, base, handle, cal, meter, options, level, rate, rep, h, outdir, say
-            )
+                file, raw, base, handle, cal, meter, options, level, rate, rep, h, outdir, say,
+                send=send,
+            )  # fmt: skip
             replays[level].append(one)
             worst = max(
                 one.errors, key=lambda e: e.error / e.bound if e.bound else 0.0, default=None
@@ -361,18 +393,6 @@ def _campaign(
     say("sweeping the calibrated model for its knee (p95 above 3× its lowest-load value)")
     result.knee = campaign_knee(file, raw, base, cal, result.levels, capacity, horizon, outdir)
     say(knee_line(result.knee))
-    if isinstance(base.database, Galera) and len(base.database.resolved_nodes()) > 1:
-        from lbsim.validation.probe_phase import probe_phases
-
-        phases = probe_phases(
-            handle.url, base, cal_file, meter, options.probe_reads, options.phase_repeats, say
-        )
-        result.probe, result.probe_problems = phases.errors, phases.problems
-    from lbsim.validation.report import write_report
-
-    for path in write_report(result):
-        say(f"wrote {path}")
-    return result
 
 
 def flat(results: dict[str, Any]) -> dict[str, Any]:

@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from lbsim import __version__
 from lbsim.report import atomic
@@ -129,6 +130,22 @@ class Window:
         return {"nodes": nodes, "flow_control": {"paused": paused}}
 
 
+T = TypeVar("T")
+
+
+def bounded(items: Iterable[T], max_requests: int) -> list[T]:
+    """The planned requests of a replay, refused past ``max_requests``."""
+    plan: list[T] = []
+    for item in items:
+        plan.append(item)
+        if len(plan) > max_requests:
+            raise ValueError(
+                f"the replay would send more than {max_requests} requests; "
+                "shorten duration or lower the rate"
+            )
+    return plan
+
+
 @dataclass
 class ReplayRun:
     scenario: Scenario
@@ -167,13 +184,7 @@ def replay(
     hooks = [(scenario.warmup, window.open), (scenario.horizon, window.close)]
     plan: list[PlannedRequest] = []
     if closed is None:
-        for item in work_plan(scenario, costs, rows, replication):
-            plan.append(item)
-            if len(plan) > max_requests:
-                raise ValueError(
-                    f"the replay would send more than {max_requests} requests; "
-                    "shorten duration or lower the rate"
-                )
+        plan = bounded(work_plan(scenario, costs, rows, replication), max_requests)
     # app node outages: docker kill / docker start on schedule (lbsim.validation.faults)
     faults = Injector.for_stack(scenario, handle, docker_runner(handle.compose.docker.docker))
     if faults is not None:
