@@ -35,6 +35,10 @@ def test_read_your_write_matches_the_stack() -> None:
     print(*rows, sep="\n")
     assert not result.problems, result.problems
     assert all(m.verdict != "miss" for m in result.metrics), rows
+    # The model's claim: sync_wait adds latency on every repetition. The measured
+    # cost is judged by its paired interval above, not by its sign: on a loopback
+    # cluster it is tens of microseconds, the order of the noise of a 500-pair
+    # mean (a CI run measured +42, -22 and +67 us in its three repetitions).
     cost = next(m for m in result.metrics if m.metric == "cost.mean")
-    assert min(cost.measured) > 0 and min(cost.predicted) > 0, rows
+    assert min(cost.predicted) > 0, rows
     assert result.passed
