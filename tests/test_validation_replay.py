@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import json
 import math
@@ -27,6 +28,7 @@ from lbsim.scenario.distributions import DIST_SPECS, AnyDist, coerce_distributio
 from lbsim.validation import loadgen
 from lbsim.validation.accuracy import compare, error
 from lbsim.validation.calibration import (
+    MIN_QUERY_CPU,
     Calibration,
     ClassCost,
     calibrate_scenario,
@@ -726,3 +728,22 @@ def test_calibrate_refuses_a_closed_loop_scenario(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "open-loop" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.unit
+def test_a_class_measured_at_no_database_cpu_keeps_a_querys_least_cost(tmp_path: Path) -> None:
+    # a live run measured a page's reads at or below its handshake: the path CPU
+    # left was <= 0, and the calibrated file (time.mean 0) failed to load
+    raw = yaml.safe_load(MIXED.read_text())
+    sc = lbsim.load_scenario(MIXED)
+    cal = _calibration()
+    browse = cal.classes[0]
+    cal.classes[0] = dataclasses.replace(browse, db_cpu=0.0)
+    data = calibrate_scenario(raw, sc, cal, rate=20.0)
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(data))
+    calibrated = lbsim.load_scenario(path)  # loads: every mean > 0
+    classes = {c.name: c for c in calibrated.workload.classes}
+    queries = classes["browse"].queries
+    total = sum(q.time.mean for q in queries)
+    assert total == pytest.approx(MIN_QUERY_CPU * len(queries))
