@@ -535,7 +535,29 @@ def test_a_probe_the_machine_moved_under_is_repeated_then_compared() -> None:
     assert any("probe sync_wait=0: the machine moved" in s for s in said)
     assert [e.level for e in got.errors] == ["probe sync_wait=0", "probe sync_wait=1"]
     assert [e.measured for e in got.errors] == [0.03, 0.03]
+    assert all(e.noise == pytest.approx(0.0545, abs=1e-3) for e in got.errors)  # 3 of 100
     assert all(e.metric == "galera.stale_read_fraction" for e in got.errors)
+
+
+def test_a_probes_fraction_is_judged_with_its_own_sampling_noise() -> None:
+    """A probe's stale fraction is one sample of its reads: the error is a miss
+    only beyond the bound plus the fraction's Wilson 95 % half-width (a CI run:
+    4.9 points off on 100 reads, noise; the same on 10,000 reads, a miss)."""
+    from lbsim.validation.accuracy import MetricError, proportion_half_width
+
+    # Wilson 95 % for 5/100: [0.0215, 0.1118], its larger side 0.0618
+    assert proportion_half_width(5, 100) == pytest.approx(0.0618, abs=5e-4)
+    assert proportion_half_width(0, 100) == pytest.approx(0.0370, abs=5e-4)
+    assert proportion_half_width(500, 10_000) < 0.005
+    assert proportion_half_width(0, 0) == 0.0
+
+    def judged(noise: float) -> MetricError:
+        return MetricError("s", "probe sync_wait=0", "galera.stale_read_fraction",
+                           0.001, 0.05, 0.049, "absolute", 0.02, noise=noise)  # fmt: skip
+
+    assert judged(proportion_half_width(5, 100)).ok
+    assert not judged(proportion_half_width(500, 10_000)).ok
+    assert not judged(0.0).ok
 
 
 def test_a_probe_the_machine_always_moved_under_is_not_valid() -> None:

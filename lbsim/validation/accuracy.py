@@ -66,10 +66,14 @@ class MetricError:
     kind: Kind
     bound: float
     floor: float = 0.0  # see Bound.floor
+    #: half-width of the measured value's own 95 % interval, when it is one
+    #: sample's estimate (a probe's stale fraction from its reads): an error
+    #: within the bound plus this is noise, not a miss
+    noise: float = 0.0
 
     @property
     def ok(self) -> bool:
-        return math.isfinite(self.error) and self.error <= self.bound
+        return math.isfinite(self.error) and self.error <= self.bound + self.noise
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "ok": self.ok}
@@ -113,3 +117,16 @@ def compare(
             err = error(pv, mv, b.kind, b.floor)
             out.append(MetricError(scenario, level, key, pv, mv, err, b.kind, b.limit, b.floor))
     return out
+
+
+def proportion_half_width(successes: int, n: int, z: float = 1.96) -> float:
+    """The larger side of the Wilson 95 % interval around ``successes / n`` (0
+    when ``n`` is 0): how far a fraction measured on ``n`` trials can lie from
+    the true one by chance (100 reads at 5 % stale: about 0.05)."""
+    if n <= 0:
+        return 0.0
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(centre + half - p, p - (centre - half))

@@ -71,7 +71,11 @@ def _fmt(value: float, metric: str) -> str:
 def _err(e: Any) -> str:
     if not math.isfinite(e.error):
         return "–"
-    return f"{e.error:.1%}" if e.kind == "relative" else f"{e.error * 100:.1f} pp"
+    shown = f"{e.error:.1%}" if e.kind == "relative" else f"{e.error * 100:.1f} pp"
+    noise = getattr(e, "noise", 0.0)
+    if noise > 0:  # a one-sample estimate: its own 95 % interval
+        shown += f" ± {noise:.1%}" if e.kind == "relative" else f" ± {noise * 100:.1f} pp"
+    return shown
 
 
 def _bound(e: Any) -> str:
