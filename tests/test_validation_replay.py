@@ -747,3 +747,40 @@ def test_a_class_measured_at_no_database_cpu_keeps_a_querys_least_cost(tmp_path:
     queries = classes["browse"].queries
     total = sum(q.time.mean for q in queries)
     assert total == pytest.approx(MIN_QUERY_CPU * len(queries))
+
+
+@pytest.mark.unit
+def test_a_stacks_costs_measure_the_benchmark_iteration_on_its_database(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every story and `lbsim validate` measured the work unit only, leaving a
+    BENCHMARK() iteration at the default 50 ns: on a machine where it takes
+    95 ns the stack's queries ran twice their planned time."""
+    import lbsim.validation.calibration as calibration
+    from lbsim.validation import collectors
+    from lbsim.validation.workplan import MachineCosts
+
+    seen: list[Any] = []
+
+    def fake_costs(url: str, db_cpu: Any, n: int = 20) -> MachineCosts:
+        seen.append((url, db_cpu() if db_cpu is not None else None))
+        return MachineCosts(unit_seconds=1e-5)
+
+    class FakeCpu:
+        def __init__(self, handle: Any, services: Any = None) -> None:
+            self.services = list(services)
+
+        def snapshot(self) -> dict[str, float]:
+            return {s: 1.0 for s in self.services}
+
+    class Handle:
+        url = "http://127.0.0.1:1"
+
+        def __init__(self, db: list[str]) -> None:
+            self.db_nodes = db
+
+    monkeypatch.setattr(calibration, "measure_costs", fake_costs)
+    monkeypatch.setattr(collectors, "ContainerCpu", FakeCpu)
+    calibration.measure_stack_costs(Handle(["db1", "db2"]))  # type: ignore[arg-type]
+    calibration.measure_stack_costs(Handle([]))  # type: ignore[arg-type]
+    assert seen == [("http://127.0.0.1:1", {"db1": 1.0, "db2": 1.0}), ("http://127.0.0.1:1", None)]

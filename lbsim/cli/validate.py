@@ -40,7 +40,7 @@ from lbsim.cli.stack import (
     load_for_stack,
 )
 from lbsim.validation import lifecycle
-from lbsim.validation.calibration import CalibrationError, calibrated_path, measure_costs
+from lbsim.validation.calibration import CalibrationError, calibrated_path, measure_stack_costs
 from lbsim.validation.campaign import CampaignOptions, run_campaign
 from lbsim.validation.compose import BALANCER_SERVICE
 from lbsim.validation.docker import StackError
@@ -135,7 +135,7 @@ def replay(
             handle = lifecycle.up(scenario, options)
         if known is None:
             console.print("measuring the machine's work-unit costs ...")
-            known = measure_costs(handle.url, None)
+            known = measure_stack_costs(handle)
         console.print(
             f"replaying {scenario.name}: {scenario.horizon:g} s "
             f"({scenario.warmup:g} s warm-up) to {handle.url}"

@@ -42,7 +42,7 @@ from lbsim.validation.calibration import (
     calibrate_scenario,
     host_cores,
     measure_classes,
-    measure_costs,
+    measure_stack_costs,
 )
 from lbsim.validation.failures import REASONS, answered_by_horizon, predicted_counts
 from lbsim.validation.levels import speed_factor
@@ -149,7 +149,7 @@ def calibrate(handle: StackHandle, scenario: Scenario, per_class: int, say: Say)
     cpu = collectors.ContainerCpu(handle)
     app = tuple(handle.app_nodes)
     groups = ContainerGroups(app, (), tuple(s for s in handle.services if s not in app))
-    costs = measure_costs(handle.url, None)
+    costs = measure_stack_costs(handle)
     classes = measure_classes(
         handle.url,
         scenario,

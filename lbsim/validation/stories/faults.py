@@ -34,7 +34,7 @@ from lbsim.experiment.run import run_replication
 from lbsim.scenario.database import Galera
 from lbsim.scenario.schema import Report, Scenario
 from lbsim.validation import lifecycle
-from lbsim.validation.calibration import measure_costs
+from lbsim.validation.calibration import measure_stack_costs
 from lbsim.validation.failures import answered_by_horizon, predicted_counts
 from lbsim.validation.loadgen import NOT_SENT, Record
 from lbsim.validation.measured import failure_reason
@@ -131,7 +131,7 @@ class FaultStackSide:
         try:
             if self.costs is None:
                 self.say("  measuring the machine's work-unit costs (~10 s)")
-                self.costs = measure_costs(handle.url, None)
+                self.costs = measure_stack_costs(handle)
             run = replay(scenario, handle, self.costs, replication=replication)
         finally:
             lifecycle.down(scenario, options)

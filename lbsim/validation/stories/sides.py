@@ -16,7 +16,7 @@ from typing import Any
 from lbsim.experiment.run import run_replication
 from lbsim.scenario.schema import Scenario
 from lbsim.validation import lifecycle
-from lbsim.validation.calibration import measure_costs
+from lbsim.validation.calibration import measure_stack_costs
 from lbsim.validation.failures import answered_by_horizon, predicted_counts
 from lbsim.validation.products import stack_balancer
 from lbsim.validation.replay import ReplayRun, replay
@@ -39,7 +39,7 @@ class StackSide:
         try:
             if self.costs is None:
                 self.say("  measuring the machine's work-unit costs (~10 s)")
-                self.costs = measure_costs(handle.url, None)
+                self.costs = measure_stack_costs(handle)
             run = replay(scenario, handle, self.costs, replication=replication)
         finally:
             lifecycle.down(scenario, options)
