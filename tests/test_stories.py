@@ -140,6 +140,40 @@ def test_an_invalid_replay_is_a_problem_not_a_silent_pass() -> None:
     assert not result.passed
 
 
+def test_an_invalid_replay_is_replayed_up_to_the_bound_then_reported() -> None:
+    """A replay whose load generator lagged is replayed (the same replication),
+    at most ``repeats`` more times; one valid attempt is kept, a replay never
+    valid is reported. Validity is the replay's own, not the comparison's."""
+    counts = {"arrived": 800, "completed": 500, "db_1040": 300}
+    measured = {
+        "persistent": [counts] * 2,
+        "per_request": [{"arrived": 800, "completed": 800}] * 2,
+    }
+
+    class LateOnce(Fake):
+        def __call__(self, scenario: Scenario, replication: int) -> Counts:
+            got = super().__call__(scenario, replication)
+            first = self.calls.count(self.calls[-1]) == 1
+            if self.calls[-1] == ("persistent", 1) and first:
+                self.last_notes = {"valid": False, "problems": ["late sends"]}
+            return got
+
+    said: list[str] = []
+    live = LateOnce(measured)
+    result = run_story(_two_variant_story(), live, _predicted, repetitions=2, say=said.append)
+    assert live.calls.count(("persistent", 1)) == 2
+    assert result.variants[0].problems == [] and result.passed
+    assert result.variants[0].repetitions[1].notes["attempt"] == 2
+    assert any("late sends" in s and "replaying replication 1 again" in s for s in said)
+
+    always = Fake(measured, invalid=frozenset({("persistent", 1)}))
+    result = run_story(
+        _two_variant_story(), always, _predicted, repetitions=2, say=lambda _: None, repeats=1
+    )
+    assert always.calls.count(("persistent", 1)) == 2  # once, and one repeat
+    assert result.variants[0].problems == ["replication 1 not a valid measurement: late sends"]
+
+
 def test_report_files_hold_every_repetition_and_verdict(tmp_path: Path) -> None:
     measured = {
         "persistent": [{"arrived": 800, "completed": 505, "db_1040": 295}] * 3,

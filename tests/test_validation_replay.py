@@ -784,3 +784,21 @@ def test_a_stacks_costs_measure_the_benchmark_iteration_on_its_database(
     calibration.measure_stack_costs(Handle(["db1", "db2"]))  # type: ignore[arg-type]
     calibration.measure_stack_costs(Handle([]))  # type: ignore[arg-type]
     assert seen == [("http://127.0.0.1:1", {"db1": 1.0, "db2": 1.0}), ("http://127.0.0.1:1", None)]
+
+
+@pytest.mark.unit
+def test_the_benchmark_measurement_counts_only_answered_requests() -> None:
+    """A stack whose persistent connections outnumber max_connections refuses
+    some of the measurement's requests (1040): the cost is measured on the
+    answered ones; fewer than five answered is still an error naming it."""
+    from lbsim.validation.calibration import CalibrationError, _answered
+    from lbsim.validation.loadgen import Record
+
+    def recs(ok: int, refused: int) -> list[Record]:
+        return [Record(i, "calibrate", 0, 0.0, status=200) for i in range(ok)] + [
+            Record(ok + i, "calibrate", 0, 0.0, status=500, db_error=1040) for i in range(refused)
+        ]
+
+    assert _answered(recs(15, 5), "database baseline") == 15
+    with pytest.raises(CalibrationError, match="database baseline: 17 of 20 requests failed"):
+        _answered(recs(3, 17), "database baseline")

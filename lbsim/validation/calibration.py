@@ -221,14 +221,25 @@ def measure_costs(url: str, db_cpu: Snapshot | None, n: int = 20) -> MachineCost
     base = [_request(i, 0, (PlannedQuery("r", row, 0, 0.0),)) for i in range(n)]
     heavy = [_request(i, 0, (PlannedQuery("r", row, iterations, 0.0),)) for i in range(n)]
     a = db_cpu()
-    _check(send_sequential(url, base), "database baseline")
+    ok_base = _answered(send_sequential(url, base), "database baseline")
     b = db_cpu()
-    _check(send_sequential(url, heavy), "BENCHMARK() measurement")
+    ok_heavy = _answered(send_sequential(url, heavy), "BENCHMARK() measurement")
     c = db_cpu()
-    per_base = sum(b.values()) - sum(a.values())
-    per_heavy = sum(c.values()) - sum(b.values())
-    it = max(per_heavy - per_base, 0.0) / n / iterations
+    per_base = (sum(b.values()) - sum(a.values())) / ok_base
+    per_heavy = (sum(c.values()) - sum(b.values())) / ok_heavy
+    it = max(per_heavy - per_base, 0.0) / iterations
     return MachineCosts(unit_seconds=unit, db_iteration_seconds=it or 5e-8)
+
+
+def _answered(records: Sequence[Record], what: str, least: int = 5) -> int:
+    """How many of a database measurement's requests were answered; a stack
+    that refuses some (error 1040: the too-many-connections story's
+    persistent connections outnumber ``max_connections``) is measured on the
+    others, and only one that answers fewer than ``least`` is an error."""
+    ok = sum(1 for r in records if r.status == 200)
+    if ok < least:
+        _check(records, what)
+    return ok
 
 
 def measure_stack_costs(handle: StackHandle) -> MachineCosts:

@@ -34,7 +34,6 @@ from lbsim.experiment.run import run_replication
 from lbsim.scenario.database import Galera
 from lbsim.scenario.schema import Report, Scenario
 from lbsim.validation import lifecycle
-from lbsim.validation.calibration import measure_stack_costs
 from lbsim.validation.failures import answered_by_horizon, predicted_counts
 from lbsim.validation.loadgen import NOT_SENT, Record
 from lbsim.validation.measured import failure_reason
@@ -48,6 +47,7 @@ from lbsim.validation.stories.harness import (
     StoryResult,
     run_story,
 )
+from lbsim.validation.stories.sides import measure_on_own_stack
 from lbsim.validation.timeline import (
     FaultSummary,
     FaultWindow,
@@ -127,11 +127,10 @@ class FaultStackSide:
 
     def __call__(self, scenario: Scenario, replication: int) -> Counts:
         options = lifecycle.default_options(stack_balancer(scenario), self.port)
+        if self.costs is None:
+            self.costs = measure_on_own_stack(scenario, options, self.say)
         handle = lifecycle.up(scenario, options)
         try:
-            if self.costs is None:
-                self.say("  measuring the machine's work-unit costs (~10 s)")
-                self.costs = measure_stack_costs(handle)
             run = replay(scenario, handle, self.costs, replication=replication)
         finally:
             lifecycle.down(scenario, options)

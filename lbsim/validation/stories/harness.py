@@ -176,10 +176,19 @@ def run_story(
     repetitions: int = 3,
     extra: Sequence[str] = (),
     say: Say = print,
+    repeats: int = 2,
 ) -> StoryResult:
-    """Every variant ``repetitions`` times, interleaved; measured and predicted alike."""
+    """Every variant ``repetitions`` times, interleaved; measured and predicted alike.
+
+    A replay that was not a valid measurement (its load generator lagged its
+    schedule, a fault was not injected on time: ``measure.last_notes``) is
+    replayed again, the same replication, up to ``repeats`` more times, and
+    otherwise kept and reported with the reason. Whether a replay is valid is
+    decided by the replay alone, never by how it compares with the model."""
     if repetitions < 1:
         raise ValueError("repetitions must be at least 1")
+    if repeats < 0:
+        raise ValueError("repeats must be at least 0")
     scenarios = {v.name: story.scenario(v, extra) for v in story.variants}
     first = next(iter(scenarios.values()))
     result = StoryResult(story, repetitions, first.duration)
@@ -188,8 +197,14 @@ def run_story(
         for v in story.variants:
             scenario = scenarios[v.name]
             say(f"{story.name}: {v.name}, replication {r} ({scenario.horizon:g} s)")
-            measured = measure(scenario, r)
-            notes = dict(getattr(measure, "last_notes", {}) or {})
+            for attempt in range(1, repeats + 2):
+                measured = measure(scenario, r)
+                notes = dict(getattr(measure, "last_notes", {}) or {})
+                notes["attempt"] = attempt
+                if notes.get("valid") is not False or attempt > repeats:
+                    break
+                why = "; ".join(notes.get("problems", [])) or "the load generator missed its plan"
+                say(f"  not a valid measurement ({why}): replaying replication {r} again")
             predicted = predict(scenario, r)
             rep = Repetition(v.name, r, measured, predicted, notes)
             by_name[v.name].repetitions.append(rep)

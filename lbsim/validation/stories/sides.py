@@ -17,11 +17,26 @@ from lbsim.experiment.run import run_replication
 from lbsim.scenario.schema import Scenario
 from lbsim.validation import lifecycle
 from lbsim.validation.calibration import measure_stack_costs
+from lbsim.validation.compose import StackOptions
 from lbsim.validation.failures import answered_by_horizon, predicted_counts
 from lbsim.validation.products import stack_balancer
 from lbsim.validation.replay import ReplayRun, replay
 from lbsim.validation.stories.harness import Counts, Say
 from lbsim.validation.workplan import MachineCosts
+
+
+def measure_on_own_stack(scenario: Scenario, options: StackOptions, say: Say) -> MachineCosts:
+    """The machine's work-unit costs measured on a stack of ``scenario`` brought
+    up for them alone and taken down again: the BENCHMARK() measurement opens
+    database connections (php-fpm keeps them when connections are persistent:
+    the too-many-connections story's workers would start the first replay
+    holding them, which the model's do not) and warms the caches."""
+    say("  measuring the machine's work-unit costs on a stack of their own (~10 s)")
+    handle = lifecycle.up(scenario, options)
+    try:
+        return measure_stack_costs(handle)
+    finally:
+        lifecycle.down(scenario, options)
 
 
 class StackSide:
@@ -35,11 +50,10 @@ class StackSide:
 
     def __call__(self, scenario: Scenario, replication: int) -> Counts:
         options = lifecycle.default_options(stack_balancer(scenario), self.port)
+        if self.costs is None:
+            self.costs = measure_on_own_stack(scenario, options, self.say)
         handle = lifecycle.up(scenario, options)
         try:
-            if self.costs is None:
-                self.say("  measuring the machine's work-unit costs (~10 s)")
-                self.costs = measure_stack_costs(handle)
             run = replay(scenario, handle, self.costs, replication=replication)
         finally:
             lifecycle.down(scenario, options)
