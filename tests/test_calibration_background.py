@@ -389,10 +389,29 @@ def test_every_class_is_measured_between_idle_gaps_against_an_app(tmp_path: Path
             ContainerGroups(("app1",), ("db1",), ("lb",)),
             per_class=6,
             gap=0.3,
+            min_seconds=0.0,
         )
     assert tuple(c.name for c in classes) == sc.workload.class_names
     assert all(bg.valid and bg.cores == pytest.approx(0.7, abs=0.05) for bg in phases)
     assert all(c.other_cpu == pytest.approx(0.0, abs=0.01) for c in classes)  # not the 0.7
+    assert all(c.n == 6 for c in classes)
+
+
+def test_short_classes_are_measured_over_at_least_min_seconds() -> None:
+    """Requests of 2 ms: per_class 6 would last 12 ms, within the database's
+    housekeeping noise; enough of them to last min_seconds are sent instead,
+    at most MAX_CLASS_REQUESTS; a class whose requests are long keeps per_class."""
+    from lbsim.validation.lowload import MAX_CLASS_REQUESTS, class_items
+    from tests.test_validation_replay import FakeApp
+
+    sc = lbsim.load_scenario(MIXED)
+    with FakeApp(delay=0.002) as app:
+        short = class_items(app.url, sc, MachineCosts(), 100, per_class=6, min_seconds=0.1)
+        none = class_items(app.url, sc, MachineCosts(), 100, per_class=6, min_seconds=0.0)
+        most = class_items(app.url, sc, MachineCosts(), 100, per_class=6, min_seconds=1e6)
+    assert all(6 < len(items) <= 50 for items in short.values())  # 0.1 s of >= 2 ms
+    assert all(len(items) == 6 for items in none.values())
+    assert all(len(items) == MAX_CLASS_REQUESTS for items in most.values())
 
 
 # ---------------------------------------------------------------- the knee

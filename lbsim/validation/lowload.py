@@ -164,6 +164,20 @@ def measure_class_phase(
     return out
 
 
+#: a class's requests are measured over at least this long (s), more of them
+#: than ``per_class`` when they are short: the database containers'
+#: housekeeping (InnoDB and Galera threads) moves by a few hundredths of a core
+#: from second to second, and over the 0.55 s of 25 page requests it moved a
+#: page's database CPU between 0 and 5.8 ms (2.2 ms planned) from one run to
+#: the next
+MIN_CLASS_SECONDS = 4.0
+#: ... but with no more than this many requests of a class
+MAX_CLASS_REQUESTS = 400
+#: how far into the trace the requests are looked for once every class has
+#: ``per_class`` (a rare class may have few)
+_SCAN = 20_000
+
+
 def class_items(
     url: str,
     scenario: Scenario,
@@ -171,16 +185,22 @@ def class_items(
     rows: int,
     per_class: int = 40,
     max_seconds: float = 60.0,
+    min_seconds: float = MIN_CLASS_SECONDS,
 ) -> dict[str, list[PlannedRequest]]:
-    """Each class's first ``per_class`` requests of the scenario's trace, fewer
-    for a class whose requests are long (its requests would exceed
-    ``max_seconds``; never fewer than 5). Two of each are sent to time them."""
+    """Each class's first requests of the scenario's trace: ``per_class`` of
+    them, more for a class whose requests are short (enough to last
+    ``min_seconds``, at most :data:`MAX_CLASS_REQUESTS`), fewer for one whose
+    requests are long (they would exceed ``max_seconds``; never fewer than 5).
+    Two of each are sent to time them."""
+    most = max(per_class, MAX_CLASS_REQUESTS)
     by_class: dict[str, list[PlannedRequest]] = {c.name: [] for c in scenario.workload.classes}
-    for item in work_plan(scenario, costs, rows):
+    for seen, item in enumerate(work_plan(scenario, costs, rows)):
         bucket = by_class[item.cls_name]
-        if len(bucket) < per_class:
+        if len(bucket) < most:
             bucket.append(item)
-        if all(len(b) >= per_class for b in by_class.values()):
+        if all(len(b) >= per_class for b in by_class.values()) and (
+            seen >= _SCAN or all(len(b) >= most for b in by_class.values())
+        ):
             break
     out = {}
     for name, items in by_class.items():
@@ -188,8 +208,9 @@ def class_items(
             continue
         probe = send_sequential(url, items[:2])
         _check(probe, f"class {name!r}")
-        each = _mean(r.latency for r in probe)
-        out[name] = items[: max(5, min(len(items), int(max_seconds / max(each, 1e-3))))]
+        each = max(_mean(r.latency for r in probe), 1e-3)
+        wanted = max(per_class, math.ceil(min_seconds / each))
+        out[name] = items[: max(5, min(len(items), wanted, int(max_seconds / each)))]
     return out
 
 
@@ -204,10 +225,12 @@ def measure_classes_phase(
     per_class: int = 40,
     repeats: int = 2,
     gap: float = 2.5,
+    min_seconds: float = MIN_CLASS_SECONDS,
 ) -> tuple[list[ClassCost], list[PhaseBackground]]:
     """Every class (:func:`measure_class_phase`), at the speed of ``costs``."""
     classes, phases = [], []
-    for name, items in class_items(url, scenario, costs, rows, per_class).items():
+    chosen = class_items(url, scenario, costs, rows, per_class, min_seconds=min_seconds)
+    for name, items in chosen.items():
         cost, bg = measure_class_phase(
             url, name, items, cpu, meter, groups, costs.unit_seconds, gap, repeats
         )
