@@ -66,7 +66,11 @@ from lbsim.validation.levels import (
     speed_factor as speed_factor,  # re-exported: a level's speed
 )
 from lbsim.validation.lifecycle import StackHandle
-from lbsim.validation.lowload import measure_classes_phase, measure_idle_phase
+from lbsim.validation.lowload import (
+    MIN_CLASS_SECONDS,
+    measure_classes_phase,
+    measure_idle_phase,
+)
 from lbsim.validation.machine import machine as machine  # re-exported: what it ran on
 from lbsim.validation.paired import PairedMetric, pair
 from lbsim.validation.products import product_overrides, stack_balancer
@@ -207,7 +211,10 @@ def measure(
         f"BENCHMARK iteration {costs.db_iteration_seconds * 1e9:.2f} ns"
     )
     rows = int(handle.meta.get("rows", 0)) or 1
-    say(f"measuring every class at low load ({options.per_class} requests each, one at a time)")
+    say(
+        f"measuring every class at low load ({options.per_class} requests each, more to last "
+        f"{MIN_CLASS_SECONDS:g} s, one at a time)"
+    )
     classes, phases = measure_classes_phase(
         handle.url,
         scenario,
