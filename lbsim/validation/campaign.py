@@ -48,8 +48,8 @@ from lbsim.validation.calibration import (
     calibrated_path,
     header,
     host_cores,
-    measure_costs,
     measure_log_flush,
+    measure_stack_costs,
     measure_writes,
 )
 from lbsim.validation.knee import campaign_knee, knee_line
@@ -198,14 +198,8 @@ def measure(
         f"  idle stack {idle.stack:.3f} cores; background (other programs) {idle.cores:.3f} "
         f"cores{'' if idle.valid else ' — NOT VALID: ' + '; '.join(idle.problems)}"
     )
-    db_nodes = list(groups.db)
-
-    def db_cpu() -> dict[str, float]:
-        snap = cpu.snapshot()
-        return {n: snap[n] for n in db_nodes}
-
     say("measuring the cost of a work unit and of a BENCHMARK() iteration")
-    costs = measure_costs(handle.url, db_cpu if db_nodes else None)
+    costs = measure_stack_costs(handle)
     say(
         f"  PHP work unit {costs.unit_seconds * 1e6:.3f} us, "
         f"BENCHMARK iteration {costs.db_iteration_seconds * 1e9:.2f} ns"
