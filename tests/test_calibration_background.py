@@ -24,6 +24,7 @@ from lbsim.validation.background import (
     drift_limit,
     outside_cores,
     phase_background,
+    settle,
 )
 from lbsim.validation.calibration import Calibration, ClassCost, ContainerGroups
 from lbsim.validation.calibration import calibrate_scenario as calibrated
@@ -119,6 +120,56 @@ def test_a_background_that_moves_inside_the_phase_makes_it_not_valid() -> None:
     problems = check_phase(bg)
     assert len(problems) == 1 and "moved from 0.10 to 0.60" in problems[0]
     assert not bg.valid and bg.to_dict()["drift"] == pytest.approx(0.5, abs=0.01)
+
+
+def test_a_moved_phase_names_the_hypervisors_steal_in_its_outside_load() -> None:
+    # a virtual machine's neighbour took 0.4 core in the phase's second half:
+    # outside load (the stack had less of the machine), named as steal
+    t, host, steal = [0.0], [0.0], [0.0]
+
+    def tick() -> float:
+        return host[0]
+
+    meter = Meter(tick, dict, lambda: 0.0, lambda: t[0], steal=lambda: steal[0])
+    samples = [meter.read()]
+    for i in range(12):
+        stolen = 0.4 if i >= 6 else 0.0
+        t[0] += 0.5
+        host[0] += (0.1 + stolen) * 0.5
+        steal[0] += stolen * 0.5
+        samples.append(meter.read())
+    bg = phase_background("r1", samples)
+    assert (bg.steal_start, bg.steal_end) == pytest.approx((0.0, 0.4))
+    assert bg.steal == pytest.approx(0.2)
+    (problem,) = check_phase(bg)
+    assert "moved from 0.10 to 0.50" in problem and "steal 0.00 to 0.40" in problem
+    # without steal the message does not mention it
+    quiet = phase_background("r2", _samples(Machine(), [(3.0, 0.1), (3.0, 0.6)]))
+    assert quiet.steal == 0.0 and "steal" not in check_phase(quiet)[0]
+
+
+def test_settle_waits_for_two_windows_in_a_row_that_agree() -> None:
+    m = Machine()
+    loads = iter([0.1, 0.7, 0.3, 0.32, 0.9])  # a burst, then two windows that agree
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        m.outside = next(loads)
+        m.run(seconds)
+
+    got = settle(m.meter(), most=40.0, window=2.5, sleep=sleep)
+    assert got.still and got.waited == 10.0 and slept == [2.5] * 4
+    assert got.cores == pytest.approx(0.32, abs=0.01)
+    # a machine that never holds still: it gives up after ``most`` seconds
+    swings = iter([0.1, 0.9] * 20)
+
+    def swinging(seconds: float) -> None:
+        m.outside = next(swings)
+        m.run(seconds)
+
+    gave_up = settle(m.meter(), most=10.0, window=2.5, sleep=swinging)
+    assert not gave_up.still and gave_up.waited == 10.0
 
 
 def test_the_drift_limit_is_a_quarter_of_the_level_between_005_and_015_core() -> None:

@@ -340,7 +340,7 @@ def test_an_overload_replay_counts_failures_on_both_sides_with_one_timeout(
         file,
         raw,
         base,
-        None,  # type: ignore[arg-type]
+        None,
         cal,
         None,  # type: ignore[arg-type]
         CampaignOptions(phase_repeats=0),
@@ -377,6 +377,7 @@ def test_a_replay_whose_load_generator_lagged_is_replayed_again(
     The replay is repeated (same seed) up to phase_repeats more times, and kept
     as not valid with the reason only when every attempt lagged."""
     from lbsim.validation import levels
+    from lbsim.validation.background import Settled
     from lbsim.validation.campaign import CampaignOptions
     from lbsim.validation.measured import summarise
     from lbsim.validation.replay import ReplayRun
@@ -388,8 +389,16 @@ def test_a_replay_whose_load_generator_lagged_is_replayed_again(
     rate = round(0.3 * cal.capacity(base), 3)
     late = "sends lagged their schedule (p99 lateness 61.2 ms > 10 ms)"
 
+    still = Settled(5.0, True, 0.1, 0.0)
+    settles: list[float] = []
+
+    def fake_settle(meter: Any, most: float) -> Settled:
+        settles.append(most)
+        return still
+
     def replay(lagging: int, repeats: int) -> tuple[Any, list[int]]:
         seeds: list[int] = []
+        settles.clear()
 
         def fake_once(
             replayed: Any, handle: Any, c: Any, meter: Any, level: str, send: Any = None
@@ -405,11 +414,13 @@ def test_a_replay_whose_load_generator_lagged_is_replayed_again(
             )
 
         monkeypatch.setattr(levels, "_replay_once", fake_once)
+        # between attempts it waits for the machine to hold still (not the first)
+        monkeypatch.setattr(levels, "settle", fake_settle)
         one = levels.run_replay(
             MIXED,
             raw,
             base,
-            None,  # type: ignore[arg-type]
+            None,
             cal,
             None,  # type: ignore[arg-type]
             CampaignOptions(phase_repeats=repeats),
@@ -424,8 +435,9 @@ def test_a_replay_whose_load_generator_lagged_is_replayed_again(
 
     one, seeds = replay(lagging=1, repeats=2)
     assert seeds == [base.seed + 1] * 2 and one.problems == [] and one.background.attempt == 2
+    assert settles == [CampaignOptions().settle_seconds]
     one, seeds = replay(lagging=5, repeats=2)
-    assert len(seeds) == 3 and one.problems == [late]
+    assert len(seeds) == 3 and one.problems == [late] and len(settles) == 2
 
 
 # ---------------------------------------------------------------- the report

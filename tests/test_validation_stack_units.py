@@ -145,6 +145,14 @@ def test_proc_stat_busy_seconds_exclude_idle_and_iowait() -> None:
         col.parse_proc_stat("cpu0 1 2 3 4\n", 100)
 
 
+def test_proc_stat_steal_seconds_are_the_eighth_field() -> None:
+    assert col.parse_proc_steal(PROC_STAT, 100) == pytest.approx(1558 / 100)
+    assert col.parse_proc_steal("cpu  1 2 3 4\n", 100) == 0.0  # an old kernel: no steal field
+    with pytest.raises(ValueError, match="aggregate"):
+        col.parse_proc_steal("cpu0 1 2 3 4 5 6 7 8\n", 100)
+    assert 0.0 <= col.host_steal_seconds() <= col.host_cpu_seconds()
+
+
 def test_own_cpu_seconds_grow_with_work() -> None:
     before = col.own_cpu_seconds()
     total = sum(i * i for i in range(2_000_000))

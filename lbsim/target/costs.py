@@ -186,6 +186,7 @@ def own_meter(cpu: collectors.ContainerCpu, probe: SpeedProbe | None) -> Meter:
         collectors.host_cpu_seconds,
         cpu.snapshot,
         lambda: collectors.own_cpu_seconds() + probe.cpu_seconds(),
+        steal=collectors.host_steal_seconds,
     )
 
 

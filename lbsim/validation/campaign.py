@@ -100,6 +100,9 @@ class CampaignOptions:
     min_requests: int = 2000
     #: a phase measured while the machine moved is measured again up to this often
     phase_repeats: int = 2
+    #: ... after waiting up to this many seconds for the machine to hold still
+    #: (:func:`lbsim.validation.background.settle`; 0: at once)
+    settle_seconds: float = 40.0
 
 
 @dataclass
@@ -266,7 +269,12 @@ def measure(
 
 def stack_meter(cpu: collectors.ContainerCpu) -> Meter:
     """The machine, the stack's containers and this process (the load generator)."""
-    return Meter(collectors.host_cpu_seconds, cpu.snapshot, collectors.own_cpu_seconds)
+    return Meter(
+        collectors.host_cpu_seconds,
+        cpu.snapshot,
+        collectors.own_cpu_seconds,
+        steal=collectors.host_steal_seconds,
+    )
 
 
 def run_campaign(file: Path, options: CampaignOptions, say: Say = print) -> CampaignResult:

@@ -132,6 +132,22 @@ def host_cpu_seconds(path: Path = Path("/proc/stat")) -> float:
     return parse_proc_stat(path.read_text(encoding="ascii"), os.sysconf("SC_CLK_TCK"))
 
 
+def parse_proc_steal(text: str, ticks_per_second: float) -> float:
+    """Steal seconds of the whole machine from ``/proc/stat``: the time a virtual
+    machine's cores were ready to run but the hypervisor ran something else (part
+    of :func:`parse_proc_stat`'s busy time; 0 on bare metal)."""
+    for line in text.splitlines():
+        fields = line.split()
+        if fields and fields[0] == "cpu":
+            return int(fields[8]) / ticks_per_second if len(fields) > 8 else 0.0
+    raise ValueError("/proc/stat has no aggregate cpu line")
+
+
+def host_steal_seconds(path: Path = Path("/proc/stat")) -> float:
+    """Steal seconds of the machine since boot (every core summed)."""
+    return parse_proc_steal(path.read_text(encoding="ascii"), os.sysconf("SC_CLK_TCK"))
+
+
 def own_cpu_seconds() -> float:
     """CPU seconds of this process and its waited-for children (the replayer's own cost)."""
     total = 0.0

@@ -47,7 +47,7 @@ from lbsim.scenario.loader import load_scenario
 from lbsim.scenario.schema import Scenario
 from lbsim.stats.replications import flatten, unflatten
 from lbsim.validation.accuracy import OVERLOAD_BOUNDS, MetricError, compare
-from lbsim.validation.background import Meter, PhaseBackground, Sampler, check_phase
+from lbsim.validation.background import Meter, PhaseBackground, Sampler, check_phase, settle
 from lbsim.validation.background import phase_background as background_of
 from lbsim.validation.calibration import Calibration, calibrate_scenario, header
 from lbsim.validation.failures import answered_by_horizon, predicted_counts, with_failures
@@ -221,6 +221,16 @@ def run_replay(
     top = [f"workload.open.rate={rate}", f"duration={duration}", f"warmup={warmup}"]
     replayed = load_scenario(file, [*top, *level_overrides(base, level), f"seed={seed}"])
     for attempt in range(1, options.phase_repeats + 2):
+        if attempt > 1 and options.settle_seconds > 0:  # not straight back into the burst
+            still = settle(meter, options.settle_seconds)
+            say(
+                f"{tag}: waited {still.waited:g} s for the machine to hold still "
+                + (
+                    f"(outside load {still.cores:.2f} cores)"
+                    if still.still
+                    else f"(it did not: outside load {still.cores:.2f} cores); replaying anyway"
+                )
+            )
         say(f"{tag}: replaying {rate:g} requests/s for {warmup + duration:g} s (seed {seed})")
         run, bg = _replay_once(replayed, handle, cal, meter, f"{level:.0%} r{repetition + 1}", send)
         bg.attempt = attempt
@@ -232,8 +242,9 @@ def run_replay(
         run.results = with_failures(run.results, answered_by_horizon(replayed, run.records))
     run.write(outdir, f"{tag}-measured")
     say(
-        f"{tag}: background {bg.cores:.2f} cores (start {bg.start:.2f}, end {bg.end:.2f}), "
-        f"CPU work ×{bg.speed:.3f}; simulating the calibrated scenario with both"
+        f"{tag}: background {bg.cores:.2f} cores (start {bg.start:.2f}, end {bg.end:.2f}"
+        + (f"; steal {bg.steal:.2f}" if bg.steal >= 0.01 else "")
+        + f"), CPU work ×{bg.speed:.3f}; simulating the calibrated scenario with both"
     )
     model = level_model(
         file,
