@@ -484,6 +484,31 @@ def test_an_invalid_replay_fails_the_story() -> None:
     assert not result.passed and result.level == 0.5
 
 
+class MovedSide(FakeSide):
+    """The machine moved under the first replay."""
+
+    def replay(self, *args: Any, **kw: Any) -> Replay:
+        one = super().replay(*args, **kw)
+        if one.repetition == 0:
+            one.problems.append("the CPU used outside the stack moved")
+        return one
+
+
+def test_a_replay_the_machine_moved_under_is_reported_not_judged(tmp_path: Path) -> None:
+    opts = CampaignOptions(levels=(), duration=15.0, warmup=5.0, repetitions=3)
+    result = run_galera_story(
+        STORY, MovedSide(), opts, tmp_path, variants=["even"], say=lambda s: None
+    )
+    assert [r.valid for r in result.replays["even"]] == [False, True, True]
+    assert result.not_valid() == ["even r1: the CPU used outside the stack moved"]
+    lat = _metric(result.metrics["even"], "latency.mean")
+    assert len(lat.measured) == 2  # the two valid replays
+    valid = result.replays["even"][1:]
+    expected = sum(r.measured["latency"]["mean"] for r in valid) / 2
+    assert result.mean("even", "measured", "latency.mean") == pytest.approx(expected)
+    assert not result.passed  # a story with a replay not valid does not pass
+
+
 def test_cli_runs_the_galera_story_with_a_fake_stack(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

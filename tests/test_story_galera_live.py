@@ -55,6 +55,10 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Any:
         keep_up=False,
         repetitions=3,
         min_requests=0,
+        # a replay the machine moved under is replayed up to 4 more times, each
+        # after waiting for the machine to hold still (stop 19's CI: 6 of 7
+        # attempts moved, outside load rising 0.12 -> 0.28-0.58 cores)
+        phase_repeats=4,
     )
     story = catalogue.SLOW_GALERA_NODE
     result = run_galera_story(story, StackGaleraSide(), options, out, variants=["slow"])
@@ -75,8 +79,8 @@ def _metric(result: Any, name: str) -> Any:
 def test_slow_galera_node_holds_the_cluster_back_on_the_stack(story: Any) -> None:
     result, rows = story
     # a replay the machine moved under (this VM's speed drifts: a CI run saw a
-    # work unit's cost move ×0.78 within a phase) is reported, not a model error;
-    # two of the three must be valid measurements
+    # work unit's cost move ×0.78 within a phase) is reported, not a model error,
+    # and not judged; two of the three must be valid measurements
     valid = sum(r.valid for r in result.replays["slow"])
     assert valid >= 2, result.not_valid()
     assert result.mean("slow", "measured", PAUSED) > 0.01, rows

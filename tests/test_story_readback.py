@@ -191,6 +191,12 @@ def test_the_verdicts_and_a_stale_sync_wait_read() -> None:
     assert verdicts["sync.stale_fraction"] == "within"  # 0.002 is within 0.02, still a problem
     with pytest.raises(ValueError, match="at least 1"):
         run_readback(STORY, fake.measure, fake.predict, repetitions=0)
+    # a cost of tens of microseconds: its error is judged over a read's time
+    small = _Fake([_values(cost_mean=0.00003)] * 3, _values(cost_mean=0.00006))
+    tiny = run_readback(STORY, small.measure, small.predict, repetitions=3, say=said.append)
+    cost = tiny.metrics[list(BOUNDS).index("cost.mean")]
+    assert cost.floor == rb.COST_FLOOR == 2e-4
+    assert cost.errors == pytest.approx([0.15] * 3) and cost.verdict == "within"  # +30 us of 0.2 ms
 
 
 def _polls(n: int, late: int) -> VisibilityProbe:

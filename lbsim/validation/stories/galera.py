@@ -193,8 +193,10 @@ class GaleraResult:
         ]
 
     def mean(self, variant: str, side: str, key: str) -> float:
-        """``key``'s mean over ``variant``'s replays on ``side`` (predicted, measured)."""
-        vals = [flatten(getattr(r, side)).get(key, math.nan) for r in self.replays[variant]]
+        """``key``'s mean over ``variant``'s valid replays (all when none is) on
+        ``side`` (predicted, measured)."""
+        reps = [r for r in self.replays[variant] if r.valid] or self.replays[variant]
+        vals = [flatten(getattr(r, side)).get(key, math.nan) for r in reps]
         vals = [float(v) for v in vals if isinstance(v, int | float) and math.isfinite(v)]
         return sum(vals) / len(vals) if vals else math.nan
 
@@ -430,5 +432,7 @@ def run_galera_story(
             p, m = (flatten(x).get(PAUSED, math.nan) for x in (one.predicted, one.measured))
             say(f"  {v.name} r{rep + 1}: flow control paused {p:.3f} predicted, {m:.3f} measured")
     for name, reps in result.replays.items():
-        result.metrics[name] = judge(story.name, name, reps)
+        # the valid replays (as a campaign's level): a replay the machine moved
+        # under is reported (not_valid), not judged; all of them if none is valid
+        result.metrics[name] = judge(story.name, name, [r for r in reps if r.valid] or reps)
     return result

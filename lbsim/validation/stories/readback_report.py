@@ -116,6 +116,8 @@ def markdown(result: ReadbackResult) -> str:
         label, unit = LABELS[m.metric]
         half = "" if not math.isfinite(m.half) else f" ± {_err(m.kind, m.half)[1:]}"
         bound = f"{m.bound:.0%}" if m.kind == "relative" else f"±{m.bound:g}"
+        if m.floor > 0:  # relative to at least a read's time
+            bound += f" (of ≥ {m.floor * 1e3:g} ms)"
         p = sum(m.predicted) / m.n
         q = sum(m.measured) / m.n
         name = f"{label} ({unit})" if unit else label
