@@ -6,8 +6,9 @@ visibility lag in the same run, then 500 write → read pairs without and 500
 with wsrep_sync_wait (about 5-6 min on a 2-core machine, mostly the stack
 starting). Judged by the story's own statistics: the stale fraction within
 0.02 and the write → read time and the cost of sync_wait (mean 15 %, p95
-25 %) with no miss beyond the 95 % interval, no probe error, and sync_wait
-never stale on either side.
+25 %; the cost's error over at least a read's 0.2 ms, readback.COST_FLOOR)
+with no miss beyond the 95 % interval, no probe error, and sync_wait never
+stale on either side.
 """
 
 from __future__ import annotations
