@@ -16,7 +16,7 @@ import simpy
 from lbsim.model.app import AppNode
 from lbsim.model.balancer import Balancer
 from lbsim.model.client import ClientEdge
-from lbsim.model.cpu import Cpu, Host
+from lbsim.model.cpu import BandwidthCpu, Cpu, Host
 from lbsim.model.database import DatabaseTier, NoDatabase
 from lbsim.model.db.galera import GaleraTier
 from lbsim.model.db.membership import FaultyGaleraTier
@@ -80,12 +80,11 @@ class Stack:
         self.nodes: list[AppNode] = []
         backends: list[Backend] = []
         for i, spec in enumerate(scenario.app.resolved_nodes()):
-            cpu = Cpu(
-                env,
-                spec.name,
-                spec.cores,
-                self.hosts.get(spec.host) if spec.host else None,
-                max_jobs=spec.workers,
+            host = self.hosts.get(spec.host) if spec.host else None
+            cpu = (
+                Cpu(env, spec.name, spec.cores, host, max_jobs=spec.workers)
+                if spec.cpu_period is None
+                else BandwidthCpu(env, spec.name, spec.cores, spec.cpu_period, host)
             )
             node = AppNode(
                 env,

@@ -39,6 +39,12 @@ class ServerSettings(_Strict):
 
     #: CPU cores; running queries (and Galera appliers) share them
     cores: PositiveFloat = 4.0
+    #: CFS bandwidth period (s) of the server's container: its threads run at
+    #: full speed until they have used ``cores × cpu_period`` CPU-seconds in
+    #: the period, then wait for the next (Docker ``cpus``: 0.1 s; ``lbsim
+    #: stack`` gives database containers below one core 0.01 s). None: the
+    #: cores processor-shared at ``cores`` (the same mean, no waits)
+    cpu_period: PositiveFloat | None = None
     #: a host (``hosts:``) whose cores this server shares with the other
     #: containers placed there; for Galera the default of every node
     host: Name | None = None
@@ -76,6 +82,8 @@ class GaleraNodeSpec(_Strict):
 
     name: Name | None = None
     cores: PositiveFloat | None = None
+    #: the node's CFS period (default: the cluster-wide ``cpu_period``)
+    cpu_period: PositiveFloat | None = None
     #: the host this node runs on (default: the cluster-wide ``host``)
     host: Name | None = None
     max_connections: PositiveInt | None = None
@@ -203,6 +211,7 @@ class Galera(ServerSettings):
             ResolvedGaleraNode(
                 name=s.name or f"db{i + 1}",
                 cores=s.cores or self.cores,
+                cpu_period=s.cpu_period or self.cpu_period,
                 host=s.host or self.host,
                 max_connections=s.max_connections or self.max_connections,
                 applier_threads=s.applier_threads or self.applier_threads,
@@ -218,6 +227,7 @@ class Galera(ServerSettings):
 class ResolvedGaleraNode(_Strict):
     name: str
     cores: float
+    cpu_period: float | None = None
     host: str | None
     max_connections: int
     applier_threads: int

@@ -436,6 +436,7 @@ class AppNodeSpec(Strict):
     name: Name | None = None
     workers: PositiveInt | None = None
     cores: PositiveFloat | None = None
+    cpu_period: PositiveFloat | None = None
     backlog: NonNegInt | None = None
     request_timeout: PositiveFloat | None = None
     weight: PositiveInt | None = None
@@ -450,6 +451,7 @@ class AppNode(Strict):
     name: Name
     workers: PositiveInt
     cores: PositiveFloat
+    cpu_period: PositiveFloat | None
     backlog: NonNegInt
     request_timeout: PositiveFloat | None
     weight: PositiveInt
@@ -466,6 +468,11 @@ class App(Strict):
     workers: PositiveInt = 8
     #: CPU cores of each node (Docker cpus); busy workers share them
     cores: PositiveFloat = 2.0
+    #: CFS bandwidth period (s): each busy worker runs at a full core's speed
+    #: until the node has used ``cores × cpu_period`` CPU-seconds in the
+    #: period, then all wait for the next (Docker ``cpus``: 0.1). None: the
+    #: workers processor-share ``cores`` (the same mean, no waits)
+    cpu_period: PositiveFloat | None = None
     #: listen.backlog: connections waiting for a free worker; beyond it → refused
     backlog: NonNegInt = 511
     #: request_terminate_timeout (s); None = off
@@ -506,6 +513,7 @@ class App(Strict):
                     name=s.name or f"app{i + 1}",
                     workers=s.workers or self.workers,
                     cores=s.cores or self.cores,
+                    cpu_period=s.cpu_period or self.cpu_period,
                     backlog=self.backlog if s.backlog is None else s.backlog,
                     request_timeout=s.request_timeout or self.request_timeout,
                     weight=s.weight or self.weight,

@@ -125,13 +125,34 @@ DB_CPU_PERIOD = 10_000
 MIN_CPU_QUOTA = 1_000
 
 
-def db_cpu_limit(cores: float) -> dict[str, float | int]:
-    """The compose keys limiting a database container to ``cores``: ``cpus`` from one
-    core up, a short CFS period and its quota below (:data:`DB_CPU_PERIOD`)."""
+def db_cpu_limit(cores: float, period: float | None = None) -> dict[str, float | int]:
+    """The compose keys limiting a database container to ``cores``: the scenario's
+    CFS ``period`` (s) where it gives one, else ``cpus`` from one core up, a
+    short CFS period and its quota below (:data:`DB_CPU_PERIOD`)."""
+    if period is not None:
+        return cfs_limit(cores, period)
     if cores >= 1.0:
         return {"cpus": _cpus(cores)}
     quota = max(MIN_CPU_QUOTA, round(cores * DB_CPU_PERIOD))
     return {"cpu_period": round(quota / cores), "cpu_quota": quota}
+
+
+#: the CFS period the kernel takes (µs): 1 ms to 1 s
+CFS_PERIOD_RANGE = (1_000, 1_000_000)
+
+
+def cfs_limit(cores: float, period: float) -> dict[str, float | int]:
+    """``cpu_period`` and ``cpu_quota`` (µs) for ``cores`` in periods of
+    ``period`` s (a scenario's ``cpu_period``: the model runs the same)."""
+    micros = round(period * 1e6)
+    lo, hi = CFS_PERIOD_RANGE
+    quota = round(cores * micros)
+    if not lo <= micros <= hi or quota < MIN_CPU_QUOTA:
+        raise ReplayUnsupported(
+            f"cpu_period {period:g} s with {cores:g} cores: the kernel takes a CFS period "
+            f"of 1 ms to 1 s and a quota (cores x period) of at least 1 ms"
+        )
+    return {"cpu_period": micros, "cpu_quota": quota}
 
 
 def _refuse_unreplayable(scenario: Scenario) -> None:
@@ -246,12 +267,13 @@ def db_environments(scenario: Scenario, opts: StackOptions) -> dict[str, dict[st
     return out
 
 
-def _db_cores(scenario: Scenario) -> dict[str, float]:
+def _db_cores(scenario: Scenario) -> dict[str, tuple[float, float | None]]:
+    """Each database container's cores and CFS period (None: not given)."""
     db = scenario.database
     if isinstance(db, MySQL):
-        return {"db1": db.cores}
+        return {"db1": (db.cores, db.cpu_period)}
     if isinstance(db, Galera):
-        return {n.name: n.cores for n in db.resolved_nodes()}
+        return {n.name: (n.cores, n.cpu_period) for n in db.resolved_nodes()}
     return {}
 
 
@@ -276,7 +298,7 @@ def generate_stack(
         svc = _service(opts, outdir, "mariadb")
         svc |= {
             "hostname": db_name,
-            **db_cpu_limit(db_cores[db_name]),
+            **db_cpu_limit(*db_cores[db_name]),
             "environment": env,
             "healthcheck": {
                 "test": ["CMD", "lbsim-db-health"],
@@ -314,7 +336,11 @@ def generate_stack(
         svc = _service(opts, outdir, "php-fpm")
         svc |= {
             "hostname": node.name,
-            "cpus": _cpus(node.cores),
+            **(
+                {"cpus": _cpus(node.cores)}
+                if node.cpu_period is None
+                else cfs_limit(node.cores, node.cpu_period)
+            ),
             "environment": app_environment(scenario, node, i),
             "volumes": [f"./{node.name}/www.conf:/etc/php/8.2/fpm/pool.d/www.conf:ro"],
             "sysctls": {"net.core.somaxconn": max(4096, min(node.backlog, configs.MAX_BACKLOG))},

@@ -286,6 +286,7 @@ class GaleraTier(DatabaseTierBase):
                 spec.threads,
                 n.slowness,
                 placed[n.host] if n.host is not None else None,
+                n.cpu_period,
             )
             for i, n in enumerate(resolved)
         ]

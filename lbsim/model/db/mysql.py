@@ -25,7 +25,10 @@ class MySQLTier(DatabaseTierBase):
         hosts: Mapping[str, Host] | None = None,
     ):
         host = hosts[spec.host] if hosts is not None and spec.host is not None else None
-        server = DbServer(env, 0, "db1", spec.cores, spec.max_connections, spec.threads, host=host)
+        server = DbServer(
+            env, 0, "db1", spec.cores, spec.max_connections, spec.threads, host=host,
+            cpu_period=spec.cpu_period,
+        )  # fmt: skip
         super().__init__(
             env,
             scenario,

@@ -12,7 +12,7 @@ from typing import Any
 
 import simpy
 
-from lbsim.model.cpu import Cpu, Host, Job
+from lbsim.model.cpu import BandwidthCpu, Cpu, Host, Job
 from lbsim.model.db.locks import RowLocks
 from lbsim.model.deadlines import Deadlines
 from lbsim.stats.timeweighted import TimeWeighted
@@ -33,13 +33,19 @@ class DbServer:
         threads: int | None,
         slowness: float = 1.0,
         host: Host | None = None,
+        cpu_period: float | None = None,
     ):
         self.env = env
         self.index = index
         self.name = name
         #: on a host, the server's CPU shares the host's cores with the other
-        #: containers placed there (its own ``cores`` stay its cap)
-        self.cpu = Cpu(env, name, cores, host)
+        #: containers placed there (its own ``cores`` stay its cap); under
+        #: CFS bandwidth control (``cpu_period``) its quota per period
+        self.cpu = (
+            Cpu(env, name, cores, host)
+            if cpu_period is None
+            else BandwidthCpu(env, name, cores, cpu_period, host)
+        )
         self.max_connections = max_connections
         self.threads = threads
         self.slowness = slowness
