@@ -113,6 +113,32 @@ def test_topology_replaces_the_app_nodes_with_the_containers() -> None:
     assert [(n.name, n.cores, n.workers) for n in nodes] == [("app1", 0.5, 4), ("app2", 2, 8)]
 
 
+def test_topology_models_a_quota_under_one_core_as_cfs_bandwidth() -> None:
+    data = yaml.safe_load(SCENARIO)
+    topo = Topology(
+        [NodeShape("app1", 0.5, 4, cpu_period=0.1), NodeShape("app2", 2.0, 8, cpu_period=0.1)],
+        [NodeShape("db", 0.75, None, 151, cpu_period=0.01)],
+        2.0,
+    )
+    out = apply_topology(data, topo)
+    # under one core by a quota: the kernel's period; a quota of 2 cores: shared
+    assert out["app"]["nodes"] == [
+        {"name": "app1", "cores": 0.5, "workers": 4, "cpu_period": 0.1},
+        {"name": "app2", "cores": 2.0, "workers": 8},
+    ]
+    assert out["database"]["cpu_period"] == 0.01
+    scenario = loads_scenario(yaml.safe_dump(out))
+    assert [n.cpu_period for n in scenario.app.resolved_nodes()] == [0.1, None]
+    galera = yaml.safe_load(SCENARIO)
+    galera["database"] = {"engine": "galera", "nodes": 3}
+    shapes = [NodeShape("db1", 1.0, cpu_period=0.1), NodeShape("db2", 0.1, cpu_period=0.01)]
+    nodes = apply_topology(galera, Topology([NodeShape("app1")], shapes, 2.0))["database"]["nodes"]
+    assert nodes == [
+        {"name": "db1", "cores": 1.0},
+        {"name": "db2", "cores": 0.1, "cpu_period": 0.01},
+    ]
+
+
 def test_topology_of_a_galera_target_names_its_nodes() -> None:
     data = yaml.safe_load(SCENARIO)
     data["database"] = {"engine": "galera", "nodes": 3}

@@ -17,6 +17,7 @@ from lbsim.target.handle import TargetHandle, docker_runner
 from lbsim.target.inspection import (
     AppReading,
     DbReading,
+    cfs_period,
     cpu_limit,
     db_reading,
     fpm_reading_from,
@@ -535,11 +536,25 @@ def test_the_url_probe_names_a_refused_port() -> None:
 
 def test_a_cpu_limit_under_one_core_is_noted() -> None:
     """Docker's --cpus under 1 is a CFS quota: a lone request runs at full speed
-    until the period's quota is spent, the model runs it at the fraction's speed
-    (measured on the WordPress example: 30 % load, 0.5 cpus, mean latency
-    predicted 222 ms vs measured 127 ms) — the target's report says so."""
-    app = [AppReading("app1", 0.5, "NanoCpus", 4, "php-fpm -tt")]
+    until the period's quota is spent (processor sharing at the fraction's speed
+    said 222 ms where 127 ms were measured: WordPress, 30 % load, 0.5 cpus): the
+    calibrated scenario models it with ``cpu_period`` and the report says so."""
+    app = [AppReading("app1", 0.5, "NanoCpus", 4, "php-fpm -tt", 0.1)]
     notes = shape_notes(None, app, [], 2.0)
-    assert len(notes) == 1 and notes[0].startswith("app1: a CPU limit under one core (0.5)")
-    whole = [AppReading("app1", 1.0, "NanoCpus", 4, "php-fpm -tt")]
+    assert notes == [
+        "app1: a CPU limit under one core (0.5, a CFS quota of 50 ms per 100 ms): modelled "
+        "as the kernel runs it (cpu_period): full speed until the period's quota is spent"
+    ]
+    whole = [AppReading("app1", 1.0, "NanoCpus", 4, "php-fpm -tt", 0.1)]
     assert shape_notes(None, whole, [], 2.0) == []
+
+
+def test_the_cfs_period_of_a_quota_limit() -> None:
+    assert cfs_period({"NanoCpus": 500_000_000}) == 0.1  # --cpus: the kernel's 100 ms
+    assert cfs_period({"CpuQuota": 1_000, "CpuPeriod": 10_000}) == 0.01
+    assert cfs_period({"CpuQuota": 50_000}) == 0.1  # no period given: the default
+    assert cfs_period({}) is None  # no limit
+    assert cfs_period({"CpusetCpus": "0"}) is None  # whole cores, no quota
+    # a cpuset tighter than the quota binds: no period
+    assert cfs_period({"NanoCpus": 3_000_000_000, "CpusetCpus": "0-1"}) is None
+    assert cfs_period({"NanoCpus": 500_000_000, "CpusetCpus": "0-1"}) == 0.1

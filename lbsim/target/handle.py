@@ -29,6 +29,7 @@ from lbsim.target.inspection import (
     POOL_FILES,
     AppReading,
     DbReading,
+    cfs_period,
     cpu_limit,
     db_reading,
     fpm_reading_from,
@@ -272,14 +273,19 @@ class TargetHandle:
         except DockerTimeout:
             pass
         workers, source = fpm_reading_from(dump, files, self.target.fpm_listen)
-        return AppReading(service, cores[0], cores[1], workers, source)
+        period = cfs_period(self.host_configs.get(service, {}))
+        return AppReading(service, cores[0], cores[1], workers, source, period)
 
     def read_db(self, service: str) -> DbReading:
         """A database container's CPU limit, ``max_connections`` and wsrep state;
         :class:`StackError` when the server does not answer."""
-        cores = cpu_limit(self.host_configs.get(service, {}))
+        host_config = self.host_configs.get(service, {})
         return db_reading(
-            service, cores, self.mysql(service, DB_VARIABLES), self.mysql(service, DB_STATUS)
+            service,
+            cpu_limit(host_config),
+            self.mysql(service, DB_VARIABLES),
+            self.mysql(service, DB_STATUS),
+            cfs_period(host_config),
         )
 
     def readings(self) -> Readings:
@@ -303,8 +309,13 @@ class TargetHandle:
 
         r = self.readings()
         return Topology(
-            app=[NodeShape(a.service, a.cores, a.workers) for a in r.app],
-            db=[NodeShape(d.service, d.cores, max_connections=d.max_connections) for d in r.db],
+            app=[NodeShape(a.service, a.cores, a.workers, cpu_period=a.cpu_period) for a in r.app],
+            db=[
+                NodeShape(
+                    d.service, d.cores, max_connections=d.max_connections, cpu_period=d.cpu_period
+                )
+                for d in r.db
+            ],
             host_cores=r.host_cores,
             notes=[*self.notes, *r.notes],
         )

@@ -39,6 +39,8 @@ class AppReading:
     #: ``pm.max_children`` (None: not read; ``workers_source`` says why)
     workers: int | None
     workers_source: str
+    #: the CFS period (s) of its limit when a quota sets it (:func:`cfs_period`)
+    cpu_period: float | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ class DbReading:
     wsrep_on: bool
     cluster_size: int | None
     state: str  # wsrep_local_state_comment ('' without wsrep)
+    #: the CFS period (s) of its limit when a quota sets it (:func:`cfs_period`)
+    cpu_period: float | None = None
 
 
 # ---------------------------------------------------------------- CPU
@@ -91,6 +95,24 @@ def cpu_limit(host_config: Mapping[str, Any]) -> tuple[float | None, str]:
     if not limits:
         return None, "no CPU limit"
     return min(limits)
+
+
+#: the kernel's CFS period when a container's quota names none (Docker ``--cpus``)
+DEFAULT_CFS_PERIOD = 0.1
+
+
+def cfs_period(host_config: Mapping[str, Any]) -> float | None:
+    """The CFS bandwidth period (s) of a container whose CPU limit is a quota
+    (``--cpus``: the kernel's 100 ms; ``--cpu-quota``: its ``--cpu-period``);
+    None without a quota, or where a cpuset is the tighter limit (its cores
+    are whole cores, not a share of each period)."""
+    cores, source = cpu_limit(host_config)
+    if cores is None or source.startswith("cpuset"):
+        return None
+    period = int(host_config.get("CpuPeriod") or 0)
+    if int(host_config.get("NanoCpus") or 0) > 0 or period <= 0:
+        return DEFAULT_CFS_PERIOD
+    return period / 1e6
 
 
 # ---------------------------------------------------------------- php-fpm
@@ -185,7 +207,11 @@ DB_STATUS = (
 
 
 def db_reading(
-    service: str, cores: tuple[float | None, str], variables: str, status: str
+    service: str,
+    cores: tuple[float | None, str],
+    variables: str,
+    status: str,
+    cpu_period: float | None = None,
 ) -> DbReading:
     """A database container's reading from its variables and status rows."""
     var, st = parse_rows(variables), parse_rows(status)
@@ -199,6 +225,7 @@ def db_reading(
         wsrep_on=var.get("wsrep_on", "OFF").upper() in ("ON", "1"),
         cluster_size=int(size) if size.isdigit() else None,
         state=st.get("wsrep_local_state_comment", ""),
+        cpu_period=cpu_period,
     )
 
 
@@ -222,12 +249,16 @@ def fpm_reading_from(
     )
 
 
-def _under_one_core(service: str, cores: float) -> str:
+def _under_one_core(service: str, cores: float, period: float | None) -> str:
+    if period is not None:
+        return (
+            f"{service}: a CPU limit under one core ({cores:g}, a CFS quota of "
+            f"{cores * period * 1e3:g} ms per {period * 1e3:g} ms): modelled as the kernel "
+            "runs it (cpu_period): full speed until the period's quota is spent"
+        )
     return (
         f"{service}: a CPU limit under one core ({cores:g}): the model runs its requests "
-        f"at {cores:g}× a core's speed, the kernel (CFS quota) at full speed until the "
-        "100 ms period's quota is spent: the model over-predicts latency at low load "
-        "(give the container at least one core to calibrate)"
+        f"at {cores:g}× a core's speed"
     )
 
 
@@ -240,14 +271,14 @@ def shape_notes(
         if a.cores is None:
             notes.append(f"{a.service}: no CPU limit (it may use all {host_cores:g} cores)")
         elif a.cores < 1.0:
-            notes.append(_under_one_core(a.service, a.cores))
+            notes.append(_under_one_core(a.service, a.cores, a.cpu_period))
         if a.workers is None:
             notes.append(f"{a.service}: {a.workers_source}")
     for d in db:
         if d.cores is None:
             notes.append(f"{d.service}: no CPU limit (it may use all {host_cores:g} cores)")
         elif d.cores < 1.0:
-            notes.append(_under_one_core(d.service, d.cores))
+            notes.append(_under_one_core(d.service, d.cores, d.cpu_period))
         if d.max_connections is None:
             notes.append(f"{d.service}: max_connections not read")
         if engine == "galera" and not d.wsrep_on:
