@@ -281,7 +281,13 @@ class Cpu:
             tag = heap[0][0]
             self._wake_tag = tag
             rate = self.rate
-            at = now + max((tag - self._v) / rate, 0.0) if rate > 0.0 else math.inf
+            if rate > 0.0:
+                delay = (tag - self._v) / rate
+                if delay < 0:
+                    delay = 0.0
+                at = now + delay
+            else:  # throttled (a BandwidthCpu): planned when its quota is back
+                at = math.inf
             if self._wake_at > at + _EPS:
                 gen = self._wake_gen + 1
                 self._wake_gen = gen
