@@ -1,29 +1,44 @@
 """The replays of this directory simulated again with and without cpu_period (CFS.md)."""
 
-import json, yaml, copy
+import copy
+import json
 from pathlib import Path
+
+import yaml
+
 import lbsim
 from lbsim.scenario.loader import scenario_from_data
 
-out = Path(__file__).resolve().parent
-for lvl in (30, 60):
-    for rep in (1, 2, 3):
-        f = out / f"level-{lvl}-r{rep}.calibrated.yaml"
-        base = yaml.safe_load(f.read_text())
-        m = json.load(open(out / f"level-{lvl}-r{rep}-measured.json"))
-        res = {}
-        for label in ("cfs", "ps"):
-            d = copy.deepcopy(base)
-            if label == "ps":
-                for n in d["app"]["nodes"]:
-                    n.pop("cpu_period", None)
-            r = lbsim.simulate(scenario_from_data(d, str(f), base_dir=out), replications=1).runs[0]
-            res[label] = r["latency"]
-        ml = m["latency"]
-        print(
-            f"{lvl}% r{rep}: measured mean {ml['mean'] * 1e3:.0f} p95 {ml['p95'] * 1e3:.0f} | "
-            + " | ".join(
-                f"{k} mean {v['mean'] * 1e3:.0f} ({(v['mean'] - ml['mean']) / ml['mean']:+.0%}) p95 {v['p95'] * 1e3:.0f} ({(v['p95'] - ml['p95']) / ml['p95']:+.0%})"
-                for k, v in res.items()
-            )
-        )
+HERE = Path(__file__).resolve().parent
+
+
+def _error(model: float, measured: float) -> str:
+    return f"{model * 1e3:.0f} ({(model - measured) / measured:+.0%})"
+
+
+def main() -> None:
+    for level in (30, 60):
+        for rep in (1, 2, 3):
+            path = HERE / f"level-{level}-r{rep}.calibrated.yaml"
+            base = yaml.safe_load(path.read_text())
+            measured = json.loads((HERE / f"level-{level}-r{rep}-measured.json").read_text())
+            ml = measured["latency"]
+            row = [
+                f"{level}% r{rep}: measured mean {ml['mean'] * 1e3:.0f} p95 {ml['p95'] * 1e3:.0f}"
+            ]
+            for label in ("cfs", "ps"):
+                data = copy.deepcopy(base)
+                if label == "ps":
+                    for node in data["app"]["nodes"]:
+                        node.pop("cpu_period", None)
+                sc = scenario_from_data(data, str(path), base_dir=HERE)
+                got = lbsim.simulate(sc, replications=1).runs[0]["latency"]
+                row.append(
+                    f"{label} mean {_error(got['mean'], ml['mean'])} "
+                    f"p95 {_error(got['p95'], ml['p95'])}"
+                )
+            print(" | ".join(row))
+
+
+if __name__ == "__main__":
+    main()
