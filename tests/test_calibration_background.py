@@ -16,6 +16,7 @@ import lbsim
 from lbsim.validation import collectors
 from lbsim.validation.accuracy import MetricError
 from lbsim.validation.background import (
+    SETTLE_MOST,
     CpuReading,
     Meter,
     PhaseBackground,
@@ -657,3 +658,34 @@ def test_a_targets_app_cpu_per_request_is_recorded_not_judged() -> None:
     assert check_phase(bg, 1.417) != []
     moving = PhaseBackground("30 % r2", 30.0, 0.6, 0.1, 0.6)
     assert check_phase(moving, 1.0, judge_speed=False)  # the background still counts
+
+
+def test_a_moved_class_phase_waits_for_the_machine_before_it_is_measured_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The class phase's repeat waits for the outside load to hold still
+    (background.settle), as a replay's does: never straight back into the burst."""
+    from lbsim.validation import lowload
+
+    moved = PhaseBackground("class x", 4.0, 0.3, 0.1, 0.5)  # 0.1 -> 0.5 cores
+    still = PhaseBackground("class x", 4.0, 0.1, 0.1, 0.11)
+    phases = [moved, still]
+    settled: list[float] = []
+
+    def fake_cost(*args: Any) -> tuple[ClassCost, PhaseBackground]:
+        attempt = args[-1]
+        return ClassCost("x", 5, 0.01, 0.01, 0, 0, 0, 0.02, 0.01, 0, 0), phases[attempt - 1]
+
+    def fake_settle(meter: Any, most: float, sleep: Any = None) -> Any:
+        settled.append(most)
+
+    monkeypatch.setattr(lowload, "send_sequential", lambda url, items: [])
+    monkeypatch.setattr(lowload, "_check", lambda recs, what: None)
+    monkeypatch.setattr(lowload, "class_cost", fake_cost)
+    monkeypatch.setattr(lowload, "settle", fake_settle)
+    m = Machine()
+    _, bg = lowload.measure_class_phase(
+        "http://127.0.0.1:1", "x", [], lambda: dict(m.cg), m.meter(),
+        ContainerGroups(("app1",), (), ()), 0.0, gap=0.0, sleep=lambda s: None,
+    )  # fmt: skip
+    assert bg is still and bg.valid and settled == [SETTLE_MOST]

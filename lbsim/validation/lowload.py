@@ -27,12 +27,14 @@ from collections.abc import Callable, Mapping, Sequence
 
 from lbsim.scenario.schema import Scenario
 from lbsim.validation.background import (
+    SETTLE_MOST,
     CpuReading,
     Meter,
     PhaseBackground,
     check_phase,
     outside_cores,
     phase_background,
+    settle,
 )
 from lbsim.validation.calibration import ClassCost, ContainerGroups, _check, _mean
 from lbsim.validation.loadgen import Record, send_sequential
@@ -138,12 +140,16 @@ def measure_class_phase(
     gap: float = 2.5,
     repeats: int = 2,
     sleep: Sleep = time.sleep,
+    settle_seconds: float = SETTLE_MOST,
 ) -> tuple[ClassCost, PhaseBackground]:
     """``items`` one at a time between two idle gaps of ``gap`` seconds; measured
     again while the background moved or the speed was off (at most ``repeats``
-    more times)."""
+    more times, each after waiting up to ``settle_seconds`` for the machine to
+    hold still: :func:`lbsim.validation.background.settle`)."""
     out: tuple[ClassCost, PhaseBackground] | None = None
     for attempt in range(1, repeats + 2):
+        if attempt > 1 and settle_seconds > 0:  # not straight back into the burst
+            settle(meter, settle_seconds, sleep=sleep)
         snaps, reads = [dict(cpu())], [meter.read()]
         sleep(gap)
         snaps.append(dict(cpu()))
