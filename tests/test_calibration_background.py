@@ -689,3 +689,11 @@ def test_a_moved_class_phase_waits_for_the_machine_before_it_is_measured_again(
         ContainerGroups(("app1",), (), ()), 0.0, gap=0.0, sleep=lambda s: None,
     )  # fmt: skip
     assert bg is still and bg.valid and settled == [SETTLE_MOST]
+    # settle_seconds 0 (a campaign's option): measured again at once
+    settled.clear()
+    _, bg = lowload.measure_class_phase(
+        "http://127.0.0.1:1", "x", [], lambda: dict(m.cg), m.meter(),
+        ContainerGroups(("app1",), (), ()), 0.0, gap=0.0, sleep=lambda s: None,
+        settle_seconds=0.0,
+    )  # fmt: skip
+    assert bg is still and settled == []

@@ -410,11 +410,10 @@ class BandwidthCpu(Cpu):
         if self._throttled:  # the period is over: a new quota
             self._throttled = False
             self.cap = math.inf
-        else:
-            if self.used >= self.quota * (1 - 1e-9):
-                self._throttled = True
-                self.throttled += 1
-                self.cap = 0.0
+        elif self.used >= self.quota * (1 - 1e-9):
+            self._throttled = True
+            self.throttled += 1
+            self.cap = 0.0
         assert self.host is not None
         self.host.rebalance(now)
         self._plan_quota(now)

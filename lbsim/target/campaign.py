@@ -236,6 +236,7 @@ def run_target_campaign(
                 options.phase_repeats,
                 say,
                 probe=probe,
+                settle_seconds=options.settle_seconds,
             )
             cal, statements = m.calibration, m.statements
         else:

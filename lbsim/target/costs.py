@@ -42,7 +42,7 @@ from lbsim.target.topology import (
     statements_from_status,
 )
 from lbsim.validation import collectors
-from lbsim.validation.background import Meter
+from lbsim.validation.background import SETTLE_MOST, Meter
 from lbsim.validation.calibration import Calibration, ClassCost, ContainerGroups, host_cores
 from lbsim.validation.campaign import stack_meter
 from lbsim.validation.lowload import measure_class_phase, measure_idle_phase
@@ -105,6 +105,7 @@ def measure_target(
     say: Say,
     gap: float = 2.5,
     probe: SpeedProbe | None = None,
+    settle_seconds: float = SETTLE_MOST,
 ) -> TargetMeasurement:
     """Every low-load measurement of the user's stack ``stack`` (a
     :class:`lbsim.target.containers.TargetHandle`), ``items`` the scenario's
@@ -133,8 +134,9 @@ def measure_target(
     for name, batch in batches.items():
         before = read_status(stack, db) if db else {}
         cost, bg = measure_class_phase(
-            stack.url, name, batch, cpu.snapshot, meter, groups, 0.0, gap, phase_repeats
-        )
+            stack.url, name, batch, cpu.snapshot, meter, groups, 0.0, gap, phase_repeats,
+            settle_seconds=settle_seconds,
+        )  # fmt: skip
         after = read_status(stack, db) if db else {}
         # a repeated phase sent its requests more than once: counters per request sent
         sent = len(batch) * bg.attempt

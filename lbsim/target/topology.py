@@ -94,11 +94,11 @@ def apply_topology(data: dict[str, Any], topology: Topology) -> dict[str, Any]:
     app["nodes"] = nodes
     db = out.get("database")
     if isinstance(db, dict) and db.get("engine", "none") != "none" and topology.db:
-        cores = [s.cores for s in topology.db if s.cores is not None]
+        limited = [(s.cores, s) for s in topology.db if s.cores is not None]
         conns = [s.max_connections for s in topology.db if s.max_connections is not None]
-        if cores:
-            db["cores"] = round(min(cores), 4)
-            tightest = min((s for s in topology.db if s.cores is not None), key=_cores)
+        if limited:
+            cores, tightest = min(limited, key=lambda cs: cs[0])
+            db["cores"] = round(cores, 4)
             if db.get("engine") != "galera":  # the single server's period
                 db.update(tightest.cfs())
         if conns:
@@ -109,10 +109,6 @@ def apply_topology(data: dict[str, Any], topology: Topology) -> dict[str, Any]:
                 for s in topology.db
             ]
     return out
-
-
-def _cores(shape: NodeShape) -> float:
-    return shape.cores if shape.cores is not None else math.inf
 
 
 def place_queries(

@@ -39,7 +39,7 @@ from lbsim.scenario.schema import Scenario
 from lbsim.stats.replications import flatten
 from lbsim.validation import collectors, lifecycle
 from lbsim.validation.accuracy import MetricError
-from lbsim.validation.background import Meter
+from lbsim.validation.background import SETTLE_MOST, Meter
 from lbsim.validation.calibration import (
     Calibration,
     CalibrationError,
@@ -58,6 +58,7 @@ from lbsim.validation.levels import (
     Send,
     cost_minutes,
     is_overload,
+    judged_replays,
     mean_results,
     replay_duration,
     run_replay,
@@ -102,7 +103,7 @@ class CampaignOptions:
     phase_repeats: int = 2
     #: ... after waiting up to this many seconds for the machine to hold still
     #: (:func:`lbsim.validation.background.settle`; 0: at once)
-    settle_seconds: float = 40.0
+    settle_seconds: float = SETTLE_MOST
 
 
 @dataclass
@@ -124,7 +125,7 @@ class LevelResult:
     def of(cls, level: float, rate: float, replays: list[Replay]) -> LevelResult:
         valid = [r for r in replays if r.valid]
         problems = [f"r{r.repetition + 1}: {p}" for r in replays for p in r.problems]
-        use = valid or replays
+        use = judged_replays(replays)
         return cls(
             level,
             rate,
@@ -222,6 +223,7 @@ def measure(
         groups,
         options.per_class,
         options.phase_repeats,
+        settle_seconds=options.settle_seconds,
     )
     for bg in phases:
         say(

@@ -118,12 +118,16 @@ def parse_proc_stat(text: str, ticks_per_second: float) -> float:
     Fields: user nice system idle iowait irq softirq steal guest guest_nice;
     guest time is already counted in user, so it is not added again.
     """
+    values = _aggregate_cpu(text)
+    return (sum(values[:3]) + sum(values[5:8])) / ticks_per_second
+
+
+def _aggregate_cpu(text: str) -> list[int]:
+    """The tick counts of ``/proc/stat``'s aggregate ``cpu`` line."""
     for line in text.splitlines():
         fields = line.split()
         if fields and fields[0] == "cpu":
-            values = [int(v) for v in fields[1:]]
-            busy = sum(values[:3]) + sum(values[5:8])
-            return busy / ticks_per_second
+            return [int(v) for v in fields[1:]]
     raise ValueError("/proc/stat has no aggregate cpu line")
 
 
@@ -136,11 +140,8 @@ def parse_proc_steal(text: str, ticks_per_second: float) -> float:
     """Steal seconds of the whole machine from ``/proc/stat``: the time a virtual
     machine's cores were ready to run but the hypervisor ran something else (part
     of :func:`parse_proc_stat`'s busy time; 0 on bare metal)."""
-    for line in text.splitlines():
-        fields = line.split()
-        if fields and fields[0] == "cpu":
-            return int(fields[8]) / ticks_per_second if len(fields) > 8 else 0.0
-    raise ValueError("/proc/stat has no aggregate cpu line")
+    values = _aggregate_cpu(text)
+    return values[7] / ticks_per_second if len(values) > 7 else 0.0
 
 
 def host_steal_seconds(path: Path = Path("/proc/stat")) -> float:

@@ -97,6 +97,12 @@ class Replay:
         return self.background.speed
 
 
+def judged_replays(replays: Sequence[Replay]) -> list[Replay]:
+    """The replays a level's (or a story variant's) statistics use: the valid
+    ones; all of them when none is (reported as not valid either way)."""
+    return [r for r in replays if r.valid] or list(replays)
+
+
 def speed_factor(measured_unit: float, calibrated_unit: float) -> float:
     """How much more a work unit cost during a level than while the classes were
     measured (1 when the level has no measurement)."""

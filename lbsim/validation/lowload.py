@@ -232,14 +232,16 @@ def measure_classes_phase(
     repeats: int = 2,
     gap: float = 2.5,
     min_seconds: float = MIN_CLASS_SECONDS,
+    settle_seconds: float = SETTLE_MOST,
 ) -> tuple[list[ClassCost], list[PhaseBackground]]:
     """Every class (:func:`measure_class_phase`), at the speed of ``costs``."""
     classes, phases = [], []
     chosen = class_items(url, scenario, costs, rows, per_class, min_seconds=min_seconds)
     for name, items in chosen.items():
         cost, bg = measure_class_phase(
-            url, name, items, cpu, meter, groups, costs.unit_seconds, gap, repeats
-        )
+            url, name, items, cpu, meter, groups, costs.unit_seconds, gap, repeats,
+            settle_seconds=settle_seconds,
+        )  # fmt: skip
         classes.append(cost)
         phases.append(bg)
     return classes, phases

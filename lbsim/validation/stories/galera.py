@@ -56,7 +56,7 @@ from lbsim.scenario.schema import Scenario
 from lbsim.stats.replications import flatten
 from lbsim.validation.calibration import Calibration
 from lbsim.validation.campaign import CampaignOptions
-from lbsim.validation.levels import Adjust, Replay
+from lbsim.validation.levels import Adjust, Replay, judged_replays
 from lbsim.validation.node_costs import cost_factors, with_write_set_costs
 from lbsim.validation.paired import PairedMetric, pair, signed_error
 from lbsim.validation.slow_node import equivalent, replayed_lines
@@ -195,7 +195,7 @@ class GaleraResult:
     def mean(self, variant: str, side: str, key: str) -> float:
         """``key``'s mean over ``variant``'s valid replays (all when none is) on
         ``side`` (predicted, measured)."""
-        reps = [r for r in self.replays[variant] if r.valid] or self.replays[variant]
+        reps = judged_replays(self.replays[variant])
         vals = [flatten(getattr(r, side)).get(key, math.nan) for r in reps]
         vals = [float(v) for v in vals if isinstance(v, int | float) and math.isfinite(v)]
         return sum(vals) / len(vals) if vals else math.nan
@@ -434,5 +434,5 @@ def run_galera_story(
     for name, reps in result.replays.items():
         # the valid replays (as a campaign's level): a replay the machine moved
         # under is reported (not_valid), not judged; all of them if none is valid
-        result.metrics[name] = judge(story.name, name, [r for r in reps if r.valid] or reps)
+        result.metrics[name] = judge(story.name, name, judged_replays(reps))
     return result
