@@ -697,3 +697,45 @@ def test_a_moved_class_phase_waits_for_the_machine_before_it_is_measured_again(
         settle_seconds=0.0,
     )  # fmt: skip
     assert bg is still and settled == []
+
+
+def test_a_class_costs_enter_the_calibration_at_the_probes_speed() -> None:
+    """ClassCost.at_unit: every CPU demand scaled by the reference unit over the
+    class's own, the unit set to the reference, latencies kept; unknown units
+    leave the class as measured."""
+    c = ClassCost("x", 5, 0.01, 0.013, 0.002, 0.0026, 0.0013, 0.02, 0.01, 0.001, 0, 1.3e-5, 3.9e-4)
+    got = c.at_unit(1e-5)
+    assert got.app_cpu == pytest.approx(0.01) and got.db_cpu == pytest.approx(0.002)
+    assert got.other_cpu == pytest.approx(0.001) and got.induced_cpu == pytest.approx(3e-4)
+    assert got.unit == 1e-5 and (got.latency, got.wall, got.db_wall) == (0.02, 0.01, 0.001)
+    assert c.at_unit(0.0) is c
+    unknown = ClassCost("x", 5, 0.01, 0.013, 0, 0, 0, 0.02, 0.01, 0, 0)  # unit 0: a target's
+    assert unknown.at_unit(1e-5) is unknown
+
+
+def test_a_slow_class_phase_is_measured_at_its_own_speed_not_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A CI run lost a campaign to a class measured while the VM ran ×1.28 slow
+    (background steady): the phase is valid, its speed recorded, and its costs
+    brought to the cost probe's speed; a moving background still repeats it."""
+    from lbsim.validation import lowload
+
+    slow = ClassCost("x", 5, 0.01, 0.0128, 0.0, 0.0, 0.0, 0.02, 0.01, 0, 0, 1.28e-5)
+    still = PhaseBackground("class x", 4.0, 0.1, 0.1, 0.11)
+    calls: list[int] = []
+
+    def fake_cost(*args: Any) -> tuple[ClassCost, PhaseBackground]:
+        calls.append(args[-1])
+        return slow, still
+
+    monkeypatch.setattr(lowload, "send_sequential", lambda url, items: [])
+    monkeypatch.setattr(lowload, "_check", lambda recs, what: None)
+    monkeypatch.setattr(lowload, "class_cost", fake_cost)
+    m = Machine()
+    cost, bg = lowload.measure_class_phase(
+        "http://127.0.0.1:1", "x", [], lambda: dict(m.cg), m.meter(),
+        ContainerGroups(("app1",), (), ()), 1e-5, gap=0.0, sleep=lambda s: None,
+    )  # fmt: skip
+    assert calls == [1] and bg.valid and bg.speed == pytest.approx(1.28)
+    assert cost.app_cpu == pytest.approx(0.01) and cost.unit == 1e-5

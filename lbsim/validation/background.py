@@ -27,7 +27,10 @@ than that is absorbed: the phase's prediction runs at the phase's own speed
 (``Calibration.at_speed``), so a machine that is steadily faster or slower
 than while it was calibrated (a 2-core VM drifted by 15 % for minutes on
 2026-12-06; frequency and neighbours) is measured, not refused; a speed that
-moves *during* the phase is what no single factor can absorb.
+moves *during* the phase is what no single factor can absorb. The low-load
+class phases are where the calibration's costs come from: each class's speed,
+measured in its own requests, is taken out of its costs
+(``ClassCost.at_unit``), so their speed is recorded and not judged.
 A phase that fails is repeated by the caller, up to a bound, and otherwise
 reported not valid with the reason.
 """

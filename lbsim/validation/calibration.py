@@ -43,7 +43,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -92,6 +92,26 @@ class ClassCost:
     #: the part of ``other_cpu`` outside every container and this process
     #: (docker-proxy, the kernel's network stack) (s)
     induced_cpu: float = 0.0
+
+    def at_unit(self, unit: float) -> ClassCost:
+        """These costs on the machine as it was when a work unit cost ``unit``
+        seconds: every CPU demand scaled by ``unit`` over the unit measured in
+        these requests (unchanged when either is unknown); latencies kept.
+
+        A class measured while the virtual machine ran ×1.28 slow (a CI run:
+        one class ×1.28, the next ×1.17, the last ×1.01, minutes apart) would
+        otherwise enter the mix at its own speed."""
+        if not (self.unit > 0 and unit > 0 and math.isfinite(self.unit)):
+            return self
+        f = unit / self.unit
+        return replace(
+            self,
+            app_cpu=self.app_cpu * f,
+            db_cpu=self.db_cpu * f,
+            other_cpu=self.other_cpu * f,
+            induced_cpu=self.induced_cpu * f,
+            unit=unit,
+        )
 
 
 @dataclass

@@ -13,10 +13,15 @@
   requests caused outside the containers (docker-proxy, the network stack:
   ``ClassCost.induced_cpu``).
 
-A phase whose background moved more than it can absorb, or that ran at a CPU
-speed more than 10 % off the calibration's, is measured again (up to
-``repeats`` more times) and otherwise kept with its problems, which the
-report shows (:mod:`lbsim.validation.background`).
+A class's costs are expressed at the calibration's speed: the PHP CPU per
+work unit measured in the class's own requests against the one the cost
+probe measured (``MachineCosts.unit_seconds``) scales its CPU demands
+(:meth:`ClassCost.at_unit`), as a replay's speed factor scales its
+prediction; the two are measured over the same requests, so a speed that
+moved within the phase moved both alike. A phase whose background moved more
+than it can absorb is measured again (up to ``repeats`` more times, after the
+machine held still) and otherwise kept with its problems, which the report
+shows (:mod:`lbsim.validation.background`); its speed is shown, not judged.
 """
 
 from __future__ import annotations
@@ -163,8 +168,12 @@ def measure_class_phase(
         _check(recs, f"class {name!r}")
         cost, bg = class_cost(name, items, recs, snaps, reads, groups, attempt)
         speed = cost.unit / reference_unit if cost.unit > 0 and reference_unit > 0 else 1.0
-        out = cost, bg
-        if not check_phase(bg, speed):
+        # the machine's speed while the class ran is measured in its own requests
+        # and taken out of its costs (ClassCost.at_unit), over the same requests
+        # whose CPU was counted, so a speed that moved within the phase moved both
+        # alike: the phase is judged on its background, its speed is recorded
+        out = cost.at_unit(reference_unit), bg
+        if not check_phase(bg, speed, judge_speed=False):
             break
     assert out is not None
     return out
