@@ -42,6 +42,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from lbsim.target.http import ClosedPlan, HttpRequest, Planned, TargetRequest, request_bytes
+from lbsim.validation.priority import sender_priority
 
 #: status of a request the client gave up on (the model's ``timeout``)
 TIMEOUT = -1
@@ -106,6 +107,8 @@ class LoadgenStats:
     lateness: list[float] = field(default_factory=list)
     #: why sending stopped before the horizon (closed loop at its request limit)
     stopped_early: str = ""
+    #: the sending thread's nice value (validation.priority: raised where allowed)
+    nice: int = 0
 
 
 @dataclass(frozen=True)
@@ -299,7 +302,10 @@ def send_open_loop(
     items = list(itertools.islice(plan, max_requests + 1))
     if len(items) > max_requests:
         raise ValueError(f"the plan has more than {max_requests} requests")
-    return asyncio.run(_open_loop(target, items, timeout, max_in_flight, hooks))
+    with sender_priority() as nice:
+        records, stats = asyncio.run(_open_loop(target, items, timeout, max_in_flight, hooks))
+    stats.nice = nice
+    return records, stats
 
 
 async def _closed_loop(
@@ -371,7 +377,10 @@ def send_closed_loop(
     _check_bounds(timeout, max_requests, hooks)
     if not math.isfinite(plan.horizon):
         raise ValueError(f"the closed loop's horizon must be finite, not {plan.horizon!r}")
-    return asyncio.run(_closed_loop(target, plan, timeout, max_requests, hooks))
+    with sender_priority() as nice:
+        records, stats = asyncio.run(_closed_loop(target, plan, timeout, max_requests, hooks))
+    stats.nice = nice
+    return records, stats
 
 
 def send_sequential(
@@ -408,4 +417,5 @@ def send_sequential(
             out.append(record)
         return out
 
-    return asyncio.run(go())
+    with sender_priority():  # as a replay's sends: the same path, the same latency
+        return asyncio.run(go())

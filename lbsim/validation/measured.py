@@ -111,7 +111,7 @@ def loadgen_verdict(stats: LoadgenStats) -> dict[str, Any]:
     if p99 > LATENESS_P99_LIMIT:
         problems.append(
             f"sends lagged their schedule (p99 lateness {p99 * 1e3:.1f} ms > "
-            f"{LATENESS_P99_LIMIT * 1e3:.0f} ms)"
+            f"{LATENESS_P99_LIMIT * 1e3:.0f} ms; the sender at nice {stats.nice})"
         )
     if cpu_share > LOADGEN_CPU_LIMIT:
         problems.append(
@@ -129,6 +129,7 @@ def loadgen_verdict(stats: LoadgenStats) -> dict[str, Any]:
         "cpu_share": cpu_share,
         "max_in_flight": stats.max_in_flight,
         "not_sent": stats.not_sent,
+        "nice": stats.nice,
     }
 
 
