@@ -495,6 +495,7 @@ def test_the_report_shows_paired_errors_verdicts_and_every_phases_background(
 
     from lbsim.validation.campaign import CampaignResult, LevelResult
     from lbsim.validation.levels import Replay
+    from lbsim.validation.path_times import PARTS
     from lbsim.validation.report import write_report
 
     sc = lbsim.load_scenario(MIXED)
@@ -506,7 +507,9 @@ def test_the_report_shows_paired_errors_verdicts_and_every_phases_background(
     cal = Calibration(MachineCosts(), classes, 2.0, 0.05, background=1.0, phases=[idle.to_dict()])
 
     def run(level: float, r: int, p95: float, moved: bool = False) -> Replay:
-        measured = {"throughput": 5.0, "latency": {"mean": 0.1, "p95": p95}, "meta": {}}
+        # where the time went: at 30 % only (the 60 % replays carry none, as a target's)
+        path = dict.fromkeys(PARTS, 0.001 * (r + 1)) if level < 0.5 else {}
+        measured = {"throughput": 5.0, "latency": {"mean": 0.1, "p95": p95}, "meta": {"path": path}}
         predicted = {"throughput": 5.0, "latency": {"mean": 0.1 + 0.01 * r, "p95": 0.3}}
         errors = [
             _err(f"{level:.0%}", "throughput", 5.0, 5.0),
@@ -538,6 +541,9 @@ def test_the_report_shows_paired_errors_verdicts_and_every_phases_background(
     assert "| idle | 1 | 1.000 | 1.000 → 1.010 | ×1.000 | ✓ |" in text
     assert "| latency.mean | 110.0 ms | 100.0 ms | +10.0% ± 24.8% | 20% | ✓ within |" in text
     assert "knee: predicted 9.00 requests/s" in text and "1 phases NOT VALID" in text
+    assert "## Where the time went" in text
+    assert "| 30% | " + " | ".join(["2.00"] * len(PARTS)) + " |" in text
+    assert "| 60% | " not in text
     doc = json.loads((tmp_path / "errors.json").read_text())
     assert doc["passed"] is False and len(doc["phases"]) == 1 + 5
     assert doc["paired"][1]["verdict"] == "within" and doc["knee"]["error"] == 0.125

@@ -34,6 +34,7 @@ from lbsim.validation.measured import (
     unit_seconds,
     write_requests_csv,
 )
+from lbsim.validation.path_times import path_times
 from lbsim.validation.workplan import ClosedLoopPlan, MachineCosts, PlannedRequest, work_plan
 
 #: closed-loop users the replay runs at once (each holds a connection while waiting)
@@ -217,6 +218,8 @@ def replay(
         "unit_seconds": unit_seconds(records),
         # ... and how far it moved from the first to the last quarter of the run
         "unit_moved": unit_cost_moved(records),
+        # where the requests' time went (the app's own timings; none from a target)
+        "path": path_times(records, scenario.warmup, scenario.horizon),
         "loadgen": verdict,
         "collector_errors": window.errors,
         "faults": [e.to_dict() for e in faults.events] if faults is not None else [],

@@ -35,8 +35,9 @@ import matplotlib.pyplot as plt
 from lbsim.report import atomic
 from lbsim.stats.replications import flatten, t_half_width
 from lbsim.validation.knee import knee_line
-from lbsim.validation.levels import is_overload
+from lbsim.validation.levels import is_overload, judged_replays
 from lbsim.validation.overload_report import overload_lines, overload_summary
+from lbsim.validation.path_times import level_path, path_lines
 
 if TYPE_CHECKING:
     from lbsim.validation.campaign import CampaignResult
@@ -128,6 +129,12 @@ def write_report(result: CampaignResult) -> list[Path]:
     written.extend(_plots(result, out))
     written.append(_markdown(result, out / "report.md"))
     return written
+
+
+def _path(replay: Any) -> dict[str, Any]:
+    """Where the replay's time went (``meta.path``; empty for a target's)."""
+    path = replay.measured.get("meta", {}).get("path", {})
+    return path if isinstance(path, dict) else {}
 
 
 def _nan(value: Any) -> Any:
@@ -421,6 +428,14 @@ def _markdown(result: CampaignResult, path: Path) -> Path:
         lines.append("")
         if is_overload(lv.level):
             lines += overload_lines(result, lv)
+    lines += path_lines(
+        [
+            (f"{lv.level:.0%}", level_path([_path(r) for r in judged_replays(lv.replays)]))
+            for lv in result.levels
+        ],
+        cal.balancer_latency,
+        cal.connect,
+    )
     if result.knee:
         lines += [
             "## The knee",
