@@ -42,7 +42,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from lbsim.target.http import ClosedPlan, HttpRequest, Planned, TargetRequest, request_bytes
-from lbsim.validation.priority import sender_priority
+from lbsim.validation.sender import frozen_heap, sender_priority
 
 #: status of a request the client gave up on (the model's ``timeout``)
 TIMEOUT = -1
@@ -302,7 +302,7 @@ def send_open_loop(
     items = list(itertools.islice(plan, max_requests + 1))
     if len(items) > max_requests:
         raise ValueError(f"the plan has more than {max_requests} requests")
-    with sender_priority() as nice:
+    with frozen_heap(), sender_priority() as nice:
         records, stats = asyncio.run(_open_loop(target, items, timeout, max_in_flight, hooks))
     stats.nice = nice
     return records, stats
@@ -377,7 +377,7 @@ def send_closed_loop(
     _check_bounds(timeout, max_requests, hooks)
     if not math.isfinite(plan.horizon):
         raise ValueError(f"the closed loop's horizon must be finite, not {plan.horizon!r}")
-    with sender_priority() as nice:
+    with frozen_heap(), sender_priority() as nice:
         records, stats = asyncio.run(_closed_loop(target, plan, timeout, max_requests, hooks))
     stats.nice = nice
     return records, stats
@@ -417,5 +417,5 @@ def send_sequential(
             out.append(record)
         return out
 
-    with sender_priority():  # as a replay's sends: the same path, the same latency
+    with frozen_heap(), sender_priority():  # as a replay's sends: the same path and latency
         return asyncio.run(go())

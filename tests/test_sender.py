@@ -1,15 +1,17 @@
-"""The load generator's sending thread runs at a raised priority where allowed
-(lbsim.validation.priority), and is put back afterwards."""
+"""What keeps the load generator's sends on schedule (lbsim.validation.sender):
+the sending thread at a raised priority where allowed, put back afterwards;
+the heap alive before the sends frozen out of the collector's passes."""
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 
 import pytest
 
-from lbsim.validation import priority
-from lbsim.validation.priority import SENDER_NICE, sender_priority
+from lbsim.validation import sender
+from lbsim.validation.sender import SENDER_NICE, frozen_heap, sender_priority
 
 pytestmark = pytest.mark.unit
 
@@ -42,10 +44,35 @@ def test_the_sending_thread_is_raised_and_put_back() -> None:
 
 
 @pytest.mark.skipif(not ROOT, reason="raising a priority needs root")
-def test_only_the_calling_thread_is_raised() -> None:
+def test_every_thread_of_the_process_is_raised_and_put_back() -> None:
+    """A thread that holds the GIL at a normal priority would keep the raised
+    sender waiting: the others are raised too, and each is put back."""
+    seen: list[int] = []
+    go, done = threading.Event(), threading.Event()
+
+    def other() -> None:
+        go.wait(30)
+        seen.append(_nice())
+        done.wait(30)
+        seen.append(_nice())
+
+    t = threading.Thread(target=other)
     main_before = _nice()
-    raised = _in_thread(lambda: _raised_nice())
-    assert raised == min(SENDER_NICE, main_before) and _nice() == main_before
+    t.start()
+    try:
+        inside = _in_thread(lambda: _raised_then(go))
+    finally:
+        done.set()
+        t.join(30)
+    assert inside == min(SENDER_NICE, main_before)
+    assert seen == [min(SENDER_NICE, main_before), main_before] and _nice() == main_before
+
+
+def _raised_then(go: threading.Event) -> int:
+    with sender_priority():
+        go.set()
+        time.sleep(0.2)  # the other thread reads its nice while the block runs
+        return _nice()
 
 
 def _raised_nice() -> int:
@@ -59,7 +86,7 @@ def test_without_the_right_the_block_runs_at_its_own_priority(
     def refuse(which: int, who: int, prio: int) -> None:
         raise PermissionError(1, "Operation not permitted")
 
-    monkeypatch.setattr(priority.os, "setpriority", refuse)
+    monkeypatch.setattr(sender.os, "setpriority", refuse)
 
     def body() -> tuple[int, int]:
         before = _nice()
@@ -99,3 +126,15 @@ def test_the_open_loop_reports_the_nice_its_sends_ran_at() -> None:
         records, stats = _in_thread(lambda: send_open_loop(app.url, plan, 5.0))  # type: ignore[misc]
     assert len(records) == 5 and stats.nice == SENDER_NICE
     assert loadgen_verdict(stats)["nice"] == SENDER_NICE
+
+
+def test_the_heap_before_the_sends_is_frozen_and_put_back() -> None:
+    import gc
+
+    base = gc.get_freeze_count()
+    with frozen_heap():
+        frozen = gc.get_freeze_count()
+        with frozen_heap():  # nested: left to the outermost
+            assert gc.get_freeze_count() == frozen
+        assert gc.get_freeze_count() == frozen
+    assert frozen > base and gc.get_freeze_count() == 0
