@@ -107,7 +107,7 @@ class LoadgenStats:
     lateness: list[float] = field(default_factory=list)
     #: why sending stopped before the horizon (closed loop at its request limit)
     stopped_early: str = ""
-    #: the sending thread's nice value (validation.priority: raised where allowed)
+    #: the sending thread's nice value (validation.sender: raised where allowed)
     nice: int = 0
 
 
