@@ -509,7 +509,10 @@ def test_the_report_shows_paired_errors_verdicts_and_every_phases_background(
     def run(level: float, r: int, p95: float, moved: bool = False) -> Replay:
         # where the time went: at 30 % only (the 60 % replays carry none, as a target's)
         path = dict.fromkeys(PARTS, 0.001 * (r + 1)) if level < 0.5 else {}
-        measured = {"throughput": 5.0, "latency": {"mean": 0.1, "p95": p95}, "meta": {"path": path}}
+        # waiting for a core: the load generator's, at 30 % only
+        rq = {"load generator": {"wait_per_request": 0.001 * (r + 1), "slices_per_request": 2.0}}
+        meta = {"path": path, "runqueue": rq if level < 0.5 else {}}
+        measured = {"throughput": 5.0, "latency": {"mean": 0.1, "p95": p95}, "meta": meta}
         predicted = {"throughput": 5.0, "latency": {"mean": 0.1 + 0.01 * r, "p95": 0.3}}
         errors = [
             _err(f"{level:.0%}", "throughput", 5.0, 5.0),
@@ -544,6 +547,8 @@ def test_the_report_shows_paired_errors_verdicts_and_every_phases_background(
     assert "## Where the time went" in text
     assert "| 30% | " + " | ".join(["2.00"] * len(PARTS)) + " |" in text
     assert "| 60% | " not in text
+    assert "## Waiting for a core" in text
+    assert "| 30% | 2.00 (2.0) | 2.00 |" in text  # the mean of 1, 2 and 3 ms
     doc = json.loads((tmp_path / "errors.json").read_text())
     assert doc["passed"] is False and len(doc["phases"]) == 1 + 5
     assert doc["paired"][1]["verdict"] == "within" and doc["knee"]["error"] == 0.125

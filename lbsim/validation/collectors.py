@@ -97,8 +97,9 @@ class ContainerCpu:
     def __init__(self, handle: Handle, services: Iterable[str] | None = None):
         self.handle = handle
         self.paths: dict[str, Path | None] = {}
+        self.ids: dict[str, str] = {}  # service → its container's full id
         for service in services if services is not None else handle.services:
-            cid = handle.container_id(service)
+            cid = self.ids[service] = handle.container_id(service)
             self.paths[service] = next((p for p in cgroup_cpu_paths(cid) if p.is_file()), None)
 
     def read(self, service: str) -> float:

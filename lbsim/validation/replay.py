@@ -35,6 +35,8 @@ from lbsim.validation.measured import (
     write_requests_csv,
 )
 from lbsim.validation.path_times import path_times
+from lbsim.validation.runqueue import RunQueue, Slices, window_deltas
+from lbsim.validation.runqueue import summarise as runqueue_summary
 from lbsim.validation.workplan import ClosedLoopPlan, MachineCosts, PlannedRequest, work_plan
 
 #: closed-loop users the replay runs at once (each holds a connection while waiting)
@@ -58,17 +60,23 @@ class Window:
     status_end: dict[str, dict[str, str]] = field(default_factory=dict)
     _thread: threading.Thread | None = None
     errors: list[str] = field(default_factory=list)
+    #: the scheduler counters at the window's start and end (validation.runqueue)
+    rq_start: dict[str, dict[int, Slices]] = field(default_factory=dict)
+    rq_end: dict[str, dict[int, Slices]] = field(default_factory=dict)
+    _rq_threads: list[threading.Thread] = field(default_factory=list)
     #: when the window-start status queries ended (their ``docker exec`` CPU
     #: lands outside the containers: the background sampler skips it)
     t_collected: float = 0.0
 
     def __post_init__(self) -> None:
         self.cpu = collectors.ContainerCpu(self.handle)
+        self.runqueue = RunQueue(self.cpu.ids)
 
     def open(self) -> None:
         self.cpu_start = self.cpu.snapshot()
         self.machine_start = collectors.host_cpu_seconds()
         self.t_start = self.t_collected = time.monotonic()
+        self._snap(self.rq_start)
         if self.galera:
             self._thread = threading.Thread(target=self._flush, daemon=True)
             self._thread.start()
@@ -86,9 +94,26 @@ class Window:
         self.cpu_end = self.cpu.snapshot()
         self.machine_end = collectors.host_cpu_seconds()
         self.t_end = time.monotonic()
+        self._snap(self.rq_end)
+
+    def _snap(self, into: dict[str, dict[int, Slices]]) -> None:
+        """The scheduler counters, read on a thread: hundreds of small files
+        would hold up the sends that the hook runs between."""
+
+        def read() -> None:
+            try:
+                into.update(self.runqueue.snapshot())
+            except OSError as exc:
+                self.errors.append(f"scheduler counters: {exc}")
+
+        t = threading.Thread(target=read, daemon=True)
+        self._rq_threads.append(t)
+        t.start()
 
     def finish(self) -> None:
         """After the last answer: the end-of-window database counters."""
+        for t in self._rq_threads:
+            t.join()
         if self._thread is not None:
             self._thread.join()
         if self.galera:
@@ -114,6 +139,10 @@ class Window:
             for s in self.cpu_end
             if s in self.cpu_start and self.cpu_end[s] >= self.cpu_start[s]
         }
+
+    def waiting_for_a_core(self, requests: int) -> dict[str, dict[str, float]]:
+        """Per group, its threads' wait for a core per request and per slice."""
+        return runqueue_summary(window_deltas(self.rq_start, self.rq_end), requests)
 
     def galera_block(self) -> dict[str, Any]:
         elapsed = self.t_end - self.t_start
@@ -203,6 +232,7 @@ def replay(
     window.finish()
     results = summarise(scenario, records, window.cpu_seconds(), window.galera_block())
     verdict = loadgen_verdict(stats)
+    path = path_times(records, scenario.warmup, scenario.horizon)
     results["replications"] = 1
     results["meta"] = {
         "source": "replay",
@@ -219,7 +249,9 @@ def replay(
         # ... and how far it moved from the first to the last quarter of the run
         "unit_moved": unit_cost_moved(records),
         # where the requests' time went (the app's own timings; none from a target)
-        "path": path_times(records, scenario.warmup, scenario.horizon),
+        "path": path,
+        # how long each group's threads waited for a core, per request answered
+        "runqueue": window.waiting_for_a_core(int(path.get("requests", 0))),
         "loadgen": verdict,
         "collector_errors": window.errors,
         "faults": [e.to_dict() for e in faults.events] if faults is not None else [],

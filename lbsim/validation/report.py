@@ -38,6 +38,7 @@ from lbsim.validation.knee import knee_line
 from lbsim.validation.levels import is_overload, judged_replays
 from lbsim.validation.overload_report import overload_lines, overload_summary
 from lbsim.validation.path_times import level_path, path_lines
+from lbsim.validation.runqueue import level_runqueue, runqueue_lines
 
 if TYPE_CHECKING:
     from lbsim.validation.campaign import CampaignResult
@@ -135,6 +136,12 @@ def _path(replay: Any) -> dict[str, Any]:
     """Where the replay's time went (``meta.path``; empty for a target's)."""
     path = replay.measured.get("meta", {}).get("path", {})
     return path if isinstance(path, dict) else {}
+
+
+def _runqueue(replay: Any) -> dict[str, Any]:
+    """The replay's waits for a core (``meta.runqueue``; empty before they were measured)."""
+    rq = replay.measured.get("meta", {}).get("runqueue", {})
+    return rq if isinstance(rq, dict) else {}
 
 
 def _nan(value: Any) -> Any:
@@ -435,6 +442,12 @@ def _markdown(result: CampaignResult, path: Path) -> Path:
         ],
         cal.balancer_latency,
         cal.connect,
+    )
+    lines += runqueue_lines(
+        [
+            (f"{lv.level:.0%}", level_runqueue([_runqueue(r) for r in judged_replays(lv.replays)]))
+            for lv in result.levels
+        ]
     )
     if result.knee:
         lines += [
