@@ -10,21 +10,20 @@ once (a module fixture); two tests read it:
   premise on the real stack (flow control pauses the cluster, and the slow
   node's receive queue is the longest); the model's throughput and app CPU
   within their bounds;
-* the known model error (xfail, strict: it fails once the model is right, to
-  be turned into an ordinary test): every metric within its bound beyond the
-  95 % interval, flow control predicted. db3 (0.1 cores) spends about 2.2x
-  the calibrated CPU per write-set; the story measures that on the slow stack
-  (write_set_cost). Three runs on 2026-12-06 (3 x 20 s each): with db3 x2.47
-  and x2.18 (60 writes, one quiet window) the latency was within (mean +4.5 %)
-  but db3's queue ran 3x the measured one and flow control 22-35 % against
-  8-10 %; with db3 x2.19, db2 x1.47 (300 writes, two quiet windows) flow
-  control was within (+0.006) but the latency missed (mean -37 %, the writing
-  class's -51 %) and db3 sent 150 more FC_STOP. (Without the measured cost:
-  db3's queue a third of the real one, paused 0-0.2 % against 4-10 %.) Near
-  saturation the slow applier's prediction swings with a few percent of its
-  cost; its dynamics (processor sharing at 0.1 cores against CFS bursts of
-  1 ms per 10 ms, the calibrated commit on the applier's path) are what is
-  left to model.
+* the known model error, held to its size (SLOW_KNOWN; not yet every metric
+  within its bound beyond the 95 % interval): flow control predicted. db3 (0.1
+  cores) spends about 2.2x the calibrated CPU per write-set; the story
+  measures that on the slow stack (write_set_cost). Three runs on 2026-12-06
+  (3 x 20 s each): with db3 x2.47 and x2.18 (60 writes, one quiet window) the
+  latency was within (mean +4.5 %) but db3's queue ran 3x the measured one and
+  flow control 22-35 % against 8-10 %; with db3 x2.19, db2 x1.47 (300 writes,
+  two quiet windows) flow control was within (+0.006) but the latency missed
+  (mean -37 %, the writing class's -51 %) and db3 sent 150 more FC_STOP.
+  (Without the measured cost: db3's queue a third of the real one, paused
+  0-0.2 % against 4-10 %.) Near saturation the slow applier's prediction
+  swings with a few percent of its cost; its dynamics (processor sharing at
+  0.1 cores against CFS bursts of 1 ms per 10 ms, the calibrated commit on the
+  applier's path) are what is left to model.
 """
 
 from __future__ import annotations
@@ -93,14 +92,21 @@ def test_slow_galera_node_holds_the_cluster_back_on_the_stack(story: Any) -> Non
         assert _metric(result, name).verdict == "within", rows
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the slow applier near saturation: the prediction swings with a few percent "
-    "of db3's measured CPU per write-set (FC 3x with latency within, or FC within "
-    "with latency -37 %)",
-)
-def test_slow_galera_node_flow_control_matches_the_stack(story: Any) -> None:
+#: the known error's size (module docstring): the mean paired error of these
+#: metrics stayed within it in every run so far (latency.mean -37 % to +4.5 %,
+#: paused +0.006 to +0.27); past it the model got worse, not noisier
+SLOW_KNOWN = {"latency.mean": 0.6, PAUSED: 0.4}
+
+
+def test_slow_galera_node_flow_control_stays_within_its_known_error(story: Any) -> None:
+    """The known model error, held to its size. A strict xfail was a coin toss:
+    either half of the error can land within its bound in one run (latency
+    within with flow control 3x, or flow control within with latency -37 %),
+    and a run with both would fail CI as an unexpected pass."""
     result, rows = story
-    assert all(m.verdict != "miss" for ms in result.metrics.values() for m in ms), rows
+    # flow control is predicted at all (without db3's measured cost per
+    # write-set the model paused 0-0.2 % against 4-10 % measured)
     assert result.mean("slow", "predicted", PAUSED) > 0.01, rows
-    assert result.passed
+    for name, limit in SLOW_KNOWN.items():
+        m = _metric(result, name)
+        assert abs(m.mean) <= limit, (name, m.mean, limit, rows)
