@@ -64,6 +64,7 @@ class Window:
     rq_start: dict[str, dict[int, Slices]] = field(default_factory=dict)
     rq_end: dict[str, dict[int, Slices]] = field(default_factory=dict)
     _rq_threads: list[threading.Thread] = field(default_factory=list)
+    rq_problems: list[str] = field(default_factory=list)
     #: when the window-start status queries ended (their ``docker exec`` CPU
     #: lands outside the containers: the background sampler skips it)
     t_collected: float = 0.0
@@ -103,8 +104,8 @@ class Window:
         def read() -> None:
             try:
                 into.update(self.runqueue.snapshot())
-            except OSError as exc:
-                self.errors.append(f"scheduler counters: {exc}")
+            except (OSError, ValueError) as exc:  # no waits then; the rest stands
+                self.rq_problems.append(f"scheduler counters: {exc}")
 
         t = threading.Thread(target=read, daemon=True)
         self._rq_threads.append(t)
@@ -141,7 +142,10 @@ class Window:
         }
 
     def waiting_for_a_core(self, requests: int) -> dict[str, dict[str, float]]:
-        """Per group, its threads' wait for a core per request and per slice."""
+        """Per group, its threads' wait for a core per request and per slice
+        (empty where a snapshot could not be read)."""
+        if self.rq_problems:
+            return {}
         return runqueue_summary(window_deltas(self.rq_start, self.rq_end), requests)
 
     def galera_block(self) -> dict[str, Any]:
