@@ -414,6 +414,9 @@ class _Window:
     def galera_block(self) -> dict[str, object]:
         return {}
 
+    def waiting_for_a_core(self, requests: int) -> dict[str, dict[str, float]]:
+        return {}
+
 
 class _Docker:
     docker = "docker"
