@@ -126,13 +126,7 @@ def replay_target(
         "cpu_seconds": cpu,
         "machine_cores": window.machine_cores(),
         # how long each container's threads waited for a core, per request answered
-        "runqueue": window.waiting_for_a_core(
-            sum(
-                1
-                for r in records
-                if r.status == 200 and scenario.warmup <= r.scheduled < scenario.horizon
-            )
-        ),
+        "runqueue": window.waiting_for_a_core(results["requests"]["completed"]),
         "window": {"start": window.t_start, "end": window.t_end, "collected": window.t_collected},
     }
     results["scenario"] = scenario.model_dump(mode="json")

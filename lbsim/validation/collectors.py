@@ -62,15 +62,27 @@ def parse_cgroup_cpu(path: Path | str, text: str) -> float:
     return parse_cpu_stat(text) if str(path).endswith("cpu.stat") else parse_cpuacct_usage(text)
 
 
+def cgroup_dirs(container_id: str, root: Path = CGROUP_ROOT) -> tuple[list[Path], list[Path]]:
+    """Where the host may keep a container's cgroup: the cgroup v1 directories
+    (one per way the CPU controllers are mounted), then the v2 ones."""
+    v1 = [
+        root / mount / "docker" / container_id
+        for mount in ("cpu,cpuacct", "cpuacct", "cpuacct,cpu", "cpu")
+    ]
+    v2 = [root / "system.slice" / f"docker-{container_id}.scope", root / "docker" / container_id]
+    return v1, v2
+
+
 def cgroup_cpu_paths(container_id: str, root: Path = CGROUP_ROOT) -> list[Path]:
     """Where the host keeps a container's cumulative CPU time (cgroup v1 layouts, then v2)."""
-    return [
-        root / "cpu,cpuacct" / "docker" / container_id / "cpuacct.usage",
-        root / "cpuacct" / "docker" / container_id / "cpuacct.usage",
-        root / "cpuacct,cpu" / "docker" / container_id / "cpuacct.usage",
-        root / "system.slice" / f"docker-{container_id}.scope" / "cpu.stat",
-        root / "docker" / container_id / "cpu.stat",
-    ]
+    v1, v2 = cgroup_dirs(container_id, root)
+    return [d / "cpuacct.usage" for d in v1] + [d / "cpu.stat" for d in v2]
+
+
+def cgroup_task_paths(container_id: str, root: Path = CGROUP_ROOT) -> list[Path]:
+    """Where the host lists a container's threads (cgroup v1 layouts, then v2)."""
+    v1, v2 = cgroup_dirs(container_id, root)
+    return [d / "tasks" for d in v1] + [d / "cgroup.threads" for d in v2]
 
 
 #: inside a container: its own cgroup's CPU time (v2, then v1)

@@ -236,7 +236,6 @@ def replay(
     window.finish()
     results = summarise(scenario, records, window.cpu_seconds(), window.galera_block())
     verdict = loadgen_verdict(stats)
-    path = path_times(records, scenario.warmup, scenario.horizon)
     results["replications"] = 1
     results["meta"] = {
         "source": "replay",
@@ -253,9 +252,9 @@ def replay(
         # ... and how far it moved from the first to the last quarter of the run
         "unit_moved": unit_cost_moved(records),
         # where the requests' time went (the app's own timings; none from a target)
-        "path": path,
+        "path": path_times(records, scenario.warmup, scenario.horizon),
         # how long each group's threads waited for a core, per request answered
-        "runqueue": window.waiting_for_a_core(int(path.get("requests", 0))),
+        "runqueue": window.waiting_for_a_core(results["requests"]["completed"]),
         "loadgen": verdict,
         "collector_errors": window.errors,
         "faults": [e.to_dict() for e in faults.events] if faults is not None else [],

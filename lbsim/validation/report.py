@@ -132,16 +132,12 @@ def write_report(result: CampaignResult) -> list[Path]:
     return written
 
 
-def _path(replay: Any) -> dict[str, Any]:
-    """Where the replay's time went (``meta.path``; empty for a target's)."""
-    path = replay.measured.get("meta", {}).get("path", {})
-    return path if isinstance(path, dict) else {}
-
-
-def _runqueue(replay: Any) -> dict[str, Any]:
-    """The replay's waits for a core (``meta.runqueue``; empty before they were measured)."""
-    rq = replay.measured.get("meta", {}).get("runqueue", {})
-    return rq if isinstance(rq, dict) else {}
+def _meta(replay: Any, key: str) -> dict[str, Any]:
+    """A mapping of the replay's measured ``meta``: ``path`` (where its time
+    went; empty for a target's), ``runqueue`` (its waits for a core; empty
+    before they were measured)."""
+    value = replay.measured.get("meta", {}).get(key, {})
+    return value if isinstance(value, dict) else {}
 
 
 def _nan(value: Any) -> Any:
@@ -437,7 +433,7 @@ def _markdown(result: CampaignResult, path: Path) -> Path:
             lines += overload_lines(result, lv)
     lines += path_lines(
         [
-            (f"{lv.level:.0%}", level_path([_path(r) for r in judged_replays(lv.replays)]))
+            (f"{lv.level:.0%}", level_path([_meta(r, "path") for r in judged_replays(lv.replays)]))
             for lv in result.levels
         ],
         cal.balancer_latency,
@@ -445,7 +441,10 @@ def _markdown(result: CampaignResult, path: Path) -> Path:
     )
     lines += runqueue_lines(
         [
-            (f"{lv.level:.0%}", level_runqueue([_runqueue(r) for r in judged_replays(lv.replays)]))
+            (
+                f"{lv.level:.0%}",
+                level_runqueue([_meta(r, "runqueue") for r in judged_replays(lv.replays)]),
+            )
             for lv in result.levels
         ]
     )

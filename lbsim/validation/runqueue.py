@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lbsim.validation.collectors import CGROUP_ROOT
+from lbsim.validation.collectors import CGROUP_ROOT, cgroup_task_paths
 
 PROC = Path("/proc")
 
@@ -63,17 +63,6 @@ def parse_schedstat(text: str) -> Slices:
         raise ValueError(f"schedstat has {len(fields)} fields, expected 3: {text!r}")
     run, wait, slices = (int(f) for f in fields[:3])
     return Slices(run / 1e9, wait / 1e9, slices)
-
-
-def cgroup_task_paths(container_id: str, root: Path = CGROUP_ROOT) -> list[Path]:
-    """Where the host lists a container's threads (cgroup v1 layouts, then v2)."""
-    return [
-        root / "cpu" / "docker" / container_id / "tasks",
-        root / "cpu,cpuacct" / "docker" / container_id / "tasks",
-        root / "cpuacct" / "docker" / container_id / "tasks",
-        root / "system.slice" / f"docker-{container_id}.scope" / "cgroup.threads",
-        root / "docker" / container_id / "cgroup.threads",
-    ]
 
 
 def parse_tasks(text: str) -> list[int]:
