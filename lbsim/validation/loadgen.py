@@ -109,6 +109,8 @@ class LoadgenStats:
     stopped_early: str = ""
     #: the sending thread's nice value (validation.sender: raised where allowed)
     nice: int = 0
+    #: its real-time (SCHED_FIFO) priority while it sent; 0: a normal thread at ``nice``
+    realtime: int = 0
 
 
 @dataclass(frozen=True)
@@ -302,9 +304,9 @@ def send_open_loop(
     items = list(itertools.islice(plan, max_requests + 1))
     if len(items) > max_requests:
         raise ValueError(f"the plan has more than {max_requests} requests")
-    with frozen_heap(), sender_priority() as nice:
+    with frozen_heap(), sender_priority() as priority:
         records, stats = asyncio.run(_open_loop(target, items, timeout, max_in_flight, hooks))
-    stats.nice = nice
+    stats.nice, stats.realtime = priority.nice, priority.realtime
     return records, stats
 
 
@@ -377,9 +379,9 @@ def send_closed_loop(
     _check_bounds(timeout, max_requests, hooks)
     if not math.isfinite(plan.horizon):
         raise ValueError(f"the closed loop's horizon must be finite, not {plan.horizon!r}")
-    with frozen_heap(), sender_priority() as nice:
+    with frozen_heap(), sender_priority() as priority:
         records, stats = asyncio.run(_closed_loop(target, plan, timeout, max_requests, hooks))
-    stats.nice = nice
+    stats.nice, stats.realtime = priority.nice, priority.realtime
     return records, stats
 
 

@@ -30,6 +30,7 @@ from lbsim.validation.loadgen import (
     LoadgenStats,
     Record,
 )
+from lbsim.validation.sender import SendPriority
 
 #: the run is not a measurement of the stack when sends lag their schedule by more
 LATENESS_P99_LIMIT = 0.010  # s
@@ -111,7 +112,8 @@ def loadgen_verdict(stats: LoadgenStats) -> dict[str, Any]:
     if p99 > LATENESS_P99_LIMIT:
         problems.append(
             f"sends lagged their schedule (p99 lateness {p99 * 1e3:.1f} ms > "
-            f"{LATENESS_P99_LIMIT * 1e3:.0f} ms; the sender at nice {stats.nice})"
+            f"{LATENESS_P99_LIMIT * 1e3:.0f} ms; the sender at "
+            f"{SendPriority(stats.nice, stats.realtime)})"
         )
     if cpu_share > LOADGEN_CPU_LIMIT:
         problems.append(
@@ -130,6 +132,7 @@ def loadgen_verdict(stats: LoadgenStats) -> dict[str, Any]:
         "max_in_flight": stats.max_in_flight,
         "not_sent": stats.not_sent,
         "nice": stats.nice,
+        "realtime": stats.realtime,
     }
 
 
