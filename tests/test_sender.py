@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -70,22 +72,7 @@ def test_the_sending_thread_runs_at_real_time_and_is_put_back() -> None:
 def test_every_thread_runs_at_real_time_and_is_put_back() -> None:
     """A thread that holds the GIL at a normal priority would keep the sender
     waiting: the others run at real time too, and each is put back."""
-    seen: list[tuple[int, int]] = []
-    go, done = threading.Event(), threading.Event()
-
-    def other() -> None:
-        go.wait(30)
-        seen.append(_policy())
-        done.wait(30)
-        seen.append(_policy())
-
-    t = threading.Thread(target=other)
-    t.start()
-    try:
-        inside = _in_thread(lambda: _sent_then(go, _policy))
-    finally:
-        done.set()
-        t.join(30)
+    inside, seen = _during_and_after(_policy)
     assert inside == (os.SCHED_FIFO, SENDER_RT_PRIORITY)
     assert seen == [(os.SCHED_FIFO, SENDER_RT_PRIORITY), (os.SCHED_OTHER, 0)]
     assert _policy() == (os.SCHED_OTHER, 0)
@@ -161,11 +148,33 @@ def test_the_kernel_throttle_is_read_from_its_file(
     assert realtime_throttled(path) is throttled
 
 
-def _sent_then(go: threading.Event, read: object) -> object:
-    with sender_priority():
-        go.set()
-        time.sleep(0.2)  # the other thread reads its priority while the block runs
-        return read()  # type: ignore[operator]
+def _during_and_after(read: Callable[[], Any], **priority: int) -> tuple[Any, list[Any]]:
+    """``read()`` on a fresh thread inside a ``sender_priority(**priority)``
+    block, and on another thread started before it, once while the block
+    runs and once after it: (the sender's reading, the other's two)."""
+    seen: list[Any] = []
+    go, done = threading.Event(), threading.Event()
+
+    def other() -> None:
+        go.wait(30)
+        seen.append(read())
+        done.wait(30)
+        seen.append(read())
+
+    def sender() -> Any:
+        with sender_priority(**priority):
+            go.set()
+            time.sleep(0.2)  # the other thread reads its priority while the block runs
+            return read()
+
+    t = threading.Thread(target=other)
+    t.start()
+    try:
+        inside = _in_thread(sender)
+    finally:
+        done.set()
+        t.join(30)
+    return inside, seen
 
 
 # ------------------------------------------------- nice, where real time is not allowed
@@ -183,32 +192,10 @@ def test_the_sending_thread_is_niced_and_put_back() -> None:
 
 @pytest.mark.skipif(not ROOT, reason="raising a priority needs root")
 def test_every_thread_of_the_process_is_niced_and_put_back() -> None:
-    seen: list[int] = []
-    go, done = threading.Event(), threading.Event()
-
-    def other() -> None:
-        go.wait(30)
-        seen.append(_nice())
-        done.wait(30)
-        seen.append(_nice())
-
-    t = threading.Thread(target=other)
     main_before = _nice()
-    t.start()
-    try:
-        inside = _in_thread(lambda: _niced_then(go))
-    finally:
-        done.set()
-        t.join(30)
+    inside, seen = _during_and_after(_nice, realtime=0)
     assert inside == min(SENDER_NICE, main_before)
     assert seen == [min(SENDER_NICE, main_before), main_before] and _nice() == main_before
-
-
-def _niced_then(go: threading.Event) -> int:
-    with sender_priority(realtime=0):
-        go.set()
-        time.sleep(0.2)
-        return _nice()
 
 
 def test_without_any_right_the_block_runs_at_its_own_priority(
