@@ -111,7 +111,14 @@ def child_lbsim(args: argparse.Namespace) -> dict[str, Any]:
     for row in rows:
         simulated += row["arrival_rate"] * (row["time"] - last)
         last = row["time"]
+    try:
+        from lbsim.build import describe
+    except ImportError:  # a tree from before the compiled build
+        build = "pure Python"
+    else:
+        build = describe()
     return {
+        "build": build,
         # M/M/8: completions, as counted for Ciw and SimPy; a scenario file: every arrival
         "requests": round(simulated) if args.scenario else int(result.value("requests.completed")),
         "arrivals": round(simulated),

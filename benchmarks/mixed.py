@@ -43,6 +43,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--long-only", action="store_true", help="skip the as-shipped run")
     p.add_argument("--simpy", action="store_true", help="also the minimal SimPy M/M/8")
     p.add_argument("--baseline", type=Path, help="also lbsim from this source tree")
+    p.add_argument(
+        "--tree",
+        type=Path,
+        help="import lbsim from this directory instead of the installed one (a source tree, "
+        "or an unpacked LBSIM_MYPYC=1 wheel: the compiled build)",
+    )
     args = p.parse_args(argv)
 
     sys.path.insert(0, str(REPO))
@@ -82,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
                 continue
-            tree = args.baseline if name == "baseline" else None
+            tree = args.baseline if name == "baseline" else args.tree
             r = run_child(
                 "lbsim", "--scenario", str(args.scenario), "--duration", repr(duration), tree=tree
             )
@@ -112,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{s['rate_best']:>10,.0f} {s['rate_median']:>10,.0f} {s['peak_rss_mb']:>11.1f} "
             f"{s['rss_after_import_mb']:>9.1f} {s['mean_sojourn']:>12.4f}"
         )
+    for name, _ in cases:
+        if runs[name] and "build" in runs[name][0]:
+            print(f"{name}: {runs[name][0]['build']}")
     ratios: dict[str, float] = {}
     if "simpy M/M/8" in summary:
         ratio = summary["long"]["rate_median"] / summary["simpy M/M/8"]["rate_median"]

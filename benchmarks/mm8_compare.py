@@ -57,6 +57,12 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="also run lbsim from this source tree (e.g. git archive OLD | tar -x -C DIR)",
     )
+    p.add_argument(
+        "--tree",
+        type=Path,
+        help="import lbsim from this directory instead of the installed one (a source tree, "
+        "or an unpacked LBSIM_MYPYC=1 wheel: the compiled build); the CLI run too",
+    )
     args = p.parse_args(argv)
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     for t in tools:
@@ -76,7 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     # interleave the tools so that background load is spread evenly over them
     for k in range(args.repeat):
         for t in tools:
-            kind, tree = ("lbsim", args.baseline) if t == "baseline" else (t, None)
+            if t == "baseline":
+                kind, tree = "lbsim", args.baseline
+            else:
+                kind, tree = t, (args.tree if t == "lbsim" else None)
             r = run_child(
                 kind, "--requests", str(args.requests), "--seed", str(args.seed + k), tree=tree
             )
@@ -88,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
         if args.whole_process:
-            r = run_cli(args.requests, args.seed + k)
+            r = run_cli(args.requests, args.seed + k, args.tree)
             cli_runs.append(r)
             print(
                 f"  [{k + 1}/{args.repeat}] lbsim run (CLI, whole process) "
@@ -115,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
         "(wall s and mean W: median over repeats; peak RSS: the largest; "
         "import MB: ru_maxrss after the imports, before simulating)"
     )
+    for t, rs in runs.items():
+        if rs and "build" in rs[0]:
+            print(f"{t}: {rs[0]['build']}")
 
     ratios: dict[str, Any] = {}
     targets: dict[str, Any] = {}
@@ -225,17 +237,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def run_cli(requests: int, seed: int) -> dict[str, Any]:
+def run_cli(requests: int, seed: int, tree: Path | None = None) -> dict[str, Any]:
     """``lbsim run`` on the M/M/8 through the CLI, timed as a whole process
-    (interpreter start, imports, scenario loading, simulation, JSON written)."""
+    (interpreter start, imports, scenario loading, simulation, JSON written);
+    ``tree``: lbsim imported from that directory."""
     with tempfile.TemporaryDirectory() as tmp:
         scenario = Path(tmp) / "mm8.yaml"
         scenario.write_text(mm8_yaml(horizon_for(requests), seed))
         out = Path(tmp) / "out.json"
         cmd = [sys.executable, "-m", "lbsim", "run", str(scenario), "-q", "--json", str(out)]
         env = dict(os.environ, PYTHONHASHSEED="0")
+        if tree is not None:
+            env["PYTHONPATH"] = str(tree.resolve())
         started = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env)
+        proc = subprocess.Popen(cmd, cwd=tmp if tree is not None else REPO, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - started
         proc.returncode = os.waitstatus_to_exitcode(status)

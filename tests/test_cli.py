@@ -299,7 +299,7 @@ def test_check_does_not_run(tiny: Path) -> None:
 
 def test_version() -> None:
     result = ok("--version")
-    assert result.stdout.strip() == f"lbsim {lbsim.__version__}"
+    assert result.stdout.strip() == f"lbsim {lbsim.__version__} (pure Python)"
 
 
 # ----------------------------------------------------------------- a real process

@@ -401,3 +401,31 @@ def test_stack_refuses_to_run_unwired_components() -> None:
 def test_stack_builds_one_backend_per_node() -> None:
     st = Stack(scenario(base(app={"nodes": 3})))
     assert [b.name for b in st.balancer.backends] == ["app1", "app2", "app3"]
+
+
+def test_connections_sent_while_a_node_answers_wait_for_a_free_worker() -> None:
+    """The answer that frees a worker may bring two connections at once (a
+    balancer's queue draining into the freed slot): the first takes the
+    worker, the second waits in the backlog instead of a worker that does
+    not exist (HAProxy least_load with max_conns crashed here)."""
+    from lbsim.model.app import AppNode
+    from lbsim.model.database import NoDatabase
+    from lbsim.model.engine import run as run_calendar
+    from lbsim.model.request import Request
+
+    env = simpy.Environment()
+    node = AppNode(env, 0, "n", 1, 4, Cpu(env, "c", 1), None, NoDatabase())
+    answered: list[tuple[int, int]] = []
+    pending = [Request(i, 0, 0, (1, 2, 3, 4), 0.0, 0.0, (0.1,), True) for i in (2, 3)]
+
+    def respond(answer: tuple[Request, int, int]) -> None:
+        answered.append((answer[0].id, answer[2]))
+        while pending:  # both sent before the node's worker looks at its backlog
+            assert node.accept(pending.pop(0), 1)
+            assert node.busy <= node.workers
+
+    node.respond = respond
+    assert node.accept(Request(1, 0, 0, (1, 2, 3, 4), 0.0, 0.0, (0.1,), True), 1)
+    run_calendar(env)
+    assert answered == [(1, 200), (2, 200), (3, 200)]
+    assert node.busy == 0 and not node.backlog

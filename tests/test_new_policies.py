@@ -16,7 +16,6 @@ from pydantic import ValidationError
 import lbsim
 from lbsim.model.policies import POLICIES, Backend, Policy, make_policy
 from lbsim.model.policies.envoy_hash import (
-    MAX_RING_SIZE,
     Maglev,
     RingHash,
     build_maglev,
@@ -27,6 +26,7 @@ from lbsim.model.policies.fwrr import Fwrr
 from lbsim.model.policies.haproxy_map import full_hash, hash_sdbm, server_map
 from lbsim.model.policies.least_time import LeastTime
 from lbsim.model.policies.nginx_hash import rehash_value
+from lbsim.model.policies.options import MAX_RING_SIZE
 from lbsim.model.policies.xxhash64 import xxh64, xxh64_rows
 from lbsim.scenario.schema import Balancer
 

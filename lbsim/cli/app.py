@@ -115,8 +115,9 @@ app = typer.Typer(
 def _version(value: bool) -> None:
     if value:
         from lbsim import __version__
+        from lbsim.build import describe
 
-        typer.echo(f"lbsim {__version__}")
+        typer.echo(f"lbsim {__version__} ({describe()})")
         raise typer.Exit()
 
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from lbsim import __version__
+from lbsim.build import describe as describe_build
 from lbsim.experiment.result import Result
 from lbsim.model.stack import Stack
 from lbsim.scenario.schema import Scenario
@@ -67,6 +68,7 @@ def simulate(
     extras = outputs[0][1]
     meta = {
         "lbsim_version": __version__,
+        "lbsim_build": describe_build(),
         "seed": scenario.seed,
         "replications": reps,
         "wall_time": time.perf_counter() - started,

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from lbsim import __version__
+from lbsim.build import describe as describe_build
 from lbsim.experiment.result import Result
 from lbsim.experiment.variants import Variant
 from lbsim.report import atomic
@@ -72,6 +73,7 @@ class PointResult:
         runs = self.ordered_runs()
         meta = {
             "lbsim_version": __version__,
+            "lbsim_build": describe_build(),
             "seed": self.variant.scenario.seed,
             "replications": len(runs),
             "wall_time": sum(self.wall_times.get(r, 0.0) for r in range(len(runs))),
@@ -172,6 +174,7 @@ class ResultsDir:
 def new_meta(spec: dict[str, Any], seed: int, command: str | None) -> dict[str, Any]:
     return {
         "lbsim_version": __version__,
+        "lbsim_build": describe_build(),
         "seed": seed,
         "command": command if command is not None else command_line(),
         "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

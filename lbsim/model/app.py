@@ -168,7 +168,9 @@ class AppNode:
             self.served += 1
         self.respond((request.origin, attempt, status))
         backlog = self.backlog
-        if backlog and self.up:
+        # the answer may have brought new connections at once (the balancer's
+        # queue drains into the freed slot): one may already hold the worker
+        if backlog and self.up and self.busy < self.workers:
             nxt, nxt_attempt = backlog.popleft()
             self.backlog_tw.set(now, len(backlog))
             self._start(nxt, nxt_attempt)

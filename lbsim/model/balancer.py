@@ -40,7 +40,7 @@ from lbsim.model.engine import later
 from lbsim.model.health import ActiveChecks, start_agent
 from lbsim.model.passive import passive_checks
 from lbsim.model.policies import Backend, Policy
-from lbsim.model.policies.roster import Roster, UsesRoster
+from lbsim.model.policies.roster import Roster
 from lbsim.model.request import Request
 from lbsim.model.retries import CONNECT_TIMEOUT, SYN_AGAIN, Kind, after_failure
 from lbsim.model.slow_start import SlowStart
@@ -136,8 +136,7 @@ class Balancer:
         )
         if self.slow_start is not None:
             self.roster.ramping = self.slow_start.ramping
-        if isinstance(policy, UsesRoster):
-            policy.attach(self.roster)
+        policy.attach(self.roster)
         agent_interval = getattr(policy, "agent_interval", None)
         if agent_interval is not None:
             start_agent(env, policy, float(agent_interval), self.backends, self.nodes, rng)

@@ -125,6 +125,7 @@ def _meta_rows(meta: dict[str, Any], kind: str, scenario_name: str) -> list[tupl
         ("seed", str(meta.get("seed", ""))),
         ("replications", reps),
         ("lbsim version", str(meta.get("lbsim_version", ""))),
+        ("lbsim build", str(meta.get("lbsim_build", ""))),
         ("command", str(meta.get("command") or "")),
         ("started", str(meta.get("started", ""))),
         (

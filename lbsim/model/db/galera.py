@@ -150,7 +150,7 @@ class GaleraNode:
             self.when_committed(target, partial(vis.when_visible, target, fn), arg)
 
     def reset_counters(self) -> None:
-        self.c: dict[str, float] = dict.fromkeys(
+        self.c: dict[str, int] = dict.fromkeys(
             (
                 "replicated",
                 "received",
@@ -550,7 +550,7 @@ class GaleraTier(DatabaseTierBase):
         paused = self.paused_tw.mean(now)
         nodes = {}
         for m in self.members:
-            counters = {f"wsrep_{k}": v for k, v in m.c.items()}
+            counters: dict[str, Any] = {f"wsrep_{k}": v for k, v in m.c.items()}
             counters.update(
                 {
                     "wsrep_local_recv_queue_avg": m.recv_q_sum / m.recv_q_n if m.recv_q_n else 0.0,

@@ -28,7 +28,8 @@ from lbsim.model.policies import (
     random,
     round_robin,
 )
-from lbsim.model.policies.base import POLICIES, Backend, NoOptions, Policy, register
+from lbsim.model.policies.base import POLICIES, Backend, Policy, register
+from lbsim.model.policies.options import NoOptions
 
 __all__ = [
     "POLICIES",

@@ -7,28 +7,31 @@ a real balancer (shared/reference/balancers.md), including its tie-breaking
 and the *view* of load it uses; the view is read from :class:`Backend` fields
 the balancer maintains.
 
-Adding a policy is adding one module in this package that defines an options
-model and a class decorated with :func:`register`.
+Adding a policy is adding one module in this package that defines the class
+and registers it after the class body, ``register("name")(Cls)``, with its
+options model (if it takes any) in :mod:`~lbsim.model.policies.options`. Not
+a class decorator, and no pydantic model here: the policies are compiled by
+mypyc in the compiled build (setup.py), which keeps a decorated class, or a
+pydantic model, as a slow ordinary Python class (or cannot build it at all).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
+
+from lbsim.model.policies.options import NoOptions
+
+if TYPE_CHECKING:
+    from lbsim.model.policies.roster import Roster
 
 #: the balancer products a scenario may name (``balancer.product``); nginx,
 #: the seed's balancer, is the default
 PRODUCTS: tuple[str, ...] = ("nginx", "haproxy", "envoy")
-
-
-class NoOptions(BaseModel):
-    """Options of a policy that takes none."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 @dataclass(eq=False, slots=True)
@@ -128,11 +131,18 @@ class Policy:
     def on_sample(self, backend: Backend, now: float) -> None:
         """The health check / agent just refreshed ``backend.sampled_load``."""
 
+    def attach(self, roster: Roster) -> None:
+        """The balancer hands over its roster before the first choice; a policy with a
+        fast path (round_robin, least_conn, power_of_d) keeps it."""
+
 
 POLICIES: dict[str, type[Policy]] = {}
 
 
 def register(name: str) -> Callable[[type[Policy]], type[Policy]]:
+    """``register("name")(Cls)``: add policy ``Cls`` to :data:`POLICIES` under ``name``
+    (its ``products`` checked). Usable as a decorator outside the compiled modules."""
+
     def deco(cls: type[Policy]) -> type[Policy]:
         if name in POLICIES:
             raise ValueError(f"policy {name!r} registered twice")

@@ -6,29 +6,18 @@ import struct
 import zlib
 from bisect import bisect_left
 from collections.abc import Sequence
-from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
 from lbsim.model.policies.base import Backend, Eligibility, Policy, RequestView, register
+from lbsim.model.policies.options import ConsistentHashOptions
 from lbsim.model.policies.smooth_wrr import smooth_wrr, smooth_wrr_available
 
 #: ring points per unit of weight
 POINTS_PER_WEIGHT = 160
 #: ring steps before nginx falls back to round robin (``hp->tries > 20``)
 MAX_TRIES = 20
-
-
-class ConsistentHashOptions(BaseModel):
-    """Options of ``consistent_hash``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    key: Literal["client_ip", "client"] = Field(
-        default="client_ip",
-        description="hashed key: dotted client IPv4 address ($remote_addr) or the client id",
-    )
 
 
 def ring_points(address: str, weight: int) -> list[int]:
@@ -51,7 +40,6 @@ def ring_points(address: str, weight: int) -> list[int]:
     return points
 
 
-@register("consistent_hash")
 class ConsistentHash(Policy):
     """Ketama ring: the first point at or after ``crc32(key)`` names the server.
 
@@ -109,3 +97,6 @@ class ConsistentHash(Policy):
                 if best is not None:
                     return best
         return smooth_wrr_available(self.backends, available)
+
+
+register("consistent_hash")(ConsistentHash)

@@ -21,21 +21,19 @@ from bisect import bisect_left
 from collections.abc import Sequence
 from functools import lru_cache
 from math import ceil
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel
 
 from lbsim.model.policies.base import Backend, Eligibility, Policy, RequestView, register
+from lbsim.model.policies.options import (
+    EnvoyHashOptions,
+    MaglevOptions,
+    RingHashOptions,
+)
 from lbsim.model.policies.xxhash64 import U64, xxh64, xxh64_rows
 
-#: Envoy's ``DefaultMinRingSize`` and ``DefaultMaxRingSize`` (ring_hash_lb.h)
-MIN_RING_SIZE = 1024
-MAX_RING_SIZE = 1024 * 1024 * 8
-#: Envoy's ``MaglevTable::DefaultTableSize`` (a prime, per the Maglev paper)
-MAGLEV_TABLE_SIZE = 65537
-#: largest table accepted here, to bound memory (a prime)
-MAGLEV_MAX_TABLE_SIZE = 5000011
 #: tables kept per policy, by host set, so a flapping host does not rebuild each time
 _CACHE = 8
 _ROWS = 1 << 20  # ring points hashed per numpy batch
@@ -125,17 +123,6 @@ def build_ring(
     return all_hashes[order], np.concatenate(owners)[order]
 
 
-def is_prime(n: int) -> bool:
-    if n < 2:
-        return False
-    k = 2
-    while k * k <= n:
-        if n % k == 0:
-            return False
-        k += 1
-    return True
-
-
 def build_maglev(hosts: Sequence[Backend], size: int) -> list[int]:
     """Maglev table (``OriginalMaglevTable``): ``size`` slots of host indices.
 
@@ -177,58 +164,6 @@ def build_maglev(hosts: Sequence[Backend], size: int) -> list[int]:
     return table
 
 
-class _EnvoyHashOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    key: Literal["source_ip", "header"] = Field(
-        default="source_ip",
-        description="hash_policy: connection_properties.source_ip, or a header with the client id",
-    )
-    panic_threshold: float = Field(
-        default=50.0,
-        ge=0,
-        le=100,
-        strict=True,
-        allow_inf_nan=False,
-        description="healthy_panic_threshold, percent of hosts",
-    )
-
-
-class RingHashOptions(_EnvoyHashOptions):
-    """Options of ``ring_hash``."""
-
-    minimum_ring_size: int = Field(default=MIN_RING_SIZE, ge=1, le=MAX_RING_SIZE, strict=True)
-    maximum_ring_size: int = Field(
-        default=MAX_RING_SIZE,
-        ge=1,
-        le=MAX_RING_SIZE,
-        strict=True,
-        description="cap on ring points (Envoy's default and limit, 8M: about 100 MB here)",
-    )
-
-    @model_validator(mode="after")
-    def _min_le_max(self) -> RingHashOptions:
-        if self.minimum_ring_size > self.maximum_ring_size:
-            raise ValueError(
-                f"minimum_ring_size ({self.minimum_ring_size}) > "
-                f"maximum_ring_size ({self.maximum_ring_size})"
-            )
-        return self
-
-
-class MaglevOptions(_EnvoyHashOptions):
-    """Options of ``maglev``."""
-
-    table_size: int = Field(default=MAGLEV_TABLE_SIZE, ge=2, le=MAGLEV_MAX_TABLE_SIZE, strict=True)
-
-    @field_validator("table_size")
-    @classmethod
-    def _prime(cls, v: int) -> int:
-        if not is_prime(v):
-            raise ValueError("the maglev table size must be a prime number")
-        return v
-
-
 class _EnvoyHash(Policy):
     """Host set tracking (healthy or, in panic, all) and the table cache."""
 
@@ -237,7 +172,7 @@ class _EnvoyHash(Policy):
 
     def __init__(self, backends: Sequence[Backend], options: BaseModel, rng: np.random.Generator):
         super().__init__(backends, options, rng)
-        assert isinstance(options, _EnvoyHashOptions)
+        assert isinstance(options, EnvoyHashOptions)
         self._key = options.key
         self._panic = options.panic_threshold
         n = max((b.index for b in self.backends), default=-1) + 1
@@ -284,7 +219,6 @@ class _EnvoyHash(Policy):
         return b if b is not None and available(b) else None
 
 
-@register("ring_hash")
 class RingHash(_EnvoyHash):
     """Envoy ring hash (ketama): XXH64 points ``"<ip:port>_<i>"``; first point at or after the key.
 
@@ -318,7 +252,6 @@ class RingHash(_EnvoyHash):
         return int(owners[pos if pos < n else 0])
 
 
-@register("maglev")
 class Maglev(_EnvoyHash):
     """Envoy Maglev: slot ``xxh64(key) % table_size`` of the permutation-filled table."""
 
@@ -335,3 +268,7 @@ class Maglev(_EnvoyHash):
     def lookup(self, h: int) -> int:
         table: list[int] = self.table
         return table[h % len(table)] if table else -1
+
+
+register("ring_hash")(RingHash)
+register("maglev")(Maglev)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from lbsim.model.policies.base import Backend, Eligibility, Policy, RequestView, register
 
 
-@register("first")
 class First(Policy):
     """The first backend in index (server id) order that is available.
 
@@ -21,3 +20,6 @@ class First(Policy):
             if available(b):
                 return b
         return None
+
+
+register("first")(First)

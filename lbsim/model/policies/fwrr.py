@@ -272,7 +272,6 @@ def haproxy_saturated(b: Backend, available: Eligibility) -> bool:
     return not available(b) or (b.max_conns > 0 and b.queued > 0)
 
 
-@register("roundrobin_haproxy")
 class RoundRobinHaproxy(Policy):
     """HAProxy ``balance roundrobin`` (lb_fwrr): weights 5, 1, 1 give ``aaabaac`` per cycle.
 
@@ -319,3 +318,6 @@ class RoundRobinHaproxy(Policy):
 
         i = self.fwrr.next(saturated)
         return None if i is None else by_index[i]
+
+
+register("roundrobin_haproxy")(RoundRobinHaproxy)

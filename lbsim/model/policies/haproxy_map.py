@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Sequence
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
 from lbsim.model.policies.base import Backend, Eligibility, Policy, RequestView, register
 from lbsim.model.policies.fwrr import c_div, haproxy_saturated
+from lbsim.model.policies.options import HashHaproxyOptions
 
 _U32 = 0xFFFFFFFF
 
@@ -104,7 +105,6 @@ class _MapPolicy(Policy):
             self._rebuild()
 
 
-@register("static_rr")
 class StaticRr(_MapPolicy):
     """HAProxy ``balance static-rr`` (``map_get_server_rr``).
 
@@ -170,26 +170,6 @@ _FUNCTIONS: dict[str, Callable[[bytes], int]] = {
 }
 
 
-class HashHaproxyOptions(BaseModel):
-    """Options of ``hash_haproxy``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    key: Literal["client_ip", "client"] = Field(
-        default="client_ip",
-        description=(
-            "client_ip: `balance source` (the IPv4 address as a 32-bit number); "
-            "client: `balance hdr(...)` on a header carrying the client id"
-        ),
-    )
-    function: Literal["sdbm", "djb2", "crc32"] = Field(
-        default="sdbm",
-        description="`hash-type map-based <function>` for hdr/uri (source ignores it)",
-    )
-    avalanche: bool = Field(default=False, description="`hash-type map-based avalanche`")
-
-
-@register("hash_haproxy")
 class HashHaproxy(_MapPolicy):
     """HAProxy map-based hashing: slot ``hash % tot_weight`` of the running servers' map.
 
@@ -227,3 +207,7 @@ class HashHaproxy(_MapPolicy):
         h = self.key_hash(request) if self.tot_used > 1 else 0
         b = self._by_index[table[h % len(table)]]
         return b if b is not None and available(b) else None
+
+
+register("static_rr")(StaticRr)
+register("hash_haproxy")(HashHaproxy)

@@ -14,7 +14,6 @@ from lbsim.model.policies.smooth_wrr import smooth_wrr_available
 MAX_TRIES = 20
 
 
-@register("ip_hash")
 class IpHash(Policy):
     """nginx ip_hash: the client's /24 picks a peer by weight-slot.
 
@@ -57,3 +56,6 @@ class IpHash(Policy):
                 if available(peer):
                     return peer
         return smooth_wrr_available(backends, available)
+
+
+register("ip_hash")(IpHash)

@@ -14,7 +14,6 @@ from lbsim.model.policies.wrr_sets import WrrSet, WrrState
 Ratio = int | Fraction
 
 
-@register("least_conn")
 class LeastConn(Policy):
     """Fewest ``conns / weight``; smooth WRR among the tied.
 
@@ -118,3 +117,6 @@ class LeastConn(Policy):
             assert ratio is not None
             self._join(backends[i], ratio)
         return chosen
+
+
+register("least_conn")(LeastConn)

@@ -4,41 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from math import floor
-from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
 from lbsim.model.policies.base import Backend, Eligibility, Policy, RequestView, register
 from lbsim.model.policies.fwrr import BE_WEIGHT_SCALE, SRV_UWGHT_MAX, Fwrr, haproxy_saturated
 from lbsim.model.policies.leastconn_haproxy import FwlcTree, ramped
-
-
-class LeastLoadOptions(BaseModel):
-    """Options of ``least_load``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    interval: float = Field(
-        default=2.0,
-        gt=0,
-        strict=True,
-        allow_inf_nan=False,
-        description="agent-inter, seconds between replies",
-    )
-    metric: Literal["workers", "cpu"] = Field(
-        default="workers",
-        description=(
-            "what the agent reports as busy: the fraction of busy PHP workers "
-            "(listen queue included), or CPU utilisation over the last interval"
-        ),
-    )
-    algorithm: Literal["roundrobin", "leastconn"] = Field(
-        default="roundrobin", description="HAProxy balance algorithm applied with the agent weights"
-    )
-    min_idle: float = Field(
-        default=0.01, gt=0, le=1, strict=True, description="floor of the reported idle fraction"
-    )
+from lbsim.model.policies.options import LeastLoadOptions
 
 
 def idle_percent(load: float, min_idle: float) -> int:
@@ -57,7 +30,6 @@ def agent_weight(weight: int, percent: int) -> int:
     return min(SRV_UWGHT_MAX, weight * percent // 100)
 
 
-@register("least_load")
 class LeastLoad(Policy):
     """HAProxy agent-check: each reply ``N%`` (N = idle percent) sets the server's weight.
 
@@ -137,3 +109,6 @@ class LeastLoad(Policy):
 
     def on_failure(self, backend: Backend, rtt: float, now: float) -> None:
         self.on_response(backend, rtt, now)
+
+
+register("least_load")(LeastLoad)

@@ -13,38 +13,16 @@ it can be changed in one place.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
 from lbsim.model.policies.base import Backend, Eligibility, Policy, RequestView, register
+from lbsim.model.policies.options import LeastTimeOptions
 from lbsim.model.policies.smooth_wrr import smooth_wrr
 
 
-class LeastTimeOptions(BaseModel):
-    """Options of ``least_time``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    mode: Literal["header", "last_byte"] = Field(
-        default="header",
-        description=(
-            "which time is averaged: to the response header or to its last byte; "
-            "the model delivers a response in one piece, so both see the same sample"
-        ),
-    )
-    factor: float = Field(
-        default=0.9,
-        ge=0.0,
-        lt=1.0,
-        strict=True,
-        allow_inf_nan=False,
-        description="weight of the previous average in each update (0: the last sample only)",
-    )
-
-
-@register("least_time")
 class LeastTime(Policy):
     """Smallest ``avg_time * (conns + 1) / weight``; smooth WRR among the tied.
 
@@ -97,3 +75,6 @@ class LeastTime(Policy):
         if len(tied) <= 1:
             return best
         return smooth_wrr(tied)
+
+
+register("least_time")(LeastTime)

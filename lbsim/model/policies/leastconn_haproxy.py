@@ -97,7 +97,6 @@ def ramped(backends: Sequence[Backend], eweights: list[int]) -> list[int]:
     return out
 
 
-@register("leastconn_haproxy")
 class LeastConnHaproxy(Policy):
     """HAProxy leastconn: smallest ``(served + queued + 1) * 4096 // (16 * weight)``.
 
@@ -125,3 +124,6 @@ class LeastConnHaproxy(Policy):
 
     def on_failure(self, backend: Backend, rtt: float, now: float) -> None:
         self._tree.requeue(backend)  # the connection dropped all the same
+
+
+register("leastconn_haproxy")(LeastConnHaproxy)

@@ -4,27 +4,17 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
 from lbsim.model.policies.base import Backend, Eligibility, Policy, RequestView, register
+from lbsim.model.policies.options import NginxHashOptions
 from lbsim.model.policies.smooth_wrr import smooth_wrr_available
 
 #: rehashes before nginx gives up and uses round robin (``++hp->tries > 20``)
 MAX_TRIES = 20
-
-
-class NginxHashOptions(BaseModel):
-    """Options of ``hash_nginx``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    key: Literal["client_ip", "client"] = Field(
-        default="client_ip",
-        description="hashed key: dotted client IPv4 address ($remote_addr) or the client id",
-    )
 
 
 def rehash_value(key: bytes, rehash: int) -> int:
@@ -36,7 +26,6 @@ def rehash_value(key: bytes, rehash: int) -> int:
     return (zlib.crc32(prefix + key) >> 16) & 0x7FFF
 
 
-@register("hash_nginx")
 class NginxHash(Policy):
     """nginx ``hash $key``: accumulated CRC32 rounds modulo the total weight.
 
@@ -87,3 +76,6 @@ class NginxHash(Policy):
                 if available(peer):
                     return peer
         return smooth_wrr_available(backends, available)
+
+
+register("hash_nginx")(NginxHash)

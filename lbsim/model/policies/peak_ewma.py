@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from math import exp
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
 from lbsim.model.policies.base import (
     Backend,
@@ -16,6 +16,7 @@ from lbsim.model.policies.base import (
     Uniforms,
     register,
 )
+from lbsim.model.policies.options import PeakEwmaOptions
 
 #: Finagle's ``Long.MaxValue >> 16`` (2**47 - 1): load of a backend with
 #: requests pending but no latency observed yet.
@@ -24,21 +25,6 @@ PENALTY = float(((1 << 63) - 1) >> 16)
 MAX_EFFORT = 5
 
 
-class PeakEwmaOptions(BaseModel):
-    """Options of ``peak_ewma``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    decay_time: float = Field(
-        default=10.0,
-        gt=0,
-        strict=True,
-        allow_inf_nan=False,
-        description="τ, seconds: mean lifetime of a latency peak in `cost`",
-    )
-
-
-@register("peak_ewma")
 class PeakEwma(Policy):
     """Two distinct backends drawn uniformly from ALL; the healthier, else the lower load wins.
 
@@ -123,3 +109,6 @@ class PeakEwma(Policy):
         if ha != hb:
             return na if ha else nb
         return na if self.load(na, now) <= self.load(nb, now) else nb
+
+
+register("peak_ewma")(PeakEwma)

@@ -5,10 +5,9 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from itertools import accumulate
-from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
 from lbsim.model.policies.base import (
     Backend,
@@ -20,41 +19,12 @@ from lbsim.model.policies.base import (
 )
 from lbsim.model.policies.edf import Edf
 from lbsim.model.policies.fenwick import Fenwick
+from lbsim.model.policies.options import PowerOfDOptions
 from lbsim.model.policies.random import MAX_TRIES, WeightedPeek
 from lbsim.model.policies.roster import Roster
 from lbsim.model.policies.smooth_wrr import smooth_wrr
 
 
-class PowerOfDOptions(BaseModel):
-    """Options of ``power_of_d``.
-
-    ``flavour`` left out follows ``balancer.product``. With equal weights
-    the flavours differ in sampling (nginx without replacement, HAProxy and
-    Envoy with) and in the tie rule (nginx and HAProxy: the later draw wins;
-    Envoy: the first). With unequal weights Envoy does not sample at all: it
-    runs earliest-deadline-first on ``weight / (active + 1) ^ bias``.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    choices: int = Field(
-        default=2, ge=2, le=100, strict=True, description="d: backends sampled per request (≤ 100)"
-    )
-    flavour: Literal["nginx", "haproxy", "envoy"] | None = Field(
-        default=None,
-        description="whose sampling and tie rule to reproduce (default: balancer.product)",
-    )
-    active_request_bias: float = Field(
-        default=1.0,
-        ge=0,
-        le=100,
-        strict=True,
-        allow_inf_nan=False,
-        description="Envoy's bias of the weighted (EDF) variant",
-    )
-
-
-@register("power_of_d")
 class PowerOfD(Policy):
     """Sample ``choices`` backends, send to the least loaded of them.
 
@@ -210,3 +180,6 @@ class PowerOfD(Policy):
             if lhs < rhs or (later_wins and lhs == rhs):
                 best = b
         return best
+
+
+register("power_of_d")(PowerOfD)

@@ -45,7 +45,6 @@ class WeightedPeek:
         return self._backends[bisect_right(self._ends, x)]
 
 
-@register("random")
 class Random(Policy):
     """nginx ``random``: weighted draws, redrawn while the peer is unavailable.
 
@@ -69,3 +68,6 @@ class Random(Policy):
                 if available(b):
                     return b
         return smooth_wrr_available(self.backends, available)
+
+
+register("random")(Random)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Iterator, Sequence
-from typing import Protocol, runtime_checkable
 
 from lbsim.model.policies.base import Backend
 
@@ -146,10 +145,3 @@ class Roster:
         tried = self.tried
         backends = self.backends
         return [backends[i] for i in sorted(self.members) if not (tried >> i) & 1]
-
-
-@runtime_checkable
-class UsesRoster(Protocol):
-    """A policy with a fast path: the balancer hands it its roster before the first choice."""
-
-    def attach(self, roster: Roster) -> None: ...

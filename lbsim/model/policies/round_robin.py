@@ -14,7 +14,6 @@ from lbsim.model.policies.smooth_wrr import smooth_wrr_available
 from lbsim.model.policies.wrr_sets import WrrSet, WrrState
 
 
-@register("round_robin")
 class RoundRobin(Policy):
     """nginx round robin: smooth WRR over the available backends.
 
@@ -82,3 +81,6 @@ class RoundRobin(Policy):
         for i in excluded:
             self._set.add(backends[i])
         return chosen
+
+
+register("round_robin")(RoundRobin)
