@@ -3,8 +3,8 @@
 ``pip install .`` (or ``pip install -e .``) installs lbsim as plain Python, as
 always. ``LBSIM_MYPYC=1 pip install .`` compiles every module of
 ``lbsim.model`` (the engine, CPU, app nodes, balancer, policies, database
-tier: the per-request hot path, all ``mypy --strict``) with mypyc into C
-extensions inside the wheel; results are the same bit for bit
+tier: the per-request hot path, all ``mypy --strict``) and the statistics it
+updates per request with mypyc into C extensions inside the wheel; results are the same bit for bit
 (tests/test_compiled.py builds both and compares them). It needs a C compiler
 and the Python headers; pip installs mypy and the libraries whose types the
 compiler reads (numpy, pydantic, simpy) into the build environment.
@@ -34,10 +34,15 @@ NOT_COMPILED = {"lbsim/model/policies/options.py", "lbsim/model/policies/__init_
 BUILD_NEEDS = ["mypy>=1.10", "numpy>=1.26", "pydantic>=2.6", "simpy>=4.1"]
 
 
+#: compiled beside lbsim.model: the statistics its hot path updates per request
+STATS = ["lbsim/stats/timeweighted.py", "lbsim/stats/latency.py"]
+
+
 def compiled_modules() -> list[str]:
-    """The source files mypyc compiles: every module of ``lbsim.model`` but :data:`NOT_COMPILED`."""
+    """The source files mypyc compiles: every module of ``lbsim.model`` but
+    :data:`NOT_COMPILED`, and :data:`STATS`."""
     files = (p.relative_to(ROOT).as_posix() for p in (ROOT / "lbsim" / "model").rglob("*.py"))
-    return sorted(f for f in files if f not in NOT_COMPILED)
+    return sorted([f for f in files if f not in NOT_COMPILED] + STATS)
 
 
 def wanted() -> bool:

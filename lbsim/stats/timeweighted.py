@@ -14,13 +14,14 @@ class TimeWeighted:
     __slots__ = ("_area", "_mark_area", "_mark_t", "_t", "value")
 
     def __init__(self, value: float = 0.0, now: float = 0.0):
-        self.value = value
+        #: a count (busy workers, queue length) stays an int, as it was set
+        self.value: int | float = value
         self._t = now
         self._area = 0.0
         self._mark_t = now
         self._mark_area = 0.0
 
-    def set(self, now: float, value: float) -> None:
+    def set(self, now: float, value: int | float) -> None:
         self._area += self.value * (now - self._t)
         self._t = now
         self.value = value
