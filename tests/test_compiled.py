@@ -21,7 +21,6 @@ import ast
 import json
 import os
 import shutil
-import subprocess
 import sys
 import sysconfig
 import zipfile
@@ -31,6 +30,7 @@ from typing import Any
 import pytest
 
 from lbsim.model.policies import POLICIES
+from tests.support import run_program
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = REPO / "scenarios"
@@ -103,7 +103,7 @@ import lbsim
 from lbsim.build import model_compiled
 from lbsim.experiment.run import run_replication
 
-cases = json.load(sys.stdin)
+cases = json.loads(Path(sys.argv[1]).read_text())
 runs = {}
 for case in cases:
     scenario = lbsim.loads_scenario(Path(case["file"]).read_text(), case["file"], case["sets"])
@@ -117,16 +117,9 @@ json.dump({"compiled": model_compiled(), "file": lbsim.__file__, "runs": runs}, 
 def _child(cases: list[dict[str, Any]], pythonpath: Path, cwd: Path) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(pythonpath)}
     env.pop("LBSIM_MYPYC", None)
-    proc = subprocess.run(
-        [sys.executable, "-c", CHILD],
-        input=json.dumps(cases),
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=900,
-        check=False,
-    )
+    listing = cwd / "cases.json"
+    listing.write_text(json.dumps(cases))
+    proc = run_program([sys.executable, "-c", CHILD, listing], timeout=900, env=env, cwd=cwd)
     assert proc.returncode == 0, proc.stderr[-4000:]
     out: dict[str, Any] = json.loads(proc.stdout)
     return out
@@ -161,13 +154,10 @@ def compiled_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("compiled")
     src = _sources(root)
     dist = root / "dist"
-    proc = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(src)],
-        env={**os.environ, "LBSIM_MYPYC": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
-        capture_output=True,
-        text=True,
+    proc = run_program(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", dist, src],
         timeout=1500,
-        check=False,
+        env={**os.environ, "LBSIM_MYPYC": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
     )
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
     (wheel,) = dist.glob("lbsim-*.whl")
@@ -245,25 +235,20 @@ def test_compiled_results_are_the_pure_results_bit_for_bit(both: dict[str, Any])
 
 def test_the_cli_of_the_compiled_build_says_so(compiled_site: Path, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(compiled_site)}
-    out = subprocess.run(
-        [sys.executable, "-m", "lbsim", "--version"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-        timeout=60,
-        check=True,
-    ).stdout
-    assert out.strip().endswith("(model compiled with mypyc)")
-    meta = tmp_path / "out"
-    mixed = str(SCENARIOS / "mixed.yaml")
-    subprocess.run(
-        [sys.executable, "-m", "lbsim", "run", mixed, "-q", "--duration", "20", "--out", str(meta)],
-        cwd=tmp_path,
-        env=env,
-        timeout=300,
-        check=True,
+    version = run_program(
+        [sys.executable, "-m", "lbsim", "--version"], timeout=60, env=env, cwd=tmp_path
     )
+    assert version.returncode == 0, version.stderr
+    assert version.stdout.strip().endswith("(model compiled with mypyc)")
+    meta = tmp_path / "out"
+    mixed = SCENARIOS / "mixed.yaml"
+    run = run_program(
+        [sys.executable, "-m", "lbsim", "run", mixed, "-q", "--duration", "20", "--out", meta],
+        timeout=300,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stderr
     assert json.loads((meta / "meta.json").read_text())["lbsim_build"] == (
         "model compiled with mypyc"
     )
@@ -272,14 +257,11 @@ def test_the_cli_of_the_compiled_build_says_so(compiled_site: Path, tmp_path: Pa
 def test_an_editable_compiled_install_is_refused(tmp_path: Path) -> None:
     """setuptools would put the compiled modules beside the sources, shadowing later edits."""
     src = _sources(tmp_path)
-    proc = subprocess.run(
+    proc = run_program(
         [sys.executable, "setup.py", "editable_wheel"],
-        cwd=src,
-        env={**os.environ, "LBSIM_MYPYC": "1"},
-        capture_output=True,
-        text=True,
         timeout=120,
-        check=False,
+        env={**os.environ, "LBSIM_MYPYC": "1"},
+        cwd=src,
     )
     assert proc.returncode != 0
     assert "cannot be an editable install" in proc.stderr
