@@ -31,42 +31,12 @@ import pytest
 
 from lbsim.model.policies import POLICIES
 from tests.support import run_program
+from tests.test_node_scaling import SCENARIO as EDGES  # outages, health checks, max_conns
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = REPO / "scenarios"
 
 pytestmark = [pytest.mark.compiled, pytest.mark.slow, pytest.mark.xdist_group("compiled")]
-
-#: a small site that exercises the balancer's edge cases (two outages, health
-#: checks, max_conns, a timeout, weights), written next to the runs
-EDGES = """
-name: edges
-seed: 11
-duration: 60
-warmup: 5
-workload:
-  open: {rate: 70}
-  timeout: 20
-  classes:
-    - {name: page, weight: 0.9, cpu: {dist: lognormal, mean: 0.08, cv: 1.5}}
-    - {name: slow, weight: 0.1, cpu: {dist: lognormal, mean: 0.6, cv: 1.0}}
-balancer:
-  health_check: {interval: 2, fall: 2, rise: 2}
-  upstream_timeout: 5
-app:
-  nodes:
-    - {name: app1, weight: 2}
-    - {name: app2, outages: [{start: 20, duration: 15}]}
-    - {name: app3}
-    - {name: app4, weight: 3, outages: [{start: 40, duration: 5}]}
-    - {name: app5}
-    - {name: app6}
-  workers: 2
-  cores: 1
-  backlog: 8
-  max_conns: 3
-database: {engine: none}
-"""
 
 #: the fast paths' edge cases on EDGES (products, retries, slow start, panic)
 EDGE_SETS = [
