@@ -247,6 +247,22 @@ def test_every_run_is_deterministic_for_a_seed() -> None:
     assert a != c
 
 
+def test_a_run_freezes_the_collector_only_when_nobody_else_has() -> None:
+    import gc
+
+    during: list[int] = []
+    stack = Stack(scenario(base()), replication=0)
+    stack.run(progress=lambda t, horizon: during.append(gc.get_freeze_count()))
+    assert min(during) > 0  # the objects made before the run left the full passes
+    assert gc.get_freeze_count() == 0  # and came back after it
+    gc.freeze()
+    try:
+        Stack(scenario(base()), replication=0).run()
+        assert gc.get_freeze_count() > 0  # the caller's freeze is kept (not unfrozen)
+    finally:
+        gc.unfreeze()
+
+
 def test_arrival_trace_does_not_depend_on_the_policy() -> None:
     one = scenario(base(balancer={"policy": "round_robin"}))
     two = scenario(base(balancer={"policy": "power_of_d"}))

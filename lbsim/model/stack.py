@@ -166,8 +166,11 @@ class Stack:
         every(env, self._interval, self.observer.tick, first=self._interval)
         horizon = sc.horizon
         # what exists now (scenario, model, SimPy, numpy) lives for the whole run:
-        # leave it out of the garbage collector's full passes (a few % of a run)
-        gc.freeze()
+        # leave it out of the garbage collector's full passes (a few % of a run);
+        # a caller that froze objects itself keeps them frozen: no freeze is ours then
+        ours = gc.get_freeze_count() == 0
+        if ours:
+            gc.freeze()
         try:
             if progress is None:
                 run(env, horizon)
@@ -179,7 +182,8 @@ class Stack:
                     run(env, t)
                     progress(t, horizon)
         finally:
-            gc.unfreeze()
+            if ours:
+                gc.unfreeze()
         self.observer.tick(env.now)
         out = self.observer.results(env.now, sc.duration)
         merge(out, self.database.results(env.now))

@@ -363,8 +363,6 @@ def measure_classes(
 class WritePath:
     """An empty write against an empty read, measured one at a time."""
 
-    #: CPU one of the other Galera nodes spends per write-set (s)
-    apply_cpu: float
     #: how much longer the write takes than the read as PHP sees it (s)
     extra: float
     #: median time of the empty read as PHP sees it (s): two hops and a trivial query
@@ -383,26 +381,22 @@ def single_row_requests(kind: str, n: int) -> list[PlannedRequest]:
     return [_request(i, 0, (PlannedQuery(kind, (2 + i,), 0, 0.0),)) for i in range(n)]
 
 
-def measure_writes(url: str, cpu: Snapshot, others: Sequence[str], n: int = 40) -> WritePath:
-    """The write path of a single-row autocommit UPDATE against a single-row SELECT."""
+def measure_writes(url: str, n: int = 40) -> WritePath:
+    """The write path of a single-row autocommit UPDATE against a single-row SELECT.
+    (What the other Galera nodes spend per write-set is measured apart, by
+    :func:`lbsim.validation.node_costs.measure_node_costs`.)"""
     reads = single_row_requests("r", n)
     writes = single_row_requests("w", n)
     _check(send_sequential(url, reads[:3]), "warm-up reads")
-    a = cpu()
     r = send_sequential(url, reads)
-    b = cpu()
     w = send_sequential(url, writes)
-    c = cpu()
     _check(r, "Galera read baseline")
     _check(w, "Galera write measurement")
-    idle_per_request = _delta(a, b, others) / n  # the others' CPU while only reads run
-    apply = max(_delta(b, c, others) / n - idle_per_request, 0.0) / max(len(others), 1)
     read_times = [x.db - x.connect for x in r]
     write_times = [x.db - x.connect for x in w]
     # medians: a write now and then waits milliseconds for something unrelated
     extra = max(statistics.median(write_times) - statistics.median(read_times), 0.0)
     return WritePath(
-        apply,
         extra,
         max(statistics.median(read_times), 0.0),
         statistics.median(x.connect for x in r),

@@ -73,6 +73,7 @@ from lbsim.validation.lowload import (
     measure_idle_phase,
 )
 from lbsim.validation.machine import machine as machine  # re-exported: what it ran on
+from lbsim.validation.node_costs import measure_node_costs
 from lbsim.validation.paired import PairedMetric, pair
 from lbsim.validation.products import product_overrides, stack_balancer
 from lbsim.validation.visibility import calibrate_visibility
@@ -249,15 +250,26 @@ def measure(
             writer = names[db.routing.writer] if db.routing.read_write_split else names[0]
             others = [n for n in names if n != writer]
         say("measuring the write path (write − read time" + (", apply cost)" if others else ")"))
-        path = measure_writes(handle.url, cpu.snapshot, others)
-        cal.apply_cpu, cal.write_commit = path.apply_cpu, path.extra
+        path = measure_writes(handle.url)
+        cal.write_commit = path.extra
+        if others:
+            # each receiving node's CPU over 300 writes less its own idle rate (the
+            # lower of two quiet windows); the earlier 40-write difference against a
+            # read batch measured 0 in CI when a node was busier during the reads
+            node_cpu = measure_node_costs(handle.url, cpu.snapshot, others)
+            cal.apply_cpu = statistics.fmean(node_cpu.values())
+            if cal.apply_cpu <= 0:
+                raise CalibrationError(
+                    f"the database nodes {', '.join(others)} spent no measurable CPU on "
+                    "the write-sets they received: their CPU counters do not move"
+                )
         cal.app_db = path.read_wall / 2
         cal.connect = path.connect_wall
         cal.log_flush = measure_log_flush(lambda argv: handle.exec(writer, argv))
         say(
             f"  write − read {path.extra * 1e3:.3f} ms, log flush {cal.log_flush * 1e3:.3f} ms, "
             f"empty read {path.read_wall * 1e3:.3f} ms, connect {path.connect_wall * 1e3:.3f} ms"
-            + (f", {path.apply_cpu * 1e3:.3f} ms CPU per write-set elsewhere" if others else "")
+            + (f", {cal.apply_cpu * 1e3:.3f} ms CPU per write-set elsewhere" if others else "")
         )
         if others:
             cal.visibility_lags = calibrate_visibility(

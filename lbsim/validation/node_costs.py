@@ -1,8 +1,8 @@
 """What a Galera node spends on each write-set it receives, measured at its own CPU.
 
-``lbsim calibrate`` measures the apply cost once, as the mean over the nodes
-that receive the writer's write-sets, on a stack whose nodes have the same
-cores (:func:`lbsim.validation.calibration.measure_writes`). A node squeezed
+``lbsim calibrate`` measures the apply cost once, with :func:`measure_node_costs`,
+as the mean over the nodes that receive the writer's write-sets, on a stack
+whose nodes have the same cores. A node squeezed
 into a small CFS quota spends more CPU per write-set than that: measured on
 the slow-galera-node story (db3 at 0.1 cores, 80 write-sets/s), db3 used 0.047
 cores where the even stack's cost gave 0.021, and the model under-predicted
