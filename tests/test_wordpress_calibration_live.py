@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -36,52 +35,25 @@ from typing import Any
 import pytest
 import yaml
 
-from lbsim.target.campaign import run_target_campaign
-from lbsim.validation.campaign import CampaignOptions
 from tests.stack_support import require_docker
 from tests.support import run_program
+from tests.wordpress_support import EXAMPLE, running_target, short_calibration
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "validation" / "examples" / "wordpress"
 PORT = 18220
 PROJECT = "lbsim-wp-caltest"
 
 
-def _stack(*args: str, timeout: float) -> str:
-    env = {**os.environ, "PORT": str(PORT), "PROJECT": PROJECT}
-    proc = run_program([str(EXAMPLE / "stack.sh"), *args], timeout=timeout, env=env)
-    assert proc.returncode == 0, f"stack.sh {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout
-
-
-def _target(seed: Path) -> dict[str, object]:
-    """The example's target-single.yaml, pointed at this test's project, port and seed."""
-    doc = yaml.safe_load((EXAMPLE / "target-single.yaml").read_text())
-    doc["compose"] = {"project": PROJECT}
-    doc["url"] = f"http://127.0.0.1:{PORT}"
-    req = doc["requests"]
-    req["post"]["ids_file"] = req["comment"]["ids_file"] = str(seed / "post-ids.txt")
-    req["search"]["words_file"] = str(seed / "words.txt")
-    req["account"]["headers"] = {"Cookie": f"{{file:{seed / 'cookie.txt'}}}"}
-    return doc
-
-
 def test_wordpress_calibrates_and_replays_as_a_target(tmp_path: Path) -> None:
     require_docker()
-    _stack("build", timeout=1800)
-    _stack("down", "single", timeout=120)  # what an interrupted earlier run left
-    try:
-        _stack("up", "single", timeout=400)
-        _stack("seed", "single", str(tmp_path / "seed"), timeout=600)
-        target = tmp_path / "target.yaml"
-        target.write_text(yaml.safe_dump(_target(tmp_path / "seed")))
+    with running_target(
+        "single", "target-single.yaml", port=PORT, project=PROJECT, work=tmp_path
+    ) as target:
         scenario = tmp_path / "wordpress.yaml"
         shutil.copy(EXAMPLE / "wordpress.yaml", scenario)
         _calibrate(scenario, target, tmp_path / "report")
         _replay(scenario, target, tmp_path / "replay")
-    finally:
-        _stack("down", "single", timeout=120)
 
 
 #: A known model error: at the 60 % level the model's latency is high. Its
@@ -100,24 +72,7 @@ def _known(p: Any) -> bool:
 
 
 def _calibrate(scenario: Path, target: Path, out: Path) -> None:
-    options = CampaignOptions(
-        levels=(0.3, 0.6),
-        duration=15.0,
-        warmup=5.0,
-        per_class=15,
-        out=out,
-        repetitions=2,
-        min_requests=0,
-        phase_repeats=2,
-    )
-    result = run_target_campaign(scenario, target, options, say=print)
-    rows = [
-        f"{p.level:>4} {p.metric:<28} predicted {p.to_dict()['predicted_mean']:.4g} "
-        f"measured {p.to_dict()['measured_mean']:.4g} error {p.mean:+.3f} ± {p.half:.3f} "
-        f"bound {p.bound:g} {p.verdict}"
-        for p in result.paired()
-    ]
-    print("paired errors over the replays:", *rows, sep="\n  ")
+    result, rows = short_calibration(scenario, target, out, (0.3, 0.6), per_class=15)
     # the topology as the containers have it, in the scenario every later step reads
     topo = yaml.safe_load((out / "wordpress.topology.yaml").read_text())
     assert topo["app"]["nodes"] == [{"name": "app1", "cores": 1.0, "workers": 4}]

@@ -238,9 +238,10 @@ def run_target_campaign(
                 probe=probe,
                 settle_seconds=options.settle_seconds,
             )
-            cal, statements = m.calibration, m.statements
+            cal, statements, measured_notes = m.calibration, m.statements, m.notes
         else:
             cal, statements, source = earlier
+            measured_notes = []
             say(
                 f"a what-if: the class costs of {costs} (measured on {source}); this target "
                 "is not measured at low load"
@@ -249,6 +250,7 @@ def run_target_campaign(
             file, target_file, costs, overrides, base, target, stack, topology, cal, statements,
             outdir, say,
         )  # fmt: skip
+        result.target["notes"].extend(measured_notes)
         _levels(result, topo_file, raw, topo, stack, target, options, say, probe)
     from lbsim.validation.report import write_report
 

@@ -34,12 +34,20 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from lbsim.scenario.database import Galera
 from lbsim.scenario.schema import Scenario
 from lbsim.target.topology import (
     STATEMENT_COUNTERS,
     ClassStatements,
     own_status_counts,
     statements_from_status,
+)
+from lbsim.target.write_sets import (
+    WSREP_COUNTERS,
+    NodeLoad,
+    node_loads,
+    replicated_per_request,
+    write_set_costs,
 )
 from lbsim.validation import collectors
 from lbsim.validation.background import SETTLE_MOST, Meter
@@ -62,11 +70,14 @@ TARGET_COSTS = MachineCosts(unit_seconds=1.0, db_iteration_seconds=0.0)
 class TargetMeasurement:
     calibration: Calibration
     statements: list[ClassStatements] = field(default_factory=list)
+    #: what the report should say about the measurement (the Galera write-set fit)
+    notes: list[str] = field(default_factory=list)
 
 
-def read_status(stack: Any, nodes: Sequence[str]) -> Status:
-    """Every database node's statement counters."""
-    return {n: collectors.global_status(stack, n, STATEMENT_COUNTERS) for n in nodes}
+def read_status(stack: Any, nodes: Sequence[str], galera: bool = False) -> Status:
+    """Every database node's statement counters (and write-set counters on Galera)."""
+    keys = (*STATEMENT_COUNTERS, *WSREP_COUNTERS) if galera else STATEMENT_COUNTERS
+    return {n: collectors.global_status(stack, n, keys) for n in nodes}
 
 
 def first_per_class(
@@ -123,27 +134,34 @@ def measure_target(
         f"  idle stack {idle.stack:.3f} cores; background (other programs) {idle.cores:.3f} "
         f"cores{'' if idle.valid else ' — NOT VALID: ' + '; '.join(idle.problems)}"
     )
+    galera = isinstance(scenario.database, Galera) and len(db) > 1
     own: dict[str, float] = {}
     if db:
-        first = read_status(stack, db)
-        own = own_status_counts(first, read_status(stack, db))
+        first = read_status(stack, db, galera)
+        own = own_status_counts(first, read_status(stack, db, galera))
     names = [c.name for c in scenario.workload.classes]
     batches = first_per_class(items, names, per_class)
     say(f"measuring every class at low load ({per_class} requests each, one at a time)")
     classes, phases, statements = [], [], []
+    loads: dict[str, list[NodeLoad]] = {}
     for name, batch in batches.items():
-        before = read_status(stack, db) if db else {}
+        before = read_status(stack, db, galera) if db else {}
         cost, bg = measure_class_phase(
             stack.url, name, batch, cpu.snapshot, meter, groups, 0.0, gap, phase_repeats,
             settle_seconds=settle_seconds,
         )  # fmt: skip
-        after = read_status(stack, db) if db else {}
+        after = read_status(stack, db, galera) if db else {}
         # a repeated phase sent its requests more than once: counters per request sent
         sent = len(batch) * bg.attempt
         stmts = statements_from_status(name, sent, before, after, own) if db else None
         if stmts is not None:
             statements.append(stmts)
             cost.writes = stmts.writes
+        if galera:
+            # the CPU is the last attempt's, the counters every attempt's: both per
+            # request of their own span (a node's served share does not move)
+            loads[name] = node_loads(sent, cost.db_node_cpu, before, after, own)
+            cost.writes = replicated_per_request(sent, before, after)
         classes.append(cost)
         phases.append(bg)
         say(
@@ -169,6 +187,21 @@ def measure_target(
         phases=[bg.to_dict() for bg in [idle, *phases]],
     )
     cal.balancer_latency = balancer_residual(classes, weights)
+    notes: list[str] = []
+    if galera:
+        ws = write_set_costs(loads)
+        cal.apply_cpu = ws.apply_cpu
+        fitted = ", ".join(
+            f"{name} {f.apply * 1e3:.3f} ms x {r:.2f}" for name, (f, r) in ws.per_class.items()
+        )
+        notes.append(
+            f"Galera: {ws.apply_cpu * 1e3:.3f} ms of CPU per write-set a node receives, fitted "
+            "over the nodes' CPU, connections and wsrep_received per class"
+            + (f" (per class, x write-sets received per request: {fitted})" if fitted else "")
+        )
+        notes.extend(ws.notes)
+        for line in notes:
+            say(f"  {line}")
     if probe is not None:
         samples = probe.between(started, time.monotonic())
         if samples:
@@ -177,7 +210,7 @@ def measure_target(
                 f"  the machine's speed probe: {cal.probe_seconds * 1e3:.2f} ms of CPU per "
                 f"piece of fixed work (median of {len(samples)})"
             )
-    return TargetMeasurement(cal, statements)
+    return TargetMeasurement(cal, statements, notes)
 
 
 def own_meter(cpu: collectors.ContainerCpu, probe: SpeedProbe | None) -> Meter:

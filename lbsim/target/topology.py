@@ -183,21 +183,33 @@ def statements_from_status(
     status itself adds to each counter (:func:`own_status_counts`)."""
 
     def delta(key: str) -> float:
-        total = 0.0
-        for node, b in before.items():
-            a = after.get(node)
-            if a is None:
-                continue
-            try:
-                d = float(a.get(key, "0")) - float(b.get(key, "0"))
-            except ValueError:
-                continue
-            total += max(d - own.get(key, 0.0), 0.0)
-        return total
+        return counter_delta(before, after, key, own)
 
     reads = delta("com_select")
     writes = sum(delta(k) for k in WRITE_COUNTERS)
     return ClassStatements(name, n, reads / n, writes / n, delta("connections") / n)
+
+
+def counter_delta(
+    before: Mapping[str, Mapping[str, str]],
+    after: Mapping[str, Mapping[str, str]],
+    key: str,
+    own: Mapping[str, float] | None = None,
+) -> float:
+    """How far status counter ``key`` moved, summed over the nodes read both
+    times, each node's move less ``own[key]`` (what reading the status adds)
+    and at least 0; a value that is not a number counts nothing."""
+    total = 0.0
+    for node, b in before.items():
+        a = after.get(node)
+        if a is None:
+            continue
+        try:
+            d = float(a.get(key, "0")) - float(b.get(key, "0"))
+        except ValueError:
+            continue
+        total += max(d - (own or {}).get(key, 0.0), 0.0)
+    return total
 
 
 #: the ``SHOW GLOBAL STATUS`` counters of statements that change rows

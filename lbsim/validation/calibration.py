@@ -92,6 +92,9 @@ class ClassCost:
     #: the part of ``other_cpu`` outside every container and this process
     #: (docker-proxy, the kernel's network stack) (s)
     induced_cpu: float = 0.0
+    #: each database container's CPU per request (s; its idle rate taken off,
+    #: not clamped at 0: around 0 it is noise a fit over the nodes needs)
+    db_node_cpu: dict[str, float] = field(default_factory=dict)
 
     def at_unit(self, unit: float) -> ClassCost:
         """These costs on the machine as it was when a work unit cost ``unit``
@@ -110,6 +113,7 @@ class ClassCost:
             db_cpu=self.db_cpu * f,
             other_cpu=self.other_cpu * f,
             induced_cpu=self.induced_cpu * f,
+            db_node_cpu={k: v * f for k, v in self.db_node_cpu.items()},
             unit=unit,
         )
 

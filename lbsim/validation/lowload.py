@@ -99,6 +99,11 @@ def class_cost(
     background = _mean([before, after])
     app = max(_group(snaps[1], snaps[2], groups.app) - idle_rate(groups.app) * span, 0.0)
     dbs = max(_group(snaps[1], snaps[2], groups.db) - idle_rate(groups.db) * span, 0.0)
+    # per node unclamped: a node's noise around 0 is data for a fit over the nodes
+    per_db = {
+        node: (_group(snaps[1], snaps[2], [node]) - idle_rate([node]) * span) / n
+        for node in groups.db
+    }
     others = max(_group(snaps[1], snaps[2], groups.other) - idle_rate(groups.other) * span, 0.0)
     own = reads[2].own - reads[1].own
     induced = max(outside_cores(reads[1], reads[2]) - background, 0.0) * span
@@ -126,6 +131,7 @@ def class_cost(
         writes=_mean(sum(1 for q in i.queries if q.kind == "w") for i in items),
         unit=_finite_or_zero(unit_seconds(recs)),
         induced_cpu=induced / n,
+        db_node_cpu=per_db,
     )
     return cost, bg
 
