@@ -230,6 +230,11 @@ def test_measured_requests_carry_their_classes_mean_demands() -> None:
     assert {k: len(v) for k, v in batches.items()} == {"front": 5, "comment": 5}
     assert all(i.cls_name == k for k, v in batches.items() for i in v)
     assert isinstance(batches["comment"][0], MeasuredRequest)
+    # a Galera target's writing class gets more of its requests, in trace order
+    more = first_per_class(items, ["front", "comment"], 5, {"comment": 12})
+    assert {k: len(v) for k, v in more.items()} == {"front": 5, "comment": 12}
+    assert more["comment"][:5] == batches["comment"]
+    assert [i.index for i in more["comment"]] == sorted(i.index for i in more["comment"])
 
 
 def test_a_relative_trace_is_made_absolute_for_the_topology_scenario(tmp_path: Path) -> None:
@@ -280,3 +285,17 @@ def test_a_what_if_refuses_costs_without_every_class_or_not_a_calibration(
     broken.write_text("{")
     with pytest.raises(CalibrationError, match=r"broken\.json: not a calibration\.json"):
         earlier_calibration(broken, scenario)
+
+
+def test_the_low_load_trace_is_long_enough_for_a_rare_class() -> None:
+    from lbsim.scenario.loader import load_scenario
+    from lbsim.target.campaign import low_load_trace
+    from lbsim.target.costs import LOW_LOAD_TRACE_SECONDS
+
+    root = Path(__file__).resolve().parent.parent
+    short = load_scenario(root / "validation" / "examples" / "wordpress" / "wordpress-galera.yaml")
+    assert short.duration < LOW_LOAD_TRACE_SECONDS
+    long = low_load_trace(short)
+    assert long.duration == LOW_LOAD_TRACE_SECONDS
+    assert long.workload == short.workload and long.seed == short.seed
+    assert low_load_trace(long) is long

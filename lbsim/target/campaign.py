@@ -45,7 +45,7 @@ import yaml
 from lbsim.scenario.loader import load_scenario
 from lbsim.scenario.overrides import apply_overrides
 from lbsim.scenario.schema import Scenario
-from lbsim.target.costs import measure_target, own_meter
+from lbsim.target.costs import LOW_LOAD_TRACE_SECONDS, measure_target, own_meter
 from lbsim.target.http import TargetRequest
 from lbsim.target.loader import load_target
 from lbsim.target.replay import replay_target
@@ -106,6 +106,15 @@ def measured_items(scenario: Scenario, target: TargetSpec) -> Iterator[MeasuredR
             for i, q in enumerate(plan.queries)
         )
         yield MeasuredRequest(req, c.cpu.mean, means)
+
+
+def low_load_trace(scenario: Scenario) -> Scenario:
+    """``scenario`` with a trace long enough for the low-load requests (at least
+    :data:`LOW_LOAD_TRACE_SECONDS`): only its first requests of each class are
+    sent, the longer duration only gives a rare class enough of them."""
+    if scenario.duration >= LOW_LOAD_TRACE_SECONDS:
+        return scenario
+    return scenario.model_copy(update={"duration": LOW_LOAD_TRACE_SECONDS})
 
 
 def earlier_calibration(
@@ -231,7 +240,7 @@ def run_target_campaign(
             m = measure_target(
                 stack,
                 base,
-                measured_items(base, target),
+                measured_items(low_load_trace(base), target),
                 options.per_class,
                 options.phase_repeats,
                 say,
