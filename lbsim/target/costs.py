@@ -81,11 +81,14 @@ def read_status(stack: Any, nodes: Sequence[str], galera: bool = False) -> Statu
 
 
 def first_per_class(
-    items: Iterable[Any], names: Sequence[str], per_class: int, more: Mapping[str, int] = {}
+    items: Iterable[Any],
+    names: Sequence[str],
+    per_class: int,
+    more: Mapping[str, int] | None = None,
 ) -> dict[str, list[Any]]:
     """The first ``per_class`` items of each class (in trace order); ``more``:
     classes that get that many instead."""
-    want = {n: more.get(n, per_class) for n in names}
+    want = {n: (more or {}).get(n, per_class) for n in names}
     out: dict[str, list[Any]] = {n: [] for n in names}
     for item in items:
         bucket = out.get(item.cls_name)
@@ -185,7 +188,8 @@ def measure_target(
             cost.writes = stmts.writes
         if galera:
             # the CPU is the last attempt's, the counters every attempt's: both per
-            # request of their own span (a node's served share does not move)
+            # request of their own span (a node's served share does not move);
+            # a request's writes are then its write-sets, not its statements
             loads[name] = node_loads(sent, cost.db_node_cpu, before, after, own)
             cost.writes = replicated_per_request(sent, before, after)
         classes.append(cost)

@@ -197,19 +197,26 @@ def counter_delta(
     own: Mapping[str, float] | None = None,
 ) -> float:
     """How far status counter ``key`` moved, summed over the nodes read both
-    times, each node's move less ``own[key]`` (what reading the status adds)
-    and at least 0; a value that is not a number counts nothing."""
-    total = 0.0
-    for node, b in before.items():
-        a = after.get(node)
-        if a is None:
-            continue
-        try:
-            d = float(a.get(key, "0")) - float(b.get(key, "0"))
-        except ValueError:
-            continue
-        total += max(d - (own or {}).get(key, 0.0), 0.0)
-    return total
+    times (:func:`node_counter_delta` each)."""
+    return sum(
+        node_counter_delta(b, after[node], key, own) for node, b in before.items() if node in after
+    )
+
+
+def node_counter_delta(
+    before: Mapping[str, str],
+    after: Mapping[str, str],
+    key: str,
+    own: Mapping[str, float] | None = None,
+) -> float:
+    """How far one node's status counter ``key`` moved, less ``own[key]`` (what
+    reading the status adds) and at least 0; a value that is not a number
+    counts nothing."""
+    try:
+        d = float(after.get(key, "0")) - float(before.get(key, "0"))
+    except ValueError:
+        return 0.0
+    return max(d - (own or {}).get(key, 0.0), 0.0)
 
 
 #: the ``SHOW GLOBAL STATUS`` counters of statements that change rows

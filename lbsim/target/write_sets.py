@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from lbsim.target.topology import counter_delta
+from lbsim.target.topology import counter_delta, node_counter_delta
 
 #: the status counters a Galera target's class measurement reads besides the
 #: statements': write-sets a node replicated (its own) and received (others')
@@ -128,20 +128,16 @@ def node_loads(
     """Each node's load per request over a class's ``n`` requests: ``cpu`` its
     CPU seconds per request, ``before``/``after`` its status counters, ``own``
     what one status reading adds to a counter."""
-    out = []
-    for node, b in before.items():
-        if node not in after:
-            continue
-        one, later = {node: b}, {node: after[node]}
-        out.append(
-            NodeLoad(
-                node,
-                cpu.get(node, 0.0),
-                counter_delta(one, later, "connections", own) / n,
-                counter_delta(one, later, "wsrep_received", own) / n,
-            )
+    return [
+        NodeLoad(
+            node,
+            cpu.get(node, 0.0),
+            node_counter_delta(b, after[node], "connections", own) / n,
+            node_counter_delta(b, after[node], "wsrep_received", own) / n,
         )
-    return out
+        for node, b in before.items()
+        if node in after
+    ]
 
 
 def replicated_per_request(
