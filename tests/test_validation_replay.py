@@ -750,6 +750,44 @@ def test_a_class_measured_at_no_database_cpu_keeps_a_querys_least_cost(tmp_path:
 
 
 @pytest.mark.unit
+@pytest.mark.parametrize(
+    ("app", "expected"),
+    [
+        # Docker cpus 0.5: a CFS quota of 50 ms per 100 ms, not half-speed workers
+        ({"nodes": 2, "cores": 0.5}, [0.1, 0.1]),
+        # a period the scenario gives (or a target read) is kept
+        ({"nodes": 2, "cores": 0.5, "cpu_period": 0.02}, [0.02, 0.02]),
+        # a core or more: a busy worker gets a whole core either way
+        ({"nodes": 2, "cores": 1.0}, [None, None]),
+        # per node: only the node under a core
+        ({"nodes": [{"cores": 0.25}, {"cores": 2}], "cores": 1}, [0.1, None]),
+        ({"nodes": [{"cores": 0.5, "cpu_period": 0.05}, {}], "cores": 0.5}, [0.05, 0.1]),
+    ],
+)
+def test_calibration_runs_app_nodes_under_a_core_as_the_stack_does(
+    tmp_path: Path, app: dict[str, Any], expected: list[float | None]
+) -> None:
+    """The stack limits an app container with ``cpus``: under one core the
+    calibrated model runs it under CFS bandwidth control in Docker's 100 ms
+    periods (CPUS_PERIOD), where processor sharing said 14-15 ms for a view
+    the stack served in 9-10 ms (the slow-galera-node story, 2026-12-07)."""
+    raw = yaml.safe_load(MIXED.read_text())
+    raw["app"] = {**raw["app"], **app}
+    src = tmp_path / "s.yaml"
+    src.write_text(yaml.safe_dump(raw))
+    sc = lbsim.load_scenario(src)
+    data = calibrate_scenario(raw, sc, _calibration(), rate=20.0)
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(data))
+    calibrated = lbsim.load_scenario(path)
+    assert [n.cpu_period for n in calibrated.app.resolved_nodes()] == expected
+    assert [n.cores for n in calibrated.app.resolved_nodes()] == [
+        n.cores for n in sc.app.resolved_nodes()
+    ]
+    assert raw["app"] == {**yaml.safe_load(MIXED.read_text())["app"], **app}  # not changed
+
+
+@pytest.mark.unit
 def test_a_stacks_costs_measure_the_benchmark_iteration_on_its_database(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
