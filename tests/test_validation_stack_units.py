@@ -138,6 +138,22 @@ def test_host_cgroup_path_found_for_each_layout(tmp_path: Path) -> None:
         path.unlink()
 
 
+def test_a_container_removed_while_measured_is_a_stack_error(tmp_path: Path) -> None:
+    """A container removed mid-run (docker rm -f during a story's calibration)
+    left a FileNotFoundError traceback; it is a StackError, which the CLI
+    prints as one line with exit 3."""
+    cid = "7a863f3fffd9f300fb921ebf88a3a57d"
+    path = tmp_path / "cpuacct" / "docker" / cid / "cpuacct.usage"
+    path.parent.mkdir(parents=True)
+    path.write_text("1500000000\n")
+    cpu = object.__new__(col.ContainerCpu)
+    cpu.paths, cpu.ids = {"db1": path}, {"db1": cid}
+    assert cpu.snapshot() == {"db1": pytest.approx(1.5)}
+    path.unlink()
+    with pytest.raises(dk.StackError, match=r"service 'db1': its container 7a863f3fffd9 is gone"):
+        cpu.snapshot()
+
+
 def test_proc_stat_busy_seconds_exclude_idle_and_iowait() -> None:
     busy_ticks = 950496 + 440 + 175656 + 0 + 1261 + 1558
     assert col.parse_proc_stat(PROC_STAT, 100) == pytest.approx(busy_ticks / 100)

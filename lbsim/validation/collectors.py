@@ -117,7 +117,14 @@ class ContainerCpu:
     def read(self, service: str) -> float:
         path = self.paths[service]
         if path is not None:
-            return parse_cgroup_cpu(path, path.read_text(encoding="ascii"))
+            try:
+                text = path.read_text(encoding="ascii")
+            except FileNotFoundError:
+                raise StackError(
+                    f"service {service!r}: its container {self.ids[service][:12]} is gone "
+                    f"({path} vanished) — was it stopped or removed while lbsim measured it?"
+                ) from None
+            return parse_cgroup_cpu(path, text)
         return parse_in_container_cpu(self.handle.exec(service, ["sh", "-c", IN_CONTAINER_CPU]))
 
     def snapshot(self) -> dict[str, float]:

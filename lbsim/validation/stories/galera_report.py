@@ -216,7 +216,10 @@ def markdown(result: GaleraResult) -> str:
                 f"{r.background.cores:.2f} cores, CPU work ×{r.background.speed:.3f}, {state}"
             )
     verdict = "passed" if result.passed else "NOT passed"
-    lines += ["", f"Verdict: **{verdict}** (no significant miss, every replay valid)."]
+    lines += [
+        "",
+        f"Verdict: **{verdict}** (passed means: no significant miss, every replay valid).",
+    ]
     return "\n".join(lines) + "\n"
 
 

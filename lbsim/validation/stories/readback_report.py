@@ -137,7 +137,10 @@ def markdown(result: ReadbackResult) -> str:
         )
     lines += [f"- problem: {p}" for p in result.problems]
     verdict = "passed" if result.passed else "NOT passed"
-    lines += ["", f"Verdict: **{verdict}** (no significant miss, sync_wait never stale)."]
+    lines += [
+        "",
+        f"Verdict: **{verdict}** (passed means: no significant miss, sync_wait never stale).",
+    ]
     return "\n".join(lines) + "\n"
 
 

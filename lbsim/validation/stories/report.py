@@ -116,7 +116,10 @@ def markdown(result: StoryResult) -> str:
             pairs = ", ".join(f"{k} {r.predicted.get(k, 0)}/{r.measured.get(k, 0)}" for k in keys)
             lines.append(f"- {v.variant.name}, replication {r.replication}: {pairs}")
     verdict = "passed" if result.passed else "NOT passed"
-    lines += ["", f"Verdict: **{verdict}** (no significant miss, every fix at 0 on both sides)."]
+    lines += [
+        "",
+        f"Verdict: **{verdict}** (passed means: no significant miss, every fix at 0).",
+    ]
     return "\n".join(lines) + "\n"
 
 
