@@ -200,6 +200,7 @@ def test_compose_services_and_limits(tmp_path: Path) -> None:
         "listen = 0.0.0.0:9000",
         "request_terminate_timeout = 3s",
         "pm.status_path = /status",
+        "pm.status_listen = 127.0.0.1:9001",
         "clear_env = no",
     ):
         assert want in pool

@@ -15,6 +15,8 @@ from lbsim.validation.policies import ReplayUnsupported, haproxy_rule, nginx_rul
 
 #: php-fpm listens here in every app container
 FPM_PORT = 9000
+#: php-fpm's status page alone (``pm.status_listen``), inside each app container
+FPM_STATUS_PORT = 9001
 #: the least_load agent listens here in every app container
 AGENT_PORT = 9777
 #: HAProxy's stats page (CSV at /stats;csv)
@@ -74,6 +76,11 @@ def php_fpm_pool(node: AppNode, scenario_name: str) -> str:
             f"pm.max_children = {node.workers}",
             "pm.max_requests = 0",
             "pm.status_path = /status",
+            # the status page on a listener of its own (an invisible pool): the
+            # least_load agent reads it while every worker is busy; through the
+            # pool's own listener it waited behind them, HAProxy's agent check
+            # timed out and kept the full node's weight (heavy-users, 2026-12-08)
+            f"pm.status_listen = 127.0.0.1:{FPM_STATUS_PORT}",
             "ping.path = /ping",
             f"request_terminate_timeout = {timeout}",
             "catch_workers_output = yes",

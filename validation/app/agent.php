@@ -7,12 +7,16 @@
 // lbsim.model.policies.least_load.idle_percent does:
 //   N = clamp(floor(max(min_idle, 1 - load) * 100 + 0.5), 1, 100)
 // load (LBSIM_AGENT_METRIC):
-//   workers  (active processes - 1 + listen queue) / total processes, from the
-//            php-fpm status page (read with cgi-fcgi)
+//   workers  (active processes + listen queue) / total processes, from the
+//            php-fpm status page (read with cgi-fcgi) on the pool's status
+//            listener (pm.status_listen): answered while every worker is busy.
+//            Through the pool's own listener the status request waited behind
+//            the workers, HAProxy's agent check timed out and kept the full
+//            node's last weight, and the node kept getting traffic.
 //   cpu      container CPU used since the previous reply / (cpus * elapsed),
 //            from the cgroup (v1 cpuacct or v2 cpu.stat)
 // Environment: LBSIM_AGENT_PORT (9777), LBSIM_AGENT_METRIC (workers),
-// LBSIM_AGENT_MIN_IDLE (0.01), LBSIM_FPM_ADDRESS (127.0.0.1:9000).
+// LBSIM_AGENT_MIN_IDLE (0.01), LBSIM_FPM_ADDRESS (127.0.0.1:9001).
 
 declare(strict_types=1);
 
@@ -41,9 +45,8 @@ function workers_load(string $address): ?float
     if ($s === null || empty($s['total processes'])) {
         return null;
     }
-    // the status request itself occupies one worker
-    $active = max(0, $s['active processes'] - 1);
-    return ($active + $s['listen queue']) / $s['total processes'];
+    // served by the status listener's own process: no worker of the pool
+    return ($s['active processes'] + $s['listen queue']) / $s['total processes'];
 }
 
 /** @return array{0: float, 1: float} CPU seconds used by this cgroup, and its cores */
@@ -67,7 +70,7 @@ function cgroup_cpu(): array
 $port = (int)env('LBSIM_AGENT_PORT', '9777');
 $metric = env('LBSIM_AGENT_METRIC', 'workers');
 $minIdle = (float)env('LBSIM_AGENT_MIN_IDLE', '0.01');
-$fpm = env('LBSIM_FPM_ADDRESS', '127.0.0.1:9000');
+$fpm = env('LBSIM_FPM_ADDRESS', '127.0.0.1:9001');
 
 $server = stream_socket_server("tcp://0.0.0.0:$port", $errno, $errstr);
 if ($server === false) {
