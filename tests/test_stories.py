@@ -24,6 +24,7 @@ from lbsim.validation.stories.harness import (
     Story,
     count_metric,
     run_story,
+    verdict_line,
 )
 from lbsim.validation.stories.policies import PoliciesResult, class_metrics, differences
 from lbsim.validation.stories.sides import ModelSide
@@ -305,3 +306,13 @@ def test_policies_report_names_ranking_differences_and_replays(tmp_path: Path) -
     data = json.loads(paths[0].read_text())
     assert data["ranking"]["measured.latency.mean"] == ["rr", "lc"]
     assert data["passed"] is False and len(data["replays"]["lc"]) == 3
+
+
+def test_a_reports_verdict_line_says_what_passing_means() -> None:
+    """A failed story's report read "NOT passed (no significant miss, every
+    replay valid)", as if it had no miss; the parenthesis states the criterion."""
+    means = "no significant miss, every replay valid"
+    assert verdict_line(False, means) == (
+        "Verdict: **NOT passed** (passed means: no significant miss, every replay valid)."
+    )
+    assert verdict_line(True, means).startswith("Verdict: **passed** (passed means: ")

@@ -10,6 +10,7 @@ from typing import Any
 from lbsim.report import atomic
 from lbsim.validation.paired import PairedMetric
 from lbsim.validation.stories.galera import PAUSED, GaleraResult
+from lbsim.validation.stories.harness import verdict_line
 
 
 def _clean(x: Any) -> Any:
@@ -215,11 +216,7 @@ def markdown(result: GaleraResult) -> str:
                 f"- {variant} r{r.repetition + 1} (seed {r.seed}): background "
                 f"{r.background.cores:.2f} cores, CPU work ×{r.background.speed:.3f}, {state}"
             )
-    verdict = "passed" if result.passed else "NOT passed"
-    lines += [
-        "",
-        f"Verdict: **{verdict}** (passed means: no significant miss, every replay valid).",
-    ]
+    lines += ["", verdict_line(result.passed, "no significant miss, every replay valid")]
     return "\n".join(lines) + "\n"
 
 

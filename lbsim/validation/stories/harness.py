@@ -217,3 +217,8 @@ def run_story(
 
 def finite(x: float) -> float | None:
     return x if math.isfinite(x) else None
+
+
+def verdict_line(passed: bool, means: str) -> str:
+    """A story report's last line: passed or not, and what passing ``means``."""
+    return f"Verdict: **{'passed' if passed else 'NOT passed'}** (passed means: {means})."

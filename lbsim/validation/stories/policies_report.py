@@ -9,6 +9,7 @@ from typing import Any
 
 from lbsim.report import atomic
 from lbsim.validation.paired import PairedMetric
+from lbsim.validation.stories.harness import verdict_line
 from lbsim.validation.stories.policies import PoliciesResult
 
 
@@ -140,11 +141,7 @@ def markdown(result: PoliciesResult, story: str, title: str, about: str) -> str:
                 f"- {p} r{r.repetition + 1} (seed {r.seed}): background "
                 f"{r.background.cores:.2f} cores, CPU work ×{r.background.speed:.3f}, {state}"
             )
-    verdict = "passed" if result.passed else "NOT passed"
-    lines += [
-        "",
-        f"Verdict: **{verdict}** (passed means: no significant miss, every replay valid).",
-    ]
+    lines += ["", verdict_line(result.passed, "no significant miss, every replay valid")]
     return "\n".join(lines) + "\n"
 
 

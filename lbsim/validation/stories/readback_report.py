@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from lbsim.report import atomic
+from lbsim.validation.stories.harness import verdict_line
 from lbsim.validation.stories.readback import BOUNDS, ReadbackResult
 
 #: how each metric reads in the table, and its unit
@@ -136,11 +137,7 @@ def markdown(result: ReadbackResult) -> str:
             f"{r.lag_mean * 1e3:.3f} ms past the OK over {r.lags} writes"
         )
     lines += [f"- problem: {p}" for p in result.problems]
-    verdict = "passed" if result.passed else "NOT passed"
-    lines += [
-        "",
-        f"Verdict: **{verdict}** (passed means: no significant miss, sync_wait never stale).",
-    ]
+    lines += ["", verdict_line(result.passed, "no significant miss, sync_wait never stale")]
     return "\n".join(lines) + "\n"
 
 

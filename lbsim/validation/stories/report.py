@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from lbsim.report import atomic
-from lbsim.validation.stories.harness import StoryResult
+from lbsim.validation.stories.harness import StoryResult, verdict_line
 
 
 def _num(x: float) -> float | None:
@@ -115,11 +115,7 @@ def markdown(result: StoryResult) -> str:
             keys = sorted(set(r.measured) | set(r.predicted))
             pairs = ", ".join(f"{k} {r.predicted.get(k, 0)}/{r.measured.get(k, 0)}" for k in keys)
             lines.append(f"- {v.variant.name}, replication {r.replication}: {pairs}")
-    verdict = "passed" if result.passed else "NOT passed"
-    lines += [
-        "",
-        f"Verdict: **{verdict}** (passed means: no significant miss, every fix at 0).",
-    ]
+    lines += ["", verdict_line(result.passed, "no significant miss, every fix at 0")]
     return "\n".join(lines) + "\n"
 
 
