@@ -309,6 +309,18 @@ def test_haproxy_least_load_agent(tmp_path: Path) -> None:
     assert env["LBSIM_AGENT_PORT"] == "9777"
     assert env["LBSIM_AGENT_METRIC"] == "cpu"
     assert env["LBSIM_AGENT_MIN_IDLE"] == "0.05"
+    # the agent reads php-fpm's status on the pool's status listener, or
+    # through the pool itself where the scenario says so (agent_status: pool)
+    assert env["LBSIM_AGENT_STATUS"] == "listener"
+    assert env["LBSIM_FPM_ADDRESS"] == "127.0.0.1:9001"
+    assert "pm.status_listen = 127.0.0.1:9001" in files["app1/www.conf"]
+    pool = scenario(
+        "balancer: {product: haproxy, policy: least_load, policy_options: {agent_status: pool}}\n"
+        "app: {nodes: 2, weight: 100}"
+    )
+    env = stack(pool, tmp_path, balancer="haproxy")[0]["services"]["app1"]["environment"]
+    assert env["LBSIM_AGENT_STATUS"] == "pool"
+    assert env["LBSIM_FPM_ADDRESS"] == "127.0.0.1:9000"
     assert (
         "LBSIM_AGENT_PORT" not in stack(scenario(), tmp_path)[0]["services"]["app1"]["environment"]
     )

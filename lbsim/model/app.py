@@ -23,6 +23,8 @@ OK = 200
 RESET = 502  # worker killed or node crashed: nginx/HAProxy answer 502
 
 Respond = Callable[[tuple[Request, int, int]], None]
+#: the answer to a status request: the node's load, or None (refused, node down)
+StatusAnswer = Callable[[float | None], None]
 
 
 class AppNode:
@@ -65,6 +67,11 @@ class AppNode:
             else None
         )
         self.served = 0
+        #: a status request queued in the listen backlog (an agent reading
+        #: php-fpm's status through the pool): connections still ahead of it, answer
+        self.status_wait: tuple[int, StatusAnswer] | None = None
+        #: agent checks whose reply HAProxy did not get (None: no agent)
+        self.agent_lost: int | None = None
         # bound once: one burst or more, and a query or more, per request
         self._cpu_done_cb = self._cpu_done
         self._query_done_cb = self._query_done
@@ -99,6 +106,35 @@ class AppNode:
     def load(self) -> float:
         """Busy workers plus queued connections, as a fraction of workers (capped at 1)."""
         return min(1.0, (self.busy + len(self.backlog)) / self.workers)
+
+    def ask_status(self, answer: StatusAnswer) -> None:
+        """php-fpm's status page requested through the pool's own listener.
+
+        A free worker answers at once; otherwise the request joins the listen
+        backlog behind the connections queued there and is answered when a
+        worker takes it (a status page costs a worker next to nothing, so it is
+        served in no time), with the load that worker sees (itself not
+        counted). A full backlog refuses it and a node going down resets it:
+        ``answer(None)``. One at a time: the agent asks again only once answered.
+        """
+        if not self.up:
+            answer(None)
+        elif self.busy < self.workers and not self.backlog:
+            answer(self.load())
+        elif len(self.backlog) >= self.backlog_limit + (self.workers - self.busy):
+            answer(None)
+        else:
+            self.status_wait = (len(self.backlog) + 1, answer)
+
+    def _status_turn(self) -> None:
+        """A worker was freed: the queued status request moves up, or takes it."""
+        assert self.status_wait is not None
+        ahead, answer = self.status_wait
+        if ahead > 1:
+            self.status_wait = (ahead - 1, answer)
+        else:
+            self.status_wait = None
+            answer(self.load())
 
     # -- a worker's life ----------------------------------------------------------------
     def _start(self, request: Work, attempt: int) -> None:
@@ -166,6 +202,8 @@ class AppNode:
         self.busy -= 1
         if status == OK:
             self.served += 1
+        if self.status_wait is not None and self.up:
+            self._status_turn()
         self.respond((request.origin, attempt, status))
         backlog = self.backlog
         # the answer may have brought new connections at once (the balancer's
@@ -203,6 +241,10 @@ class AppNode:
         now = self.env.now
         self.up = False
         self.unanswered = bool(unanswered)
+        if self.status_wait is not None:
+            answer = self.status_wait[1]
+            self.status_wait = None
+            answer(None)
         for request in list(self.running):
             self._abort(request)
             self._finish(request, RESET)

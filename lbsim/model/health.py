@@ -10,11 +10,17 @@
 - **Agent** (HAProxy ``agent-check``, policy least_load): every agent
   interval each server reports its load, which the policy turns into a
   weight. An agent that cannot be reached (node down) leaves the weight as
-  it was, as HAProxy does.
+  it was, as HAProxy does. An agent that reads php-fpm's status through the
+  pool (``agent_status: pool``) answers one check at a time, each once a
+  worker takes its status request (:meth:`AppNode.ask_status`); a reply
+  later than the check timeout (``agent-inter``: the stack sets no
+  ``timeout check``) is lost and the weight stays too. So a full node, the
+  one whose weight most needs to fall, keeps it.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -136,11 +142,66 @@ def start_agent(
             else:
                 load = node.load()
             if not node.up:
+                node.agent_lost = (node.agent_lost or 0) + 1
                 return  # the agent cannot be reached: HAProxy keeps the last weight
             b.sampled_load = min(1.0, max(0.0, load))
             policy.on_sample(b, now)
 
         return report
 
+    status = getattr(policy, "agent_status", "listener")
     for b in backends:
-        every(env, interval, agent(b), first=float(rng.uniform(0, interval)))
+        nodes[b.index].agent_lost = 0
+        tick = agent(b) if status == "listener" else PoolAgent(policy, b, nodes[b.index], interval)
+        every(env, interval, tick, first=float(rng.uniform(0, interval)))
+
+
+class PoolAgent:
+    """One server's agent reading php-fpm's status through the pool (workers metric).
+
+    Called at every agent check. The agent serves its connections one at a
+    time: a check that comes while a status request is still queued waits,
+    and asks only once that one is answered. The reply counts only within
+    ``timeout`` of the check's start; later, HAProxy has given up on it.
+    """
+
+    def __init__(self, policy: Policy, backend: Backend, node: AppNode, timeout: float):
+        self.policy = policy
+        self.backend = backend
+        self.node = node
+        self.timeout = timeout
+        self.waiting: deque[float] = deque()  # start times of checks not yet asked
+        self.asked: float | None = None  # start of the check whose request is queued
+
+    def __call__(self, now: float) -> None:
+        if not self.node.up:
+            self._lose(1)
+            return  # the agent cannot be reached: HAProxy keeps the last weight
+        if self.asked is not None:
+            self.waiting.append(now)
+        else:
+            self._ask(now)
+
+    def _ask(self, start: float) -> None:
+        self.asked = start
+        self.node.ask_status(self._answered)
+
+    def _answered(self, load: float | None) -> None:
+        start = self.asked
+        assert start is not None
+        self.asked = None
+        now = self.node.env.now
+        if load is None or now - start > self.timeout:
+            self._lose(1)
+        else:
+            b = self.backend
+            b.sampled_load = min(1.0, max(0.0, load))
+            self.policy.on_sample(b, now)
+        if self.waiting and self.node.up:
+            self._ask(self.waiting.popleft())
+        else:
+            self._lose(len(self.waiting))
+            self.waiting.clear()
+
+    def _lose(self, checks: int) -> None:
+        self.node.agent_lost = (self.node.agent_lost or 0) + checks

@@ -162,6 +162,8 @@ class Observer:
             node.backlog_tw.reset(now)
             node.cpu.busy.reset(now)
             node.refused = node.killed = node.served = 0
+            if node.agent_lost is not None:
+                node.agent_lost = 0
         for host in self.hosts:
             host.busy.reset(now)
         if self.balancer is not None:
@@ -255,6 +257,8 @@ class Observer:
             }
             queues["app"][node.name] = {"backlog": node.backlog_tw.mean(now)}
             app[node.name] = {"served": node.served, "refused": node.refused, "killed": node.killed}
+            if node.agent_lost is not None:  # least_load: agent checks with no reply
+                app[node.name]["agent_lost"] = node.agent_lost
         for host in self.hosts:
             util["hosts"][host.name] = {"cpu": host.utilisation(now)}
         if self.balancer is not None:

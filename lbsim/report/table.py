@@ -98,23 +98,31 @@ def print_result(console: Console, result: Result) -> None:
     console.print(req)
 
     util = Table(title="Utilisation", title_justify="left")
-    for col in ("resource", "workers", "cpu", "backlog (mean)", "served"):
+    nodes = [n.name for n in r.scenario.app.resolved_nodes()]
+    # least_load: the agent checks HAProxy got no reply to (node down, or a
+    # status read through a full pool), which left the node's weight as it was
+    agent = any(f"app.{node}.agent_lost" in r.metrics() for node in nodes)
+    cols = ["resource", "workers", "cpu", "backlog (mean)", "served"]
+    for col in [*cols, "agent lost"] if agent else cols:
         util.add_column(col, justify="left" if col == "resource" else "right")
-    for node in (n.name for n in r.scenario.app.resolved_nodes()):
+    for node in nodes:
         w = f"utilisation.app.{node}.workers"
         cpu = f"utilisation.app.{node}.cpu"
         bl = f"queues.app.{node}.backlog"
+        lost = [_num(r.value(f"app.{node}.agent_lost"), 8)] if agent else []
         util.add_row(
             f"app {node}",
             _num(r.value(w), 3, c(w)),
             _num(r.value(cpu), 3, c(cpu)),
             _num(r.value(bl), 3, c(bl)),
             _num(r.value(f"app.{node}.served"), 8),
+            *lost,
         )
     for host in r.scenario.hosts:
         key = f"utilisation.hosts.{host.name}.cpu"
         if key in r.metrics():
-            util.add_row(f"host {host.name}", "", _num(r.value(key), 3, c(key)), "", "")
+            blank = ["", ""] if agent else [""]
+            util.add_row(f"host {host.name}", "", _num(r.value(key), 3, c(key)), "", *blank)
     console.print(util)
     _print_database(console, r, c)
     wall = r.meta.get("wall_time", math.nan)

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from lbsim.scenario.schema import Scenario
-from lbsim.validation.calibration import Calibration
+from lbsim.validation.calibration import Calibration, runs_throttled
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class NodeShape:
         which processor sharing at ``cores`` is not (a WordPress node at cpus
         0.5 measured 127 ms where processor sharing said 222 ms). A quota of a
         core or more is left to processor sharing."""
-        if self.cpu_period is None or self.cores is None or self.cores >= 1.0:
+        if self.cpu_period is None or not runs_throttled(self.cores):
             return {}
         return {"cpu_period": self.cpu_period}
 

@@ -553,6 +553,16 @@ def calibrate_scenario(
 CPUS_PERIOD = 0.1
 
 
+def runs_throttled(cores: float | None) -> bool:
+    """Whether the model runs a container's CFS quota of ``cores`` as such
+    (a ``cpu_period``: full speed until the quota is spent, then throttled)
+    rather than processor-shared at ``cores``: under one core. At a core or
+    more a busy worker gets a whole core either way. The rule of the built-in
+    stack (:func:`cfs_under_a_core`) and of a target's containers
+    (``lbsim.target.topology.NodeShape.cfs``) alike."""
+    return cores is not None and cores < 1.0
+
+
 def cfs_under_a_core(app: dict[str, Any], scenario: Scenario) -> None:
     """Give every app node under one core without a ``cpu_period`` the one it
     runs with (:data:`CPUS_PERIOD`), in the scenario data's ``app`` section.
@@ -584,10 +594,10 @@ def cfs_under_a_core(app: dict[str, Any], scenario: Scenario) -> None:
     resolved = scenario.app.resolved_nodes()
     if isinstance(nodes, list):
         for spec, node in zip(nodes, resolved, strict=True):
-            if node.cores < 1.0 and node.cpu_period is None:
+            if runs_throttled(node.cores) and node.cpu_period is None:
                 spec["cpu_period"] = CPUS_PERIOD
     elif app.get("cpu_period") is None and all(
-        n.cores < 1.0 and n.cpu_period is None for n in resolved
+        runs_throttled(n.cores) and n.cpu_period is None for n in resolved
     ):
         app["cpu_period"] = CPUS_PERIOD
 

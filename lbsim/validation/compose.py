@@ -215,10 +215,14 @@ def app_environment(scenario: Scenario, node: AppNode, index: int) -> dict[str, 
         }
     bal = scenario.balancer
     if bal.policy == "least_load":
+        status = bal.policy_options["agent_status"]
+        port = configs.FPM_PORT if status == "pool" else configs.FPM_STATUS_PORT
         env |= {
             "LBSIM_AGENT_PORT": str(configs.AGENT_PORT),
             "LBSIM_AGENT_METRIC": str(bal.policy_options["metric"]),
             "LBSIM_AGENT_MIN_IDLE": f"{bal.policy_options['min_idle']:g}",
+            "LBSIM_AGENT_STATUS": str(status),
+            "LBSIM_FPM_ADDRESS": f"127.0.0.1:{port}",
         }
     return env
 

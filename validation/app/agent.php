@@ -10,13 +10,17 @@
 //   workers  (active processes + listen queue) / total processes, from the
 //            php-fpm status page (read with cgi-fcgi) on the pool's status
 //            listener (pm.status_listen): answered while every worker is busy.
-//            Through the pool's own listener the status request waited behind
-//            the workers, HAProxy's agent check timed out and kept the full
-//            node's last weight, and the node kept getting traffic.
+//            LBSIM_AGENT_STATUS=pool reads it through the pool's own listener
+//            instead, as many real agents do: the status request waits behind
+//            the queued requests, HAProxy's agent check times out and keeps a
+//            full node's last weight, and the node keeps getting traffic (the
+//            model's least_load option agent_status: pool). A pool worker
+//            serves the request then, so it is not counted as active.
 //   cpu      container CPU used since the previous reply / (cpus * elapsed),
 //            from the cgroup (v1 cpuacct or v2 cpu.stat)
 // Environment: LBSIM_AGENT_PORT (9777), LBSIM_AGENT_METRIC (workers),
-// LBSIM_AGENT_MIN_IDLE (0.01), LBSIM_FPM_ADDRESS (127.0.0.1:9001).
+// LBSIM_AGENT_MIN_IDLE (0.01), LBSIM_AGENT_STATUS (listener), LBSIM_FPM_ADDRESS
+// (the status listener's or the pool's address, set by lbsim's compose file).
 
 declare(strict_types=1);
 
@@ -39,14 +43,16 @@ function fpm_status(string $address): ?array
     return is_array($json) ? $json : null;
 }
 
-function workers_load(string $address): ?float
+function workers_load(string $address, bool $throughPool): ?float
 {
     $s = fpm_status($address);
     if ($s === null || empty($s['total processes'])) {
         return null;
     }
-    // served by the status listener's own process: no worker of the pool
-    return ($s['active processes'] + $s['listen queue']) / $s['total processes'];
+    // on the status listener its own process serves it, no worker of the pool;
+    // through the pool one of the active processes is this request
+    $active = $s['active processes'] - ($throughPool ? 1 : 0);
+    return ($active + $s['listen queue']) / $s['total processes'];
 }
 
 /** @return array{0: float, 1: float} CPU seconds used by this cgroup, and its cores */
@@ -70,7 +76,8 @@ function cgroup_cpu(): array
 $port = (int)env('LBSIM_AGENT_PORT', '9777');
 $metric = env('LBSIM_AGENT_METRIC', 'workers');
 $minIdle = (float)env('LBSIM_AGENT_MIN_IDLE', '0.01');
-$fpm = env('LBSIM_FPM_ADDRESS', '127.0.0.1:9001');
+$throughPool = env('LBSIM_AGENT_STATUS', 'listener') === 'pool';
+$fpm = env('LBSIM_FPM_ADDRESS', $throughPool ? '127.0.0.1:9000' : '127.0.0.1:9001');
 
 $server = stream_socket_server("tcp://0.0.0.0:$port", $errno, $errstr);
 if ($server === false) {
@@ -90,7 +97,7 @@ while (true) {
         $load = ($now > $lastTime && $cores > 0) ? ($cpu - $lastCpu) / ($cores * ($now - $lastTime)) : 0.0;
         [$lastCpu, $lastTime] = [$cpu, $now];
     } else {
-        $load = workers_load($fpm);
+        $load = workers_load($fpm, $throughPool);
     }
     if ($load === null) {
         $reply = "up\n"; // status unreadable: keep the configured weight

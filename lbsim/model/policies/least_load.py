@@ -72,6 +72,11 @@ class LeastLoad(Policy):
         """What the agent reports: ``"workers"`` or ``"cpu"``."""
         return self.opts.metric
 
+    @property
+    def agent_status(self) -> str:
+        """Where a workers agent reads php-fpm's status: ``"listener"`` or ``"pool"``."""
+        return self.opts.agent_status
+
     def on_sample(self, backend: Backend, now: float) -> None:
         pct = idle_percent(backend.sampled_load, self.opts.min_idle)
         i = backend.index

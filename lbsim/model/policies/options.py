@@ -106,6 +106,24 @@ class LeastLoadOptions(BaseModel):
     min_idle: float = Field(
         default=0.01, gt=0, le=1, strict=True, description="floor of the reported idle fraction"
     )
+    agent_status: Literal["listener", "pool"] = Field(
+        default="listener",
+        description=(
+            "where a workers agent reads php-fpm's status page: on a listener of its own "
+            "(pm.status_listen: answered while every worker is busy), or through the pool "
+            "(its request waits behind the queued ones; a reply later than the interval is "
+            "lost and HAProxy keeps the node's last weight)"
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _pool_reads_workers(self) -> LeastLoadOptions:
+        if self.agent_status == "pool" and self.metric != "workers":
+            raise ValueError(
+                "agent_status pool is where a workers agent reads php-fpm's status; "
+                "a cpu agent reads its cgroup and needs no worker"
+            )
+        return self
 
 
 class LeastTimeOptions(BaseModel):
