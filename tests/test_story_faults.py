@@ -16,11 +16,19 @@ import pytest
 from typer.testing import CliRunner
 
 from lbsim.cli.app import app
+from lbsim.scenario.database import Galera
 from lbsim.scenario.loader import loads_scenario
 from lbsim.scenario.schema import Scenario
 from lbsim.validation import timeline as tl
 from lbsim.validation.docker import StackError
-from lbsim.validation.faults import Fault, Injector, planned
+from lbsim.validation.faults import (
+    STATE_TIMES,
+    Fault,
+    Injector,
+    as_injected,
+    docker_time,
+    planned,
+)
 from lbsim.validation.loadgen import CONNECT_ERROR, NOT_SENT, TIMEOUT, Record
 from lbsim.validation.stories import catalogue, faults_report
 from lbsim.validation.stories import faults as story_faults
@@ -127,17 +135,28 @@ def test_live_records_are_binned_by_answer_time_with_their_reason() -> None:
 class FakeDocker:
     """Records docker commands; ``slow`` seconds per kill; fails what ``fail`` names."""
 
-    def __init__(self, slow: float = 0.0, fail: str = "", addresses: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        slow: float = 0.0,
+        fail: str = "",
+        addresses: Sequence[str] = (),
+        states: dict[str, str] | None = None,
+    ) -> None:
         self.calls: list[tuple[str, ...]] = []
         self.slow = slow
         self.fail = fail
         self.addresses = list(addresses) or ["172.18.0.3"]
+        #: State.FinishedAt / StartedAt by action (docker's zero time: unknown)
+        self.states = states or {}
         self.lock = threading.Lock()
 
     def __call__(self, argv: Sequence[str], timeout: float) -> str:
         assert 0 < timeout <= 60
         with self.lock:
             self.calls.append(tuple(argv))
+        for action, template in STATE_TIMES.items():
+            if argv[0] == "inspect" and argv[2] == template:
+                return self.states.get(action, "0001-01-01T00:00:00Z") + "\n"
         if argv[0] == "inspect":
             with self.lock:
                 return self.addresses.pop(0) if len(self.addresses) > 1 else self.addresses[0]
@@ -151,11 +170,43 @@ class FakeDocker:
         return [c for c in self.calls if c[0] != "inspect"]
 
 
-def _injector(docker: FakeDocker, faults: list[Fault] | None = None) -> Injector:
+def _injector(
+    docker: FakeDocker, faults: list[Fault] | None = None, wall: float | None = None
+) -> Injector:
     faults = faults or [Fault("app2", 20.0, 35.0)]
-    injector = Injector(faults, {"app2": "cid2", "app3": "cid3"}, docker, horizon=60.0)
+    extra = {} if wall is None else {"wall": lambda: wall}
+    injector = Injector(faults, {"app2": "cid2", "app3": "cid3"}, docker, horizon=60.0, **extra)
     injector.remember()  # as for_stack does, before the replay
     return injector
+
+
+def test_docker_state_times_are_read_to_the_nanosecond_digit_python_keeps() -> None:
+    assert docker_time("1970-01-01T00:16:40.080000000Z") == pytest.approx(1000.08, abs=1e-6)
+    assert docker_time("1970-01-01T01:16:40.5+01:00\n") == pytest.approx(1000.5, abs=1e-6)
+    assert docker_time("1970-01-01T00:16:40Z") == 1000.0
+    assert math.isnan(docker_time("0001-01-01T00:00:00Z"))  # never died / started
+    assert math.isnan(docker_time("<no value>"))
+
+
+def test_the_injector_records_when_the_container_died_and_started() -> None:
+    """A kill hook fired at wall time 1000 (due 20 s); docker says the process
+    exited at 1000.08: it died at 20.08 s on the replay's clock. A state time
+    outside the command's own span is another kill's, and not taken."""
+    docker = FakeDocker(
+        states={"kill": "1970-01-01T00:16:40.080000000Z", "start": "1970-01-01T00:16:40.150Z"}
+    )
+    inj = _injector(docker, wall=1000.0)
+    for _, hook in inj.hooks():
+        hook()
+    kill, start = inj.finish()
+    assert kill.at == pytest.approx(20.08, abs=1e-6)
+    assert start.at == pytest.approx(35.15, abs=1e-6)
+    stale = FakeDocker(states={"kill": "1970-01-01T00:16:30Z"})  # 10 s before the hook
+    inj = _injector(stale, wall=1000.0)
+    for _, hook in inj.hooks():
+        hook()
+    kill, start = inj.finish()
+    assert math.isnan(kill.at) and math.isnan(start.at)
 
 
 def test_the_outages_of_a_scenario_are_planned_in_time_order() -> None:
@@ -239,6 +290,70 @@ def test_an_injector_is_made_only_for_a_scenario_with_outages() -> None:
     assert inj is not None and inj.ids == {"app2": "id-app2"}
     plain = loads_scenario(f"name: p\nduration: 10\n{WORKLOAD}")
     assert Injector.for_stack(plain, Stack(), FakeDocker()) is None
+
+
+def _events(kill: float, start: float, node: str = "app2") -> list[dict[str, object]]:
+    return [
+        {"node": node, "action": "kill", "due": 20.0, "at": kill, "ok": True},
+        {"node": node, "action": "start", "due": 35.0, "at": start, "ok": True},
+    ]
+
+
+def test_outages_move_to_when_the_container_died_and_started() -> None:
+    s = STORY.scenario(STORY.variants[0])
+    moved = as_injected(s, _events(20.19, 35.39))
+    (outage,) = next(n for n in moved.app.resolved_nodes() if n.name == "app2").outages
+    assert outage.start == pytest.approx(20.19) and outage.duration == pytest.approx(15.2)
+    assert outage.connections == "unanswered"
+    assert [n.outages for n in moved.app.resolved_nodes() if n.name != "app2"] == [(), ()]
+    # a start not read keeps the planned length; a kill not read, the plan
+    (outage,) = next(
+        n for n in as_injected(s, _events(20.19, math.nan)).app.resolved_nodes() if n.name == "app2"
+    ).outages
+    assert (outage.start, outage.duration) == pytest.approx((20.19, 15.0))
+    assert as_injected(s, _events(math.nan, 35.39)).app == s.app
+    assert as_injected(s, _events(20.19, 35.39, node="app3")).app == s.app
+    assert as_injected(s, []).app == s.app
+
+
+def test_a_galera_nodes_outage_moves_alike() -> None:
+    galera = catalogue.GALERA_NODE_CRASH
+    s = galera.scenario(galera.variants[0])
+    db = s.database
+    assert isinstance(db, Galera)
+    (planned_outage,) = next(g for g in db.resolved_nodes() if g.name == "db2").outages
+    due = planned_outage.start
+    events = [
+        {"node": "db2", "action": "kill", "due": due, "at": due + 0.2, "ok": True},
+        {
+            "node": "db2",
+            "action": "start",
+            "due": due + planned_outage.duration,
+            "at": due + planned_outage.duration + 0.4,
+            "ok": True,
+        },
+    ]
+    moved = as_injected(s, events).database
+    assert isinstance(moved, Galera)
+    (outage,) = next(g for g in moved.resolved_nodes() if g.name == "db2").outages
+    assert outage.start == pytest.approx(due + 0.2)
+    assert outage.duration == pytest.approx(planned_outage.duration + 0.2)
+
+
+def test_the_model_side_simulates_the_crash_the_replay_had() -> None:
+    """Timed by the stack side, the model runs the outage when the replay's
+    container died and started, and counts over the planned window."""
+
+    class Replayed:
+        def __init__(self) -> None:
+            self.last_notes = {"faults": _events(20.19, 35.39)}
+
+    s = STORY.scenario(STORY.variants[0])
+    timed = FaultModelSide(timed_by=Replayed())  # type: ignore[arg-type]
+    plain = FaultModelSide()
+    assert timed(s, 1) == plain(as_injected(s, _events(20.19, 35.39)), 1) | phase_counts(
+        plain.timelines[-1].series, fault_window(s)
+    )
 
 
 # -- the model side on the story's scenario -----------------------------------------

@@ -38,7 +38,9 @@ def test_app_node_crash_under_haproxy_matches_the_stack() -> None:
     story = dataclasses.replace(full, variants=(full.variants[-1],))
     assert story.variants[0].name == "haproxy"
     live = FaultStackSide(port=18091)
-    result = run_fault_story(story, live, FaultModelSide(), repetitions=3, extra=list(SHORT))
+    result = run_fault_story(
+        story, live, FaultModelSide(timed_by=live), repetitions=3, extra=list(SHORT)
+    )
     rows = [
         f"{v.variant.name} {m.metric}: predicted {m.predicted} measured {m.measured} "
         f"error {m.mean:+.3f} ({m.kind}, bound {m.bound:g}) {m.verdict}"
@@ -54,6 +56,8 @@ def test_app_node_crash_under_haproxy_matches_the_stack() -> None:
         events = r.notes["faults"]
         assert [e["action"] for e in events] == ["kill", "start"], events
         assert all(e["ok"] for e in events), events
+        # docker's own times of the death and the start, read on the replay's clock
+        assert all(e["due"] - 0.5 <= e["at"] <= e["done"] + 0.5 for e in events), events
     problems = [p for v in result.story.variants for p in v.problems]
     assert not problems, problems
     assert all(m.verdict != "miss" for v in result.story.variants for m in v.metrics), rows

@@ -37,7 +37,9 @@ def test_galera_node_crash_matches_the_stack() -> None:
     require_docker()
     story = catalogue.GALERA_NODE_CRASH
     live = FaultStackSide(port=18095)
-    result = run_fault_story(story, live, FaultModelSide(), repetitions=3, extra=list(SHORT))
+    result = run_fault_story(
+        story, live, FaultModelSide(timed_by=live), repetitions=3, extra=list(SHORT)
+    )
     rows = [
         f"{v.variant.name} {m.metric}: predicted {m.predicted} measured {m.measured} "
         f"error {m.mean:+.3f} ({m.kind}, bound {m.bound:g}) {m.verdict}"

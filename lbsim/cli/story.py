@@ -234,10 +234,11 @@ def _faults(
 
     with _calibration_errors():
         try:
+            live = FaultStackSide(port, say=_say)
             result = run_fault_story(
                 chosen,
-                FaultStackSide(port, say=_say),
-                FaultModelSide(),
+                live,
+                FaultModelSide(timed_by=live),
                 repetitions=repetitions,
                 extra=extra,
                 say=_say,

@@ -26,8 +26,11 @@ every container it killed that was not started yet, so no replay, even a
 failed one, leaves a dead node behind.
 
 Each action is recorded (:class:`FaultEvent`): when it was due, when docker
-returned on the replay's clock, whether it worked, and the container's
-address and MAC before the kill and after the restart. A container that came
+returned on the replay's clock, when the container's process died or was
+started by docker's own account (``State.FinishedAt``/``StartedAt``: the
+model simulates the outage then, :func:`as_injected`), whether it worked,
+and the container's address and MAC before the kill and after the restart.
+A container that came
 back with another address is not reached by a balancer that resolved the name
 at start-up (nginx, HAProxy without resolvers): :meth:`Injector.problems`
 says so. (A new MAC at the same address is only recorded: the balancer's
@@ -40,13 +43,16 @@ accepted nor refused until it is back (the scenario's outage says
 
 from __future__ import annotations
 
+import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from lbsim.scenario.database import Galera
+from lbsim.scenario.outages import Outage
 from lbsim.scenario.schema import Scenario
 from lbsim.validation.docker import StackError
 
@@ -93,6 +99,62 @@ def planned(scenario: Scenario) -> list[Fault]:
     return sorted(out, key=lambda f: (f.start, f.node))
 
 
+def as_injected(scenario: Scenario, events: Sequence[Mapping[str, Any]]) -> Scenario:
+    """``scenario`` with each outage moved to when the replay's container
+    actually died and started again (each event's ``at``, where read), so the
+    model is paired with the crash that happened and not the one planned.
+
+    Which requests a crash catches in flight decides what follows: under
+    nginx a reset takes the node out at once, no reset leaves it in for the
+    clients to time out on. A tenth of a second is the difference (the
+    app-node-crash story, 2026-12-08: one replay's plan, 20.0 s, had no
+    request on app2 in the model, its kill at 20.19 s had one). An outage
+    whose kill was not read stays as planned; one whose start was not read
+    keeps its planned length.
+    """
+
+    def when(node: str, action: str, due: float) -> float:
+        for e in events:
+            if (
+                e.get("node") == node
+                and e.get("action") == action
+                and e.get("ok")
+                and abs(float(e.get("due", math.nan)) - due) < 1e-6
+            ):
+                return float(e.get("at", math.nan))
+        return math.nan
+
+    def moved(node: str, outages: tuple[Outage, ...]) -> tuple[Outage, ...]:
+        out = []
+        for o in outages:
+            died = when(node, "kill", o.start)
+            if not math.isfinite(died):
+                out.append(o)
+                continue
+            back = when(node, "start", o.start + o.duration)
+            end = back if math.isfinite(back) and back > died else died + o.duration
+            out.append(o.model_copy(update={"start": died, "duration": end - died}))
+        return tuple(out)
+
+    app = scenario.app
+    if isinstance(app.nodes, tuple):
+        names = [n.name for n in app.resolved_nodes()]
+        specs = tuple(
+            spec.model_copy(update={"outages": moved(name, spec.outages)})
+            for spec, name in zip(app.nodes, names, strict=True)
+        )
+        app = app.model_copy(update={"nodes": specs})
+    db = scenario.database
+    if isinstance(db, Galera) and isinstance(db.nodes, tuple):
+        names = [g.name for g in db.resolved_nodes()]
+        galera = tuple(
+            spec.model_copy(update={"outages": moved(name, spec.outages)})
+            for spec, name in zip(db.nodes, names, strict=True)
+        )
+        db = db.model_copy(update={"nodes": galera})
+    return scenario.model_copy(update={"app": app, "database": db})
+
+
 @dataclass
 class FaultEvent:
     node: str
@@ -100,6 +162,9 @@ class FaultEvent:
     due: float  # s on the replay's clock
     #: when docker returned, on the replay's clock (due + the command's time)
     done: float = float("nan")
+    #: when the container's process died (a kill) or was started (a start), on
+    #: the replay's clock: docker's State.FinishedAt / StartedAt (nan: unread)
+    at: float = float("nan")
     ok: bool = False
     error: str = ""
     address: str = ""
@@ -120,6 +185,31 @@ def docker_runner(docker: str) -> Runner:
 
 #: the container's address and MAC on each network ("172.18.0.3/02:42:ac:12:00:03")
 ADDRESS_FORMAT = "{{range .NetworkSettings.Networks}}{{.IPAddress}}/{{.MacAddress}} {{end}}"
+#: when the container's process last died and started (RFC 3339, nanoseconds, UTC)
+STATE_TIMES = {"kill": "{{.State.FinishedAt}}", "start": "{{.State.StartedAt}}"}
+
+
+def docker_time(text: str) -> float:
+    """Seconds since the epoch of one of docker's RFC 3339 times
+    (``2026-12-08T02:41:23.123456789Z``; beyond microseconds dropped); nan if
+    it is none (docker's zero time, or not a time)."""
+    text = text.strip()
+    if not text or text.startswith("0001-"):
+        return float("nan")
+    date, _, rest = text.partition("T")
+    clock, zone = rest, "+00:00"
+    for sign in ("Z", "+", "-"):
+        if sign in rest:
+            i = rest.index(sign)
+            clock, zone = rest[:i], ("+00:00" if sign == "Z" else rest[i:])
+            break
+    whole, _, fraction = clock.partition(".")
+    try:
+        stamp = datetime.fromisoformat(f"{date}T{whole}{zone}")
+    except ValueError:
+        return float("nan")
+    digits = "".join(ch for ch in fraction if ch.isdigit())[:9]
+    return stamp.timestamp() + (int(digits) / 10 ** len(digits) if digits else 0.0)
 
 
 def _ips(address: str) -> set[str]:
@@ -136,6 +226,8 @@ class Injector:
     run: Runner
     horizon: float
     clock: Callable[[], float] = time.monotonic
+    #: the wall clock docker's state times are read against
+    wall: Callable[[], float] = time.time
     timeout: float = COMMAND_TIMEOUT
     events: list[FaultEvent] = field(default_factory=list)
     #: each node's address before the replay (:meth:`remember`)
@@ -174,10 +266,11 @@ class Injector:
     def _spawn(self, node: str, action: str, due: float) -> Callable[[], None]:
         def hook() -> None:
             fired = self.clock()
+            fired_wall = self.wall()
             before = list(self._threads.get(node, []))
             t = threading.Thread(
                 target=self._act,
-                args=(node, action, due, fired, before),
+                args=(node, action, due, (fired, fired_wall), before),
                 name=f"lbsim-fault-{action}-{node}",
                 daemon=True,
             )
@@ -187,7 +280,12 @@ class Injector:
         return hook
 
     def _act(
-        self, node: str, action: str, due: float, fired: float, before: list[threading.Thread]
+        self,
+        node: str,
+        action: str,
+        due: float,
+        fired: tuple[float, float],
+        before: list[threading.Thread],
     ) -> None:
         for t in before:  # a start waits for the node's kill
             t.join(JOIN_TIMEOUT)
@@ -207,9 +305,24 @@ class Injector:
             event.ok = True
         except Exception as exc:  # recorded with the results, never lost
             event.error = str(exc) or type(exc).__name__
-        event.done = due + (self.clock() - fired)
+        event.done = due + (self.clock() - fired[0])
+        if event.ok:
+            event.at = self._state_time(cid, action, due, fired[1], event.done)
         with self._lock:
             self.events.append(event)
+
+    def _state_time(
+        self, cid: str, action: str, due: float, fired_wall: float, done: float
+    ) -> float:
+        """When docker says the container died or started, on the replay's
+        clock; nan when unread or outside the command's own span (give or take
+        a clock step of 0.5 s: another kill or start then, not this one)."""
+        try:
+            text = self.run(["inspect", "-f", STATE_TIMES[action], cid], self.timeout)
+        except StackError:
+            return float("nan")
+        at = due + (docker_time(text) - fired_wall)
+        return at if math.isfinite(at) and due - 0.5 <= at <= done + 0.5 else float("nan")
 
     def _address(self, cid: str) -> str:
         try:

@@ -35,6 +35,7 @@ from lbsim.scenario.database import Galera
 from lbsim.scenario.schema import Report, Scenario
 from lbsim.validation import lifecycle
 from lbsim.validation.failures import answered_by_horizon, predicted_counts
+from lbsim.validation.faults import as_injected
 from lbsim.validation.loadgen import NOT_SENT, Record
 from lbsim.validation.measured import failure_reason
 from lbsim.validation.paired import PairedMetric, signed_error
@@ -151,15 +152,24 @@ class FaultStackSide:
 
 
 class FaultModelSide:
-    """Simulates the replication with one-second rows."""
+    """Simulates the replication with one-second rows.
 
-    def __init__(self) -> None:
+    With ``timed_by`` (the stack side that has just replayed the same
+    replication), each outage is simulated when the replay's container died
+    and started (:func:`~lbsim.validation.faults.as_injected`); the counts
+    keep the planned window, as the measured ones do.
+    """
+
+    def __init__(self, timed_by: FaultStackSide | None = None) -> None:
         self.timelines: list[Timeline] = []
+        self.timed_by = timed_by
 
     def __call__(self, scenario: Scenario, replication: int) -> Counts:
+        window = fault_window(scenario)
+        if self.timed_by is not None:
+            scenario = as_injected(scenario, self.timed_by.last_notes.get("faults", []))
         scenario = with_seconds(scenario)
         results, extras = run_replication(scenario, replication)
-        window = fault_window(scenario)
         series = from_rows(extras["timeseries"], scenario.horizon)
         self.timelines.append(Timeline(series, summarise(series, window)))
         return predicted_counts(results) | phase_counts(series, window)

@@ -55,6 +55,15 @@ def _fmt(x: float) -> str:
     return f"{x:.1f}" if math.isfinite(x) else "—"
 
 
+def _when(event: dict[str, Any]) -> str:
+    """When docker says the container died or started (the model's time for
+    it, :func:`lbsim.validation.faults.as_injected`), if it was read."""
+    at = float(event.get("at", math.nan))
+    if not math.isfinite(at):
+        return ""
+    return f"{'died' if event.get('action') == 'kill' else 'started'} at {at:.3f} s, "
+
+
 def markdown(result: FaultResult) -> str:
     story = result.story.story
     lines = [
@@ -92,7 +101,7 @@ def markdown(result: FaultResult) -> str:
                 state = "ok" if e.get("ok") else f"FAILED: {e.get('error', '')}"
                 lines.append(
                     f"- docker {e.get('action')} {e.get('node')}: due {e.get('due', 0):g} s, "
-                    f"done {e.get('done', float('nan')):.2f} s, {state}, "
+                    f"done {e.get('done', float('nan')):.2f} s, {_when(e)}{state}, "
                     f"address {e.get('address', '')}"
                 )
         pc, pf = _mean_series(pred, "completed"), _mean_series(pred, "failed")
