@@ -184,6 +184,7 @@ def test_docker_state_times_are_read_to_the_nanosecond_digit_python_keeps() -> N
     assert docker_time("1970-01-01T00:16:40.080000000Z") == pytest.approx(1000.08, abs=1e-6)
     assert docker_time("1970-01-01T01:16:40.5+01:00\n") == pytest.approx(1000.5, abs=1e-6)
     assert docker_time("1970-01-01T00:16:40Z") == 1000.0
+    assert docker_time("1970-01-01T00:16:40") == 1000.0  # no zone: UTC, as docker writes
     assert math.isnan(docker_time("0001-01-01T00:00:00Z"))  # never died / started
     assert math.isnan(docker_time("<no value>"))
 

@@ -48,7 +48,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from lbsim.scenario.database import Galera
@@ -136,22 +136,21 @@ def as_injected(scenario: Scenario, events: Sequence[Mapping[str, Any]]) -> Scen
             out.append(o.model_copy(update={"start": died, "duration": end - died}))
         return tuple(out)
 
-    app = scenario.app
-    if isinstance(app.nodes, tuple):
-        names = [n.name for n in app.resolved_nodes()]
+    def tier(section: Any, resolved: Sequence[Any]) -> Any:
+        """An app or Galera section with its nodes' outages moved (a count of
+        nodes has none to move)."""
+        if not isinstance(section.nodes, tuple):
+            return section
         specs = tuple(
-            spec.model_copy(update={"outages": moved(name, spec.outages)})
-            for spec, name in zip(app.nodes, names, strict=True)
+            spec.model_copy(update={"outages": moved(node.name, spec.outages)})
+            for spec, node in zip(section.nodes, resolved, strict=True)
         )
-        app = app.model_copy(update={"nodes": specs})
+        return section.model_copy(update={"nodes": specs})
+
     db = scenario.database
-    if isinstance(db, Galera) and isinstance(db.nodes, tuple):
-        names = [g.name for g in db.resolved_nodes()]
-        galera = tuple(
-            spec.model_copy(update={"outages": moved(name, spec.outages)})
-            for spec, name in zip(db.nodes, names, strict=True)
-        )
-        db = db.model_copy(update={"nodes": galera})
+    if isinstance(db, Galera):
+        db = tier(db, db.resolved_nodes())
+    app = tier(scenario.app, scenario.app.resolved_nodes())
     return scenario.model_copy(update={"app": app, "database": db})
 
 
@@ -191,25 +190,19 @@ STATE_TIMES = {"kill": "{{.State.FinishedAt}}", "start": "{{.State.StartedAt}}"}
 
 def docker_time(text: str) -> float:
     """Seconds since the epoch of one of docker's RFC 3339 times
-    (``2026-12-08T02:41:23.123456789Z``; beyond microseconds dropped); nan if
-    it is none (docker's zero time, or not a time)."""
+    (``2026-12-08T02:41:23.123456789Z``; beyond microseconds dropped, a time
+    without a zone taken as UTC); nan if it is none (docker's zero time, or
+    not a time)."""
     text = text.strip()
     if not text or text.startswith("0001-"):
         return float("nan")
-    date, _, rest = text.partition("T")
-    clock, zone = rest, "+00:00"
-    for sign in ("Z", "+", "-"):
-        if sign in rest:
-            i = rest.index(sign)
-            clock, zone = rest[:i], ("+00:00" if sign == "Z" else rest[i:])
-            break
-    whole, _, fraction = clock.partition(".")
     try:
-        stamp = datetime.fromisoformat(f"{date}T{whole}{zone}")
+        stamp = datetime.fromisoformat(text)
     except ValueError:
         return float("nan")
-    digits = "".join(ch for ch in fraction if ch.isdigit())[:9]
-    return stamp.timestamp() + (int(digits) / 10 ** len(digits) if digits else 0.0)
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    return stamp.timestamp()
 
 
 def _ips(address: str) -> set[str]:
